@@ -1,0 +1,1 @@
+"""Layered triplet curation: composite / clean background / RGBA foreground (object + effects) on Ray."""

@@ -1,0 +1,105 @@
+"""The run config: one YAML file validated into typed objects; a bad key fails at start with its path."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+
+from curation.config.base import Resources, Strict
+from curation.config.sources import PairedSourceConfig, SourceConfig, SyntheticSourceConfig
+from curation.config.stages import (
+    CaptionConfig,
+    CurateConfig,
+    IngestConfig,
+    MasksConfig,
+    SelectionConfig,
+    SinkConfig,
+    VerifyConfig,
+)
+
+__all__ = [
+    "ConfigError", "RunConfig", "RunSection", "RaySection", "Resources", "SourceConfig",
+    "SyntheticSourceConfig", "PairedSourceConfig", "IngestConfig", "SelectionConfig", "MasksConfig",
+    "CaptionConfig", "CurateConfig", "SinkConfig", "VerifyConfig", "load_config", "DEMO_CONFIG",
+]
+
+#: the embedded default run config
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "manifests" / "demo.yaml"
+
+
+class ConfigError(ValueError):
+    """A run config that cannot run; the message names the offending key path."""
+
+
+class RunSection(Strict):
+    out: Path = Path("out/demo")
+    #: stop after this many source units (images) in total; None = all
+    limit: int | None = Field(None, ge=1)
+    seed: int = 0
+
+
+class RaySection(Strict):
+    #: an existing cluster ("auto", "ray://host:10001"); RAY_ADDRESS in the environment wins
+    address: str | None = None
+    #: logical CPUs for the embedded local Ray; None = max(4, 2 × cores) so that every pool can start
+    num_cpus: float | None = Field(None, gt=0)
+    dashboard: bool = False
+
+
+class RunConfig(Strict):
+    run: RunSection = RunSection()
+    ray: RaySection = RaySection()
+    sources: list[SourceConfig] = Field(min_length=1)
+    ingest: IngestConfig = IngestConfig()
+    masks: MasksConfig = MasksConfig()
+    caption: CaptionConfig = CaptionConfig()
+    curate: CurateConfig = CurateConfig()
+    sink: SinkConfig = SinkConfig()
+    verify: VerifyConfig = VerifyConfig()
+
+    def ray_address(self) -> str | None:
+        return os.environ.get("RAY_ADDRESS") or self.ray.address
+
+
+def _format(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "<root>"
+        lines.append(f"  {path}: {e['msg']}")
+    return "invalid run config:\n" + "\n".join(lines)
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+
+
+def parse_config(data: Any, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Validate a config mapping; ``overrides`` are dotted keys (``run.out``) applied first."""
+    if not isinstance(data, dict):
+        raise ConfigError("invalid run config: the top level must be a mapping")
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_path(data, dotted, value)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format(err)) from None
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML run config (the demo when ``path`` is None) and validate it."""
+    p = Path(path) if path is not None else DEMO_CONFIG
+    try:
+        data = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"run config {p} does not exist") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"run config {p} is not valid YAML: {err}") from None
+    return parse_config(data if data is not None else {}, overrides)

@@ -1,0 +1,23 @@
+"""Shared pieces of the run config: strict models and the per-stage resource declaration."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a run config must fail at start-up, not be ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(Strict):
+    """What one stage asks of the cluster, declared in one visible place per stage.
+
+    ``concurrency`` is the actor-pool size (or task parallelism for CPU stages); ``batch_size`` the
+    number of rows per call. Fractional ``num_cpus`` lets several pools share a small machine.
+    """
+
+    num_cpus: float = Field(0.5, gt=0)
+    num_gpus: float = Field(0.0, ge=0)
+    batch_size: int = Field(8, ge=1)
+    concurrency: int = Field(1, ge=1)

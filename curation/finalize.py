@@ -1,0 +1,62 @@
+"""End of a run: merge the complete shards' indexes and stats into the run-level files."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curation.layout import OutDir
+from curation.schema import OK, REJECTED
+
+
+def merge_index(out: OutDir) -> pa.Table:
+    names = out.complete_shards()
+    tables = [pq.read_table(out.shards / f"{n}.parquet") for n in names]
+    if not tables:
+        from curation.sink import INDEX_SCHEMA
+
+        return INDEX_SCHEMA.empty_table()
+    return pa.concat_tables(tables)
+
+
+def merge_stats(out: OutDir) -> dict[str, Any]:
+    shards = [json.loads((out.shards / f"{n}_stats.json").read_text()) for n in out.complete_shards()]
+    reasons: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    for s in shards:
+        reasons.update(s["by_reason"])
+        sources.update(s["by_source"])
+    return {
+        "shards": len(shards),
+        "ingested": sum(s["ingested"] for s in shards),
+        "accepted": sum(s["accepted"] for s in shards),
+        "rejected": sum(s["rejected"] for s in shards),
+        "by_reason": dict(reasons.most_common()),
+        "by_source": dict(sorted(sources.items())),
+        "tar_bytes": sum(s["tar_bytes"] for s in shards),
+        "per_shard": {s["shard"]: {k: s[k] for k in ("ingested", "accepted", "rejected")} for s in shards},
+    }
+
+
+def finalize(out: OutDir) -> dict[str, Any]:
+    """Write ``index.parquet``, ``rejects.parquet``, ``stats.json`` and ``report.html``; return the stats."""
+    from curation.report import write_report
+
+    index = merge_index(out)
+    pq.write_table(index, out.root / "index.parquet")
+    pq.write_table(index.filter(pc.equal(index["status"], REJECTED)), out.root / "rejects.parquet")
+    stats = merge_stats(out)
+    stats["accepted_in_index"] = int(pc.sum(pc.equal(index["status"], OK)).as_py() or 0)
+    (out.root / "stats.json").write_text(json.dumps(stats, indent=1))
+    write_report(out, stats, index)
+    return stats
+
+
+def run_files(root: Path) -> dict[str, Path]:
+    """Where a user finds the run's outputs."""
+    return {name: root / name for name in ("shards", "index.parquet", "rejects.parquet", "stats.json", "report.html", "run.json")}

@@ -1,0 +1,67 @@
+"""The output folder as DESIGN.md lays it out, and what a (re)run needs to know about it.
+
+Knows which shards are complete (their ``_stats.json`` exists), removes torn ones left by a crash,
+names the next run segment, and lists the keys already recorded so a rerun does each sample once.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+_STATS = re.compile(r"^(?P<name>.+)_stats\.json$")
+_SEG = re.compile(r"^r(\d{3,})-\d{6}")
+
+
+@dataclass(frozen=True)
+class OutDir:
+    root: Path
+
+    @property
+    def shards(self) -> Path:
+        return self.root / "shards"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "_work"
+
+    @property
+    def run_json(self) -> Path:
+        return self.root / "run.json"
+
+    def create(self) -> None:
+        self.shards.mkdir(parents=True, exist_ok=True)
+        self.work.mkdir(parents=True, exist_ok=True)
+
+    def complete_shards(self) -> list[str]:
+        """Names of shards whose stats file marks them complete, sorted."""
+        if not self.shards.is_dir():
+            return []
+        return sorted(m["name"] for p in self.shards.iterdir() if (m := _STATS.match(p.name)))
+
+    def remove_torn(self) -> list[str]:
+        """Delete temporaries and shard files without a stats marker; returns what was removed."""
+        complete = set(self.complete_shards())
+        removed = []
+        for p in sorted(self.shards.glob("*")):
+            stem = p.name.split(".")[0]
+            if p.name.endswith(".tmp") or (p.suffix in (".tar", ".parquet") and stem not in complete):
+                p.unlink()
+                removed.append(p.name)
+        return removed
+
+    def done_keys(self) -> frozenset[str]:
+        """Every key recorded (accepted or rejected) by a complete shard."""
+        keys: set[str] = set()
+        for name in self.complete_shards():
+            keys.update(pq.read_table(self.shards / f"{name}.parquet", columns=["key"]).column("key").to_pylist())
+        return frozenset(keys)
+
+    def next_segment(self) -> str:
+        """``r000`` for the first run into this folder, then ``r001``, … (never reuses a shard name)."""
+        used = [int(m.group(1)) for p in self.shards.glob("*") if (m := _SEG.match(p.name))]
+        history = json.loads(self.run_json.read_text()).get("history", []) if self.run_json.exists() else []
+        return f"r{max(used + [len(history) - 1, -1]) + 1:03d}"

@@ -1,0 +1,124 @@
+"""The DAG: sources → ingest → masks+layers → caption → curate → WebDataset shards, on Ray Data.
+
+Streaming end to end: the driver writes a light work list of source units, Ray Data reads it and
+pushes blocks through one actor pool per model stage, and write tasks turn them into shards.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+
+import json
+
+from curation.config import RunConfig
+from curation.finalize import finalize
+from curation.layout import OutDir
+from curation.runinfo import end_run, start_run
+from curation.sink import ShardSink
+from curation.stage import Stage, StageActor, map_kwargs
+from stages.caption import Caption
+from stages.curate import Curate
+from stages.ingest import UNIT_SCHEMA, DedupeRegistry, Ingest
+from stages.masks import MasksAndLayers
+from stages.sources import build_source
+
+log = logging.getLogger(__name__)
+
+#: the model stages, in the order the data flows
+STAGES: tuple[type[Stage], ...] = (MasksAndLayers, Caption, Curate)
+PROJECT_PACKAGES = ("curation", "stages", "curator_model")
+
+
+@dataclass
+class RunResult:
+    out: Path
+    segment: str
+    stats: dict[str, Any]
+    seconds: float
+
+
+def init_ray(cfg: RunConfig) -> None:
+    """Join the cluster named by RAY_ADDRESS / ``ray.address``, or start an embedded local Ray."""
+    if ray.is_initialized():
+        return
+    address = cfg.ray_address()
+    if address:
+        import importlib
+
+        modules = [importlib.import_module(m) for m in PROJECT_PACKAGES]
+        ray.init(address=address, runtime_env={"py_modules": modules}, log_to_driver=True)
+        return
+    # Ray schedules by logical CPUs: give the local node enough for every pool plus the reads to start.
+    num_cpus = cfg.ray.num_cpus or max(4, 2 * (os.cpu_count() or 1))
+    ray.init(num_cpus=num_cpus, include_dashboard=cfg.ray.dashboard, log_to_driver=True,
+             configure_logging=True, logging_level=logging.WARNING)
+
+
+def write_units(cfg: RunConfig, path: Path) -> int:
+    """Stream every source's units into a parquet work list (row groups sized for the ingest batch)."""
+    batch = cfg.ingest.resources.batch_size
+    remaining = cfg.run.limit
+    total = 0
+    with pq.ParquetWriter(path, UNIT_SCHEMA) as writer:
+        for src_cfg in cfg.sources:
+            source = build_source(src_cfg)
+            units = source.units() if remaining is None else islice(source.units(), remaining - total)
+            chunk: list[dict[str, str]] = []
+            for unit in units:
+                chunk.append({"source": source.name, "unit_id": unit.unit_id, "ref": json.dumps(unit.ref)})
+                if len(chunk) == batch:
+                    writer.write_table(pa.Table.from_pylist(chunk, schema=UNIT_SCHEMA), row_group_size=batch)
+                    total += len(chunk)
+                    chunk = []
+            if chunk:
+                writer.write_table(pa.Table.from_pylist(chunk, schema=UNIT_SCHEMA), row_group_size=batch)
+                total += len(chunk)
+            if remaining is not None and total >= remaining:
+                break
+    return total
+
+
+def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: frozenset[str]) -> ray.data.Dataset:
+    """The lazy Ray Data plan from the work list to the curated rows."""
+    cfg_json = cfg.model_dump_json()
+    blocks = max(1, min(1000, -(-n_units // cfg.ingest.resources.batch_size)))
+    ds = ray.data.read_parquet(str(units_path), override_num_blocks=blocks)
+    ds = ds.map_batches(
+        Ingest, batch_format="pyarrow",
+        fn_constructor_kwargs={"cfg_json": cfg_json, "done_keys": done_keys, "dedupe": DedupeRegistry.remote()},
+        **map_kwargs(cfg.ingest.resources),
+    )
+    for stage in STAGES:
+        ds = ds.map_batches(StageActor, batch_format="pyarrow", fn_constructor_args=(stage, cfg_json),
+                            **map_kwargs(stage.resources(cfg)))
+    return ds
+
+
+def run(cfg: RunConfig) -> RunResult:
+    """Run the pipeline into ``cfg.run.out``; a rerun into the same folder resumes."""
+    started = time.perf_counter()
+    out = OutDir(Path(cfg.run.out))
+    out.create()
+    removed = out.remove_torn()
+    done = out.done_keys()
+    seg = out.next_segment()
+    start_run(out.run_json, cfg, seg, len(done), removed)
+    units_path = out.work / f"units-{seg}.parquet"
+    n_units = write_units(cfg, units_path)
+    init_ray(cfg)
+    if n_units:
+        ds = build_dataset(cfg, units_path, n_units, done)
+        ds.write_datasink(ShardSink(out.shards, seg, cfg.sink))
+    stats = finalize(out)
+    seconds = time.perf_counter() - started
+    end_run(out.run_json, stats, seconds)
+    return RunResult(out=out.root, segment=seg, stats=stats, seconds=seconds)

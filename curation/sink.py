@@ -1,0 +1,104 @@
+"""Sink: accepted rows → WebDataset shard, every row → the shard's parquet index and stats.
+
+A shard is complete only when its ``_stats.json`` exists: the tar and parquet are written under
+temporary names, renamed into place, and the stats file is written (and renamed) last. A crash at
+any point leaves either a complete shard or files that the next run deletes as torn.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import webdataset as wds
+from ray.data import Datasink
+
+from curation.config import SinkConfig
+from curation.imageio import encode_png
+from curation.schema import CAPTION_COLUMNS, INDEX_COLUMNS, OK, ROW_SCHEMA, Row, get_image, get_json
+
+#: the image members of a sample, in the order they are written
+LAYER_MEMBERS = ("composite", "background", "foreground", "mask", "effect")
+INDEX_SCHEMA = pa.schema([ROW_SCHEMA.field(c) for c in INDEX_COLUMNS if c != "shard"] + [pa.field("shard", pa.string())])
+
+
+def sample_json(row: Row) -> dict[str, Any]:
+    """The ``{key}.json`` member: captions, invariant, provenance and what each stage measured."""
+    ann = get_json(row, "ann")
+    return {
+        "key": row["key"], "source": row["source"], "source_ref": row["source_ref"], "label": row["label"],
+        "captions": {c.removeprefix("caption_"): row[c] for c in CAPTION_COLUMNS},
+        "recomposite_psnr": row["psnr"], "curator_score": row["score"], "bbox": ann.get("bbox"),
+        "annotation": ann, "meta": get_json(row, "meta"),
+    }
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], png_compression: int = 3) -> dict[str, Any]:
+    """Write one complete shard from a stream of rows; returns its stats (also written as ``_stats.json``)."""
+    shards_dir.mkdir(parents=True, exist_ok=True)
+    tar_path, index_path = shards_dir / f"{name}.tar", shards_dir / f"{name}.parquet"
+    tar_tmp, index_tmp = tar_path.with_name(tar_path.name + ".tmp"), index_path.with_name(index_path.name + ".tmp")
+    index: list[dict[str, Any]] = []
+    reasons: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    with open(tar_tmp, "wb") as fh, wds.TarWriter(fh) as tar:
+        for row in rows:
+            sources[row["source"]] += 1
+            if row["status"] == OK:
+                sample: dict[str, Any] = {"__key__": row["key"]}
+                for member in LAYER_MEMBERS:
+                    sample[f"{member}.png"] = encode_png(get_image(row, member), png_compression)
+                sample["json"] = json.dumps(sample_json(row)).encode()
+                tar.write(sample)
+            else:
+                reasons[f"{row['reject_stage']}/{row['reject_reason']}"] += 1
+            entry = {c: row[c] for c in INDEX_COLUMNS if c != "shard"}
+            entry["shard"] = name
+            index.append(entry)
+    pq.write_table(pa.Table.from_pylist(index, schema=INDEX_SCHEMA), index_tmp)
+    accepted = sum(1 for e in index if e["status"] == OK)
+    stats = {
+        "shard": name, "ingested": len(index), "accepted": accepted, "rejected": len(index) - accepted,
+        "by_reason": dict(sorted(reasons.items())), "by_source": dict(sorted(sources.items())),
+        "tar_bytes": tar_tmp.stat().st_size,
+    }
+    os.replace(tar_tmp, tar_path)
+    os.replace(index_tmp, index_path)
+    _atomic_write(shards_dir / f"{name}_stats.json", json.dumps(stats, indent=1).encode())
+    return stats
+
+
+def _rows(blocks: Iterable[Any]) -> Iterable[Row]:
+    for block in blocks:
+        table = block if isinstance(block, pa.Table) else pa.Table.from_pandas(block, preserve_index=False)
+        for batch in table.to_batches(max_chunksize=16):
+            yield from batch.to_pylist()
+
+
+class ShardSink(Datasink):
+    """Ray Data sink: each write task writes one shard named ``{seg}-{task index:06d}``."""
+
+    def __init__(self, shards_dir: Path, seg: str, cfg: SinkConfig):
+        self.shards_dir = Path(shards_dir)
+        self.seg = seg
+        self.cfg = cfg
+
+    @property
+    def min_rows_per_write(self) -> int:
+        return self.cfg.shard_size
+
+    def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
+        return write_shard(self.shards_dir, f"{self.seg}-{ctx.task_idx:06d}", _rows(blocks), self.cfg.png_compression)
+
+    def get_name(self) -> str:
+        return "WebDatasetShards"

@@ -1,0 +1,1 @@
+"""The learned curator: network, training data, training, evaluation and the shipped checkpoint."""
