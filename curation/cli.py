@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -51,9 +52,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if rep.ok else 1
 
 
+#: modules that add more sub-commands: each defines ``register(subparsers)`` (imports stay lazy inside)
+PLUGINS: tuple[str, ...] = ()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="curate", description="Curate layered image triplets into WebDataset shards.")
     sub = p.add_subparsers(dest="command", required=True)
+    for module in PLUGINS:
+        importlib.import_module(module).register(sub)
     r = sub.add_parser("run", help="run the pipeline on a run config (default: the demo)")
     r.add_argument("config", nargs="?", help="run config YAML (default: manifests/demo.yaml)")
     r.add_argument("--out", type=Path, help="output folder (run.out)")

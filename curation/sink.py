@@ -65,6 +65,9 @@ def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], png_compressio
             entry = {c: row[c] for c in INDEX_COLUMNS if c != "shard"}
             entry["shard"] = name
             index.append(entry)
+    if not index:  # e.g. a resumed run whose rows were all done before: no shard at all
+        tar_tmp.unlink()
+        return {"shard": None, "ingested": 0, "accepted": 0, "rejected": 0}
     pq.write_table(pa.Table.from_pylist(index, schema=INDEX_SCHEMA), index_tmp)
     accepted = sum(1 for e in index if e["status"] == OK)
     stats = {

@@ -89,12 +89,15 @@ def verify(root: Path, psnr_floor: float) -> Report:
             rep.problems.append(f"{name}: counts do not reconcile: {stats['ingested']} ingested, "
                                 f"{stats['accepted']} accepted + {stats['rejected']} rejected, {len(index)} index rows")
         in_tar: list[str] = []
-        for sample in wds.WebDataset(str(out.shards / f"{name}.tar"), shardshuffle=False, empty_check=False):
-            key = sample["__key__"]
-            in_tar.append(key)
-            if "." in key:
-                rep.problems.append(f"{name}: key {key!r} contains a dot")
-            _check_sample(sample, psnr_floor, rep.problems)
+        try:
+            for sample in wds.WebDataset(str(out.shards / f"{name}.tar"), shardshuffle=False, empty_check=False):
+                key = sample["__key__"]
+                in_tar.append(key)
+                if "." in key:
+                    rep.problems.append(f"{name}: key {key!r} contains a dot")
+                _check_sample(sample, psnr_floor, rep.problems)
+        except Exception as exc:  # noqa: BLE001 - a damaged shard is a finding, not a crash
+            rep.problems.append(f"{name}: cannot read the tar: {type(exc).__name__}: {exc}")
         if set(in_tar) != accepted or len(in_tar) != stats["accepted"]:
             rep.problems.append(f"{name}: tar holds {len(in_tar)} samples, index/stats say {len(accepted)}/{stats['accepted']} accepted")
         for r in index:

@@ -10,15 +10,11 @@ from pydantic import Field, ValidationError
 
 from curation.config.base import Resources, Strict
 from curation.config.sources import PairedSourceConfig, SourceConfig, SyntheticSourceConfig
-from curation.config.stages import (
-    CaptionConfig,
-    CurateConfig,
-    IngestConfig,
-    MasksConfig,
-    SelectionConfig,
-    SinkConfig,
-    VerifyConfig,
-)
+from curation.config.caption import CaptionConfig
+from curation.config.curate import CurateConfig
+from curation.config.ingest import IngestConfig, SelectionConfig
+from curation.config.masks import MasksConfig
+from curation.config.output import SinkConfig, VerifyConfig
 
 __all__ = [
     "ConfigError", "RunConfig", "RunSection", "RaySection", "Resources", "SourceConfig",

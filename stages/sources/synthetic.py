@@ -180,7 +180,16 @@ def render_scene(seed: int, size: int = 256, max_objects: int = 2, occlusion_rat
     composite = to_uint8(render(None))
     scene = Scene(composite=composite)
     for i in range(n):
-        a, s = alphas[i], shadows[i]
+        # What of instance i is visible: objects drawn later cover it, and any other object covers its shadow.
+        above = np.ones_like(alphas[i])
+        others = np.ones_like(alphas[i])
+        for k in range(n):
+            if k != i:
+                others = others * (1 - alphas[k])
+                if k > i:
+                    above = above * (1 - alphas[k])
+        a = alphas[i] * above
+        s = 1.0 - (1.0 - shadows[i]) * others
         alpha = 1.0 - (1.0 - a) * s  # object over its own shadow, as one layer
         fg_rgb = np.where(alpha[..., None] > 1e-6, a[..., None] * colours[i] / np.maximum(alpha, 1e-6)[..., None], 0)
         foreground = np.dstack([to_uint8(fg_rgb), to_uint8(alpha)])
