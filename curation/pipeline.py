@@ -5,6 +5,8 @@ pushes blocks through one actor pool per model stage, and write tasks turn them 
 """
 from __future__ import annotations
 
+import importlib
+import json
 import logging
 import os
 import time
@@ -16,8 +18,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
-
-import json
 
 from curation.config import RunConfig
 from curation.finalize import finalize
@@ -52,8 +52,6 @@ def init_ray(cfg: RunConfig) -> None:
         return
     address = cfg.ray_address()
     if address:
-        import importlib
-
         modules = [importlib.import_module(m) for m in PROJECT_PACKAGES]
         ray.init(address=address, runtime_env={"py_modules": modules}, log_to_driver=True)
         return
