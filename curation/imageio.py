@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 # Never let PIL silently pad a truncated file with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -42,70 +41,127 @@ def from_blob(blob: bytes | None) -> np.ndarray | None:
     return np.load(io.BytesIO(blob), allow_pickle=False)
 
 
+#: EXIF orientation tag → the PIL transpose that shows the image upright (as ``ImageOps.exif_transpose``)
+_ORIENT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+#: file signatures of the formats we read: a file that starts like one but will not open is corrupt, not "not an image"
+_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP",
+          b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"RIFF": "WEBP"}
+
+# We enforce our own pixel cap (from the run config) from the header, before any pixel is decoded, so PIL's
+# process-wide default (which would warn at 89 Mpx and refuse at 179 Mpx whatever the config says) is off.
+Image.MAX_IMAGE_PIXELS = None
+
+
 def _to_rgb(im: Image.Image) -> Image.Image:
     """Convert any PIL mode to RGB deliberately, so odd modes neither crash nor shift colours."""
     mode = im.mode
     if mode == "RGB":
         return im
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+    if mode in ("RGBA", "RGBa", "LA", "La", "PA") or (mode in ("P", "L") and "transparency" in im.info):
         # Flatten transparency onto white: a photo with an alpha channel is still a photo of something.
         rgba = im.convert("RGBA")
         canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(canvas, rgba).convert("RGB")
-    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # 16-bit / float greyscale: rescale the real range to 8 bit instead of clipping at 255.
+    if mode.startswith("I;16"):
+        # 16-bit greyscale keeps its absolute levels: 0..65535 maps linearly onto 0..255.
+        arr = np.asarray(im, dtype=np.float64) / 257.0
+        return Image.fromarray(np.clip(arr.round(), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if mode in ("I", "F"):
+        # 32-bit int / float has no fixed range: rescale its real range to 8 bit instead of clipping at 255.
         arr = np.asarray(im, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) / (hi - lo) * 255.0
+        finite = np.isfinite(arr)
+        lo, hi = (float(arr[finite].min()), float(arr[finite].max())) if finite.any() else (0.0, 0.0)
+        scaled = np.zeros_like(arr) if hi <= lo else (np.where(finite, arr, lo) - lo) / (hi - lo) * 255.0
         return Image.fromarray(scaled.round().astype(np.uint8), "L").convert("RGB")
-    if mode in ("L", "P", "1", "CMYK", "YCbCr", "LAB", "HSV"):
+    if mode in ("L", "P", "1", "CMYK", "YCbCr", "HSV"):
         return im.convert("RGB")
     raise ImageError("unsupported_mode", f"PIL mode {mode}")
 
 
-def decode_image(data: bytes, max_pixels: int, name: str = "<bytes>") -> np.ndarray:
-    """Decode untrusted bytes to an RGB uint8 array, EXIF-oriented, or raise :class:`ImageError`."""
+def exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation tag (1..8); 1 when absent or unreadable."""
+    try:
+        value = int(im.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block means "no usable orientation"
+        return 1
+    return value if value in _ORIENT else 1
+
+
+def orient_array(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation to any HxW(xC) uint8/bool array exactly as it is applied to the photo."""
+    method = _ORIENT.get(orientation)
+    if method is None:
+        return array
+    dtype = array.dtype
+    out = np.asarray(Image.fromarray(array.astype(np.uint8)).transpose(method))
+    return out.astype(dtype)
+
+
+def decode_oriented(data: bytes, max_pixels: int, name: str = "<bytes>") -> tuple[np.ndarray, int]:
+    """Decode untrusted bytes to upright RGB uint8 and the EXIF orientation that was applied.
+
+    Annotated sources need the orientation: their masks may be drawn on the stored (unrotated) pixels.
+    """
     if not data:
         raise ImageError("empty_file", f"{name} has zero bytes")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-            w, h = im.size
-            if w * h > max_pixels:
-                raise ImageError("too_many_pixels", f"{name} is {w}x{h} = {w * h} px > cap {max_pixels}")
-            im.load()
+        im = Image.open(io.BytesIO(data))
+        w, h = im.size
+        if w * h > max_pixels:
+            raise ImageError("too_many_pixels", f"{name} is {w}x{h} = {w * h} px > cap {max_pixels}")
+        im.load()
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError("too_many_pixels", f"{name}: {exc}") from exc
     except UnidentifiedImageError as exc:
+        fmt = next((f for magic, f in _MAGIC.items() if data.startswith(magic)), None)
+        if fmt is not None:
+            raise ImageError("decode_error", f"{name} starts like a {fmt} file but cannot be parsed") from exc
         raise ImageError("not_image", f"{name} is not a recognised image format") from exc
-    except OSError as exc:
+    except (OSError, SyntaxError) as exc:
         msg = str(exc)
-        reason = "truncated" if "truncated" in msg.lower() or "premature" in msg.lower() else "decode_error"
+        low = msg.lower()
+        reason = "truncated" if "truncated" in low or "premature" in low or "end of file" in low else "decode_error"
         raise ImageError(reason, f"{name}: {msg}") from exc
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a property of the file
         raise ImageError("decode_error", f"{name}: {type(exc).__name__}: {exc}") from exc
+    orientation = exif_orientation(im)
+    if orientation != 1:
+        im = im.transpose(_ORIENT[orientation])
     try:
-        im = ImageOps.exif_transpose(im)
-    except Exception:  # noqa: BLE001 - a broken EXIF block should not cost us the pixels
-        pass
-    return np.asarray(_to_rgb(im), dtype=np.uint8).copy()
+        rgb = _to_rgb(im)
+    except ImageError:
+        raise
+    except (ValueError, OSError) as exc:
+        raise ImageError("unsupported_mode", f"{name}: PIL mode {im.mode}: {exc}") from exc
+    return np.asarray(rgb, dtype=np.uint8).copy(), orientation
 
 
-def read_image(path: str | os.PathLike, max_pixels: int) -> np.ndarray:
-    """Read and decode a file; a missing file is an :class:`ImageError` like any other bad input."""
+def decode_image(data: bytes, max_pixels: int, name: str = "<bytes>") -> np.ndarray:
+    """Decode untrusted bytes to an RGB uint8 array, EXIF-oriented, or raise :class:`ImageError`."""
+    return decode_oriented(data, max_pixels, name)[0]
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """A file's bytes; a missing or unreadable file is an :class:`ImageError` like any other bad input."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        return p.read_bytes()
     except FileNotFoundError as exc:
         raise ImageError("missing_file", f"{p} does not exist") from exc
     except IsADirectoryError as exc:
         raise ImageError("not_image", f"{p} is a directory") from exc
     except OSError as exc:
         raise ImageError("missing_file", f"{p}: {exc}") from exc
-    return decode_image(data, max_pixels, name=str(p))
+
+
+def read_image(path: str | os.PathLike, max_pixels: int) -> np.ndarray:
+    """Read and decode a file, EXIF-oriented."""
+    return decode_image(read_bytes(path), max_pixels, name=str(path))
 
 
 def read_mask(path: str | os.PathLike, max_pixels: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from curation.sink import ShardSink
 from curation.stage import Stage, StageActor, map_kwargs
 from stages.caption import Caption
 from stages.curate import Curate
-from stages.ingest import UNIT_SCHEMA, DedupeRegistry, Ingest
+from stages.ingest import UNIT_SCHEMA, DedupeRegistry, Ingest, claimed_digests
 from stages.masks import MasksAndLayers
 from stages.sources import build_source
 
@@ -85,14 +85,19 @@ def write_units(cfg: RunConfig, path: Path) -> int:
     return total
 
 
-def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: frozenset[str]) -> ray.data.Dataset:
-    """The lazy Ray Data plan from the work list to the curated rows."""
+def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: frozenset[str],
+                  claimed: dict[str, str]) -> ray.data.Dataset:
+    """The lazy Ray Data plan from the work list to the curated rows.
+
+    ``done_keys`` and ``claimed`` (image digests already ingested) carry what earlier segments of a
+    resumed run did, so each sample and each image is handled once across the whole output folder.
+    """
     cfg_json = cfg.model_dump_json()
     blocks = max(1, min(1000, -(-n_units // cfg.ingest.resources.batch_size)))
     ds = ray.data.read_parquet(str(units_path), override_num_blocks=blocks)
     ds = ds.map_batches(
         Ingest, batch_format="pyarrow",
-        fn_constructor_kwargs={"cfg_json": cfg_json, "done_keys": done_keys, "dedupe": DedupeRegistry.remote()},
+        fn_constructor_kwargs={"cfg_json": cfg_json, "done_keys": done_keys, "dedupe": DedupeRegistry.remote(claimed)},
         **map_kwargs(cfg.ingest.resources),
     )
     for stage in STAGES:
@@ -114,7 +119,8 @@ def run(cfg: RunConfig) -> RunResult:
     n_units = write_units(cfg, units_path)
     init_ray(cfg)
     if n_units:
-        ds = build_dataset(cfg, units_path, n_units, done)
+        claimed = claimed_digests([str(out.shards / f"{n}.parquet") for n in out.complete_shards()])
+        ds = build_dataset(cfg, units_path, n_units, done, claimed)
         ds.write_datasink(ShardSink(out.shards, seg, cfg.sink))
     stats = finalize(out)
     seconds = time.perf_counter() - started

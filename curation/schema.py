@@ -63,8 +63,10 @@ class Reason(str, Enum):
     SIZE_MISMATCH = "size_mismatch"
     BAD_MANIFEST_ROW = "bad_manifest_row"
     DUPLICATE_IMAGE = "duplicate_image"
+    BAD_ANNOTATION = "bad_annotation"
     # ingest: instance selection
     CROWD = "crowd"
+    CATEGORY_EXCLUDED = "category_excluded"
     AREA_TOO_SMALL = "area_too_small"
     AREA_TOO_LARGE = "area_too_large"
     TOO_SMALL = "too_small"

@@ -2,25 +2,31 @@
 
 Decode and validate (done by the adapters through ``curation.imageio``), cap the size, drop duplicate
 images, select non-occluded whole instances, and skip keys a previous run already finished.
-Every exclusion stays in the stream as a rejected row with a reason.
+Every exclusion stays in the stream as a rejected row with a reason; no input makes the stage raise.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
+import traceback
 from typing import Any
 
-import cv2
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import ray
 
 from curation.config import RunConfig
 from curation.imageio import ImageError
-from curation.schema import Reason, Row, get_image, get_json, is_ok, new_row, reject, rows_to_table, set_image, update_meta
+from curation.schema import Reason, Row, get_image, is_ok, new_row, reject, rows_to_table, update_meta
 from stages.selection import select_instances
-from stages.sources import Source, Unit, build_source
+from stages.sources import Source, Unit, build_source, make_key
+from stages.sources.base import MANIFEST_ERROR
+from stages.sources.coco_json import AnnotationError
+
+log = logging.getLogger(__name__)
 
 STAGE = "ingest"
 UNIT_SCHEMA = pa.schema([("source", pa.string()), ("unit_id", pa.string()), ("ref", pa.string())])
@@ -28,40 +34,36 @@ UNIT_SCHEMA = pa.schema([("source", pa.string()), ("unit_id", pa.string()), ("re
 
 @ray.remote(num_cpus=0)
 class DedupeRegistry:
-    """Cluster-wide record of image content hashes, so duplicates are caught across ingest workers."""
+    """Cluster-wide record of image content hashes, so duplicates are caught across ingest workers.
 
-    def __init__(self) -> None:
-        self.first: dict[str, str] = {}
+    One actor serialises the claims, so of two workers holding the same pixels exactly one wins. A claim
+    is idempotent (a retried task re-claims with the same key and still wins), and ``seed`` carries the
+    winners of earlier segments of a resumed run (see :func:`claimed_digests`).
+    """
+
+    def __init__(self, seed: dict[str, str] | None = None) -> None:
+        self.first: dict[str, str] = dict(seed or {})
 
     def claim(self, digest: str, key: str) -> str:
         """The key that first claimed ``digest`` (``key`` itself if it is the first)."""
         return self.first.setdefault(digest, key)
 
 
-def _downscale(rows: list[Row], max_side: int) -> float:
-    """Shrink every image of a unit so its long side is at most ``max_side``; returns the scale."""
-    comp = get_image(rows[0], "composite")
-    if comp is None:
-        return 1.0
-    h, w = comp.shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1.0:
-        return 1.0
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    for row in rows:
-        for col in ("composite", "clean"):
-            img = get_image(row, col)
-            if img is not None:
-                set_image(row, col, cv2.resize(img, size, interpolation=cv2.INTER_AREA))
-        for col in ("ann_mask", "ann_effect"):
-            m = get_image(row, col)
-            if m is not None:
-                set_image(row, col, cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool))
-        ann = get_json(row, "ann")
-        if "bbox" in ann:
-            ann["bbox"] = [v * scale for v in ann["bbox"]]
-            row["ann"] = json.dumps(ann)
-    return scale
+def content_digest(image: np.ndarray) -> str:
+    """Hash of the decoded pixels and their shape: the same photo re-encoded or renamed still matches."""
+    return hashlib.sha1(str(image.shape).encode() + np.ascontiguousarray(image).tobytes()).hexdigest()
+
+
+def claimed_digests(index_files: list[str]) -> dict[str, str]:
+    """Digest → claiming unit of the images that earlier segments ingested (from the shards' parquet indexes)."""
+    seed: dict[str, str] = {}
+    for path in index_files:
+        table = pq.read_table(path, columns=["reject_reason", "meta"])
+        for reason, meta in zip(*(table.column(c).to_pylist() for c in ("reject_reason", "meta"))):
+            claim = json.loads(meta or "{}").get(STAGE, {})
+            if claim.get("digest") and reason != Reason.DUPLICATE_IMAGE.value:
+                seed.setdefault(claim["digest"], claim["unit"])
+    return seed
 
 
 class Ingest:
@@ -74,43 +76,58 @@ class Ingest:
         self.done_keys = done_keys
         self.dedupe = dedupe
 
-    def _load(self, source: Source, unit: Unit) -> list[Row]:
-        try:
-            rows = source.load(unit, self.cfg.max_pixels)
-        except ImageError as err:
-            return [reject(new_row(source.unit_key(unit), source.name, json.dumps(unit.ref)), STAGE, Reason(err.reason), err.detail)]
-        except (KeyError, TypeError, ValueError) as err:
-            return [reject(new_row(source.unit_key(unit), source.name, json.dumps(unit.ref)), STAGE,
-                           Reason.BAD_MANIFEST_ROW, f"{type(err).__name__}: {err}")]
-        if not rows:
-            return [reject(new_row(source.unit_key(unit), source.name, json.dumps(unit.ref)), STAGE,
-                           Reason.NO_INSTANCES, "the image has no annotated instances")]
-        return rows
+    def _load(self, source: Source, unit: Unit) -> tuple[list[Row], float]:
+        """The unit's candidate rows (downscaled) and the scale; any failure becomes one rejected row."""
 
-    def _is_duplicate(self, rows: list[Row]) -> str | None:
-        comp = get_image(rows[0], "composite")
-        if comp is None or self.dedupe is None:
+        def failed(reason: Reason, detail: str) -> tuple[list[Row], float]:
+            ref = json.dumps(unit.ref, default=str)[:2000]
+            return [reject(new_row(source.unit_key(unit), source.name, ref), STAGE, reason, detail)], 1.0
+
+        if MANIFEST_ERROR in unit.ref:
+            return failed(Reason.BAD_MANIFEST_ROW, f"{unit.ref[MANIFEST_ERROR]} (entry: {unit.ref.get('entry', '')})")
+        try:
+            rows, scale = source.load_scaled(unit, self.cfg.max_pixels, self.cfg.max_side)
+        except ImageError as err:
+            return failed(Reason(err.reason), err.detail)
+        except AnnotationError as err:
+            return failed(Reason.BAD_ANNOTATION, str(err))
+        except (KeyError, TypeError, ValueError) as err:
+            return failed(Reason.BAD_MANIFEST_ROW, f"{type(err).__name__}: {err}")
+        except Exception as err:  # noqa: BLE001 - one bad unit must not cost the run
+            log.warning("ingest %s/%s failed\n%s", source.name, unit.unit_id, traceback.format_exc())
+            return failed(Reason.STAGE_ERROR, f"{type(err).__name__}: {err}")
+        if not rows:
+            return failed(Reason.NO_INSTANCES, "the image has no annotated or proposed instances")
+        return rows, scale
+
+    def _duplicate_of(self, digest: str, key: str) -> str | None:
+        if self.dedupe is None:
             return None
-        digest = hashlib.sha1(comp.tobytes() + str(comp.shape).encode()).hexdigest()
-        first = ray.get(self.dedupe.claim.remote(digest, rows[0]["key"]))
-        return None if first == rows[0]["key"] else first
+        first = ray.get(self.dedupe.claim.remote(digest, key))
+        return None if first == key else first
 
     def ingest_unit(self, source: Source, unit: Unit) -> list[Row]:
         started = time.perf_counter()
-        rows = [r for r in self._load(source, unit) if r["key"] not in self.done_keys]
+        rows, scale = self._load(source, unit)
+        rows = [r for r in rows if r["key"] not in self.done_keys]
         live = [r for r in rows if is_ok(r)]
-        if live:
-            scale = _downscale(live, self.cfg.max_side)
-            first = self._is_duplicate(live) if self.cfg.dedupe else None
+        if not live:
+            return rows
+        values: dict[str, Any] = {"scale": round(scale, 5)}
+        if self.cfg.dedupe:
+            values.update(digest=content_digest(get_image(live[0], "composite")), unit=source.unit_key(unit))
+            first = self._duplicate_of(values["digest"], values["unit"])
             if first is not None:
                 for r in live:
+                    update_meta(r, STAGE, values)
                     reject(r, STAGE, Reason.DUPLICATE_IMAGE, f"same pixels as {first}")
-            else:
-                select_instances(live, self.cfg.selection)
-            for r in live:
-                if is_ok(r):
-                    update_meta(r, STAGE, {"scale": round(scale, 5)})
-                    update_meta(r, "timings", {STAGE: round(time.perf_counter() - started, 5)})
+                return rows
+        select_instances(live, self.cfg.selection)
+        elapsed = round(time.perf_counter() - started, 5)
+        for r in live:
+            update_meta(r, STAGE, values)
+            if is_ok(r):
+                update_meta(r, "timings", {STAGE: elapsed})
         return rows
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -119,7 +136,7 @@ class Ingest:
             source = self.sources.get(u["source"])
             unit = Unit(unit_id=u["unit_id"], ref=json.loads(u["ref"]))
             if source is None:
-                out.append(reject(new_row(f"{u['source']}-{u['unit_id']}", u["source"], u["ref"]), STAGE,
+                out.append(reject(new_row(make_key(u["source"], u["unit_id"]), u["source"], u["ref"]), STAGE,
                                   Reason.BAD_MANIFEST_ROW, f"no source named {u['source']!r} in the run config"))
                 continue
             out.extend(self.ingest_unit(source, unit))

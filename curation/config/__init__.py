@@ -9,7 +9,14 @@ import yaml
 from pydantic import Field, ValidationError
 
 from curation.config.base import Resources, Strict
-from curation.config.sources import PairedSourceConfig, SourceConfig, SyntheticSourceConfig
+from curation.config.sources import (
+    CocoSourceConfig,
+    FolderSourceConfig,
+    PairedSourceConfig,
+    SobaSourceConfig,
+    SourceConfig,
+    SyntheticSourceConfig,
+)
 from curation.config.caption import CaptionConfig
 from curation.config.curate import CurateConfig
 from curation.config.ingest import IngestConfig, SelectionConfig
@@ -18,7 +25,8 @@ from curation.config.output import SinkConfig, VerifyConfig
 
 __all__ = [
     "ConfigError", "RunConfig", "RunSection", "RaySection", "Resources", "SourceConfig",
-    "SyntheticSourceConfig", "PairedSourceConfig", "IngestConfig", "SelectionConfig", "MasksConfig",
+    "SyntheticSourceConfig", "PairedSourceConfig", "CocoSourceConfig", "SobaSourceConfig",
+    "FolderSourceConfig", "IngestConfig", "SelectionConfig", "MasksConfig",
     "CaptionConfig", "CurateConfig", "SinkConfig", "VerifyConfig", "load_config", "DEMO_CONFIG",
 ]
 

@@ -81,6 +81,8 @@ class FolderSourceConfig(Strict):
     proposal_backend: str = "offline"
     checkpoint: Path | None = None
     model_type: str = "vit_b"
+    #: where the proposal model runs ("cuda" needs ``ingest.resources.num_gpus``)
+    device: str = "cpu"
 
     @model_validator(mode="after")
     def _one_input(self) -> "FolderSourceConfig":

@@ -6,7 +6,7 @@ from stages.sources.base import Source, Unit, make_key
 
 
 def build_source(cfg: SourceConfig) -> Source:
-    """Instantiate the adapter for one ``sources:`` entry."""
+    """Instantiate the adapter for one ``sources:`` entry (imports stay lazy: a worker loads only its own)."""
     if cfg.type == "synthetic":
         from stages.sources.synthetic import SyntheticSource
 
@@ -15,6 +15,18 @@ def build_source(cfg: SourceConfig) -> Source:
         from stages.sources.paired import PairedSource
 
         return PairedSource(cfg)
+    if cfg.type == "coco":
+        from stages.sources.coco import CocoSource
+
+        return CocoSource(cfg)
+    if cfg.type == "soba":
+        from stages.sources.soba import SobaSource
+
+        return SobaSource(cfg)
+    if cfg.type == "folder":
+        from stages.sources.folder import FolderSource
+
+        return FolderSource(cfg)
     raise ValueError(f"unknown source type {cfg.type!r}")
 
 

@@ -6,12 +6,17 @@ and ingest workers turn each unit into candidate rows with :meth:`Source.load`.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from curation.schema import Row
+import cv2
+import numpy as np
+
+from curation.schema import Row, get_image, get_json, set_image
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -21,12 +26,77 @@ def make_key(*parts: object) -> str:
     return "-".join(_KEY_UNSAFE.sub("_", str(p)).strip("_") or "x" for p in parts)
 
 
+def path_id(relpath: str) -> str:
+    """A unit id for a file path: readable, and unique even where sanitising makes two paths alike."""
+    return f"{_KEY_UNSAFE.sub('_', relpath).strip('_')}_{hashlib.sha1(relpath.encode()).hexdigest()[:8]}"
+
+
+#: the ``Unit.ref`` key that marks an entry the driver could not understand (becomes ``bad_manifest_row``)
+MANIFEST_ERROR = "manifest_error"
+
+
 @dataclass
 class Unit:
     """One image's worth of work: an id unique within its source and a JSON-serialisable reference."""
 
     unit_id: str
     ref: dict[str, Any] = field(default_factory=dict)
+
+
+def bad_unit(unit_id: str, detail: str, entry: Any = None) -> Unit:
+    """A manifest entry that cannot be used: it still travels as a unit so that it ends as a rejected row."""
+    raw = json.dumps(entry, default=str)[:300] if entry is not None else ""
+    return Unit(unit_id=unit_id, ref={MANIFEST_ERROR: detail, "entry": raw})
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(x, y, w, h)`` of a bool mask, or None when empty (OpenCV's scan: ~20× faster than ``np.nonzero``)."""
+    m = np.ascontiguousarray(mask).view(np.uint8) if mask.dtype == bool else (mask > 0).astype(np.uint8)
+    x, y, w, h = cv2.boundingRect(m)
+    return None if w == 0 else (int(x), int(y), int(w), int(h))
+
+
+def fit_size(h: int, w: int, max_side: int | None) -> tuple[int, int, float]:
+    """``(h, w, scale)`` after shrinking so that the long side is at most ``max_side`` (never enlarges)."""
+    if max_side is None or max(h, w) <= max_side:
+        return h, w, 1.0
+    scale = max_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale)), scale
+
+
+def resize_image(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    return image if image.shape[:2] == (h, w) else cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def resize_mask(mask: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Nearest-neighbour for binary masks: a mask stays a mask."""
+    if mask.shape[:2] == (h, w):
+        return mask.astype(bool)
+    return cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+def downscale_rows(rows: list[Row], max_side: int | None) -> float:
+    """Shrink every image of a unit's rows in place (long side <= ``max_side``); returns the scale."""
+    comp = get_image(rows[0], "composite") if rows else None
+    if comp is None:
+        return 1.0
+    h, w, scale = fit_size(*comp.shape[:2], max_side)
+    if scale == 1.0:
+        return 1.0
+    for row in rows:
+        for col in ("composite", "clean"):
+            img = get_image(row, col)
+            if img is not None:
+                set_image(row, col, resize_image(img, h, w))
+        for col in ("ann_mask", "ann_effect"):
+            m = get_image(row, col)
+            if m is not None:
+                set_image(row, col, resize_mask(m, h, w))
+        ann = get_json(row, "ann")
+        if "bbox" in ann:
+            ann["bbox"] = [round(v * scale, 2) for v in ann["bbox"]]
+            row["ann"] = json.dumps(ann)
+    return scale
 
 
 class Source(ABC):
@@ -42,6 +112,15 @@ class Source(ABC):
 
         Bad files raise :class:`curation.imageio.ImageError`; ingest records them as rejected rows.
         """
+
+    def load_scaled(self, unit: Unit, max_pixels: int, max_side: int | None) -> tuple[list[Row], float]:
+        """Candidate rows with images already shrunk to ``max_side``, and the scale applied.
+
+        The default shrinks what :meth:`load` returns; adapters whose units carry many instances override
+        it to shrink the photo before building rows, so a large photo is never copied once per instance.
+        """
+        rows = self.load(unit, max_pixels)
+        return rows, downscale_rows([r for r in rows if r["status"] == "ok"], max_side)
 
     def unit_key(self, unit: Unit) -> str:
         """The key of the row that stands for a whole unit when the unit itself is rejected."""

@@ -1,0 +1,73 @@
+"""Plain photos without annotations: a folder (searched recursively) or a text file of paths.
+
+Candidates come from the segmenter's object proposals (``stages.proposals.propose_objects``: automatic
+mask generation or a salient-object prompt), computed on the worker on the already downscaled photo.
+List files hold one path per line, relative to the list file's folder unless absolute; blank lines and
+lines starting with ``#`` are skipped. Unit ids are the relative path plus a short hash of it, so keys
+stay stable when files are added and two paths that sanitise alike still differ.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from curation.compositing import bbox_of
+from curation.config.sources import FolderSourceConfig
+from curation.imageio import read_image
+from curation.schema import Row, new_row
+from stages.sources.base import Source, Unit, bad_unit, fit_size, make_key, path_id, resize_image
+
+
+class FolderSource(Source):
+    def __init__(self, cfg: FolderSourceConfig):
+        self.cfg = cfg
+        self.name = cfg.name
+        self.extensions = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in cfg.extensions}
+
+    def units(self) -> Iterator[Unit]:
+        if self.cfg.root is not None:
+            root = self.cfg.root.expanduser()
+            if not root.is_dir():
+                raise FileNotFoundError(f"folder source {self.name!r}: {root} is not a folder")
+            for p in sorted(root.rglob("*")):
+                if p.suffix.lower() in self.extensions and not p.is_dir():
+                    rel = p.relative_to(root).as_posix()
+                    yield Unit(unit_id=path_id(rel), ref={"path": str(p), "rel": rel})
+            return
+        list_file = self.cfg.list_file.expanduser()
+        if not list_file.is_file():
+            raise FileNotFoundError(f"folder source {self.name!r}: list file {list_file} does not exist")
+        with open(list_file, encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                entry = line.strip()
+                if not entry or entry.startswith("#"):
+                    continue
+                if "\x00" in entry or "\ufffd" in entry:
+                    yield bad_unit(f"line_{n}", f"{list_file.name} line {n} is not a readable path", entry)
+                    continue
+                p = Path(entry).expanduser()
+                yield Unit(unit_id=path_id(entry), ref={"path": str(p if p.is_absolute() else list_file.parent / p),
+                                                        "rel": entry})
+
+    def load(self, unit: Unit, max_pixels: int) -> list[Row]:
+        return self.load_scaled(unit, max_pixels, None)[0]
+
+    def load_scaled(self, unit: Unit, max_pixels: int, max_side: int | None) -> tuple[list[Row], float]:
+        from stages.proposals import propose_objects  # stage 2's segmenter; imported where it is used
+
+        image = read_image(unit.ref["path"], max_pixels)
+        h, w, scale = fit_size(*image.shape[:2], max_side)
+        image = resize_image(image, h, w)
+        masks = propose_objects(image, self.cfg.max_proposals, backend=self.cfg.proposal_backend,
+                                checkpoint=None if self.cfg.checkpoint is None else str(self.cfg.checkpoint),
+                                model_type=self.cfg.model_type, device=self.cfg.device)
+        rows = []
+        for j, mask in enumerate(masks):
+            mask = mask.astype(bool)
+            rows.append(new_row(
+                key=make_key(self.name, unit.unit_id, j), source=self.name, source_ref=unit.ref["path"],
+                label="object", composite=image, ann_mask=mask,
+                ann={"bbox": list(bbox_of(mask) or (0, 0, 0, 0)), "image_id": unit.ref["rel"], "instance_id": j,
+                     "proposal": self.cfg.proposal_backend, "scale": round(scale, 5)},
+            ))
+        return rows, scale
