@@ -114,6 +114,8 @@ def run(cfg: RunConfig) -> RunResult:
     removed = out.remove_torn()
     done = out.done_keys()
     seg = out.next_segment()
+    for stage in STAGES:
+        stage.preflight(cfg)
     start_run(out.run_json, cfg, seg, len(done), removed)
     units_path = out.work / f"units-{seg}.parquet"
     n_units = write_units(cfg, units_path)

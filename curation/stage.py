@@ -33,6 +33,11 @@ class Stage(ABC):
     def resources(cfg: RunConfig) -> Resources:
         """The stage's resource declaration, read from its section of the run config."""
 
+    @staticmethod
+    def preflight(cfg: RunConfig) -> None:
+        """Check on the driver, before Ray starts, what would otherwise fail in every actor (a missing
+        checkpoint, say); raise with a clear message. Stages without such a dependency need nothing here."""
+
     @abstractmethod
     def process(self, rows: list[Row]) -> None:
         """Fill in this stage's columns on ``rows`` (all ``ok``) in place, or ``reject`` them."""

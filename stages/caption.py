@@ -1,68 +1,71 @@
-"""Stage 3, caption: three captions per sample (composite, foreground, background).
+"""Stage 3, caption: three captions per sample (composite, foreground, background), written jointly.
 
-The offline backend builds them from the source label and measurements of the layers (colour names,
-position, surface texture, shadow type), so every word is true without any downloaded model.
+The backend (``caption.backend``) is built once per actor: the offline default composes captions from
+the source label and measurements of the layers; ``transformers`` runs a local VLM. Whatever it says is
+post-processed the same way: boilerplate openings stripped, length capped, and an empty caption rejects
+the row (``empty_caption``) instead of shipping a sample with nothing to condition on.
 """
 from __future__ import annotations
 
 import re
 
-import cv2
-import numpy as np
-
 from curation.config import Resources, RunConfig
 from curation.schema import Reason, Row, get_image, reject, update_meta
 from curation.stage import Stage
-from stages.describe import colour_name, position_phrase, shadow_phrase, texture_word
+from stages.captioners import KINDS, Sample, build_captioner, check_captioner
 
-_BOILERPLATE = re.compile(r"^(the|this) (image|picture|photo)( shows| depicts| contains)?[:,]?\s*", re.I)
+_BOILERPLATE = re.compile(
+    r"^(?:(?:in )?(?:the|this) (?:image|picture|photo|photograph|scene)"
+    r"(?: (?:shows|depicts|contains|features|displays|is of|is)[:,]?|[:,])"
+    r"|this is|there (?:is|are)"
+    r"|(?:an? )?(?:image|picture|photo|photograph|photography) of)(?:\s+|$)",
+    re.I,
+)
 
 
 def clean_caption(text: str, max_chars: int) -> str:
-    """Strip boilerplate openings and whitespace, cap the length at a word boundary."""
-    text = _BOILERPLATE.sub("", " ".join(text.split())).strip(" .")
+    """Collapse whitespace, strip quotes and boilerplate openings, cap the length at a word boundary."""
+    text = " ".join(text.split()).strip(" \"'`")
+    while (stripped := _BOILERPLATE.sub("", text, count=1)) != text:
+        text = stripped
+    text = text.strip(" .,;:")
     if len(text) > max_chars:
-        text = text[:max_chars].rsplit(" ", 1)[0]
-    return text
+        text = text[: max_chars + 1].rsplit(" ", 1)[0].rstrip(" ,;:")  # +1: keep a word that ends at the cap
+    return text if any(ch.isalnum() for ch in text) else ""
 
 
-def offline_captions(label: str, composite: np.ndarray, background: np.ndarray, foreground: np.ndarray,
-                     mask: np.ndarray, effect: np.ndarray) -> tuple[str, str, str]:
-    """Captions from the label and what the layers measure."""
-    obj = mask > 0
-    eff = effect > 0
-    noun = label.replace("_", " ") or "object"
-    obj_colour = colour_name(foreground[..., :3][obj])
-    surround = ~cv2.dilate((obj | eff).astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
-    bg_colour = colour_name(background[surround]) if surround.any() else colour_name(background.reshape(-1, 3))
-    gray = cv2.cvtColor(background, cv2.COLOR_RGB2GRAY)
-    surface = f"{texture_word(gray, surround)} {bg_colour} surface"
-    shadow = shadow_phrase(foreground[..., 3], eff)
-    with_shadow = f" casting {shadow}" if shadow else ""
-    comp = f"a {obj_colour} {noun} {position_phrase(obj)}{with_shadow} on a {surface}"
-    fg = f"a {obj_colour} {noun}" + (f" with {shadow}" if shadow else "")
-    bg = f"an empty {surface}"
-    return comp, fg, bg
+def sample_of(row: Row) -> Sample:
+    return Sample(label=row["label"], composite=get_image(row, "composite"), background=get_image(row, "background"),
+                  foreground=get_image(row, "foreground"), mask=get_image(row, "mask"), effect=get_image(row, "effect"))
 
 
 class Caption(Stage):
     name = "caption"
 
+    def __init__(self, cfg: RunConfig):
+        super().__init__(cfg)
+        self.captioner = build_captioner(cfg.caption)
+        self.provenance = self.captioner.provenance()
+
     @staticmethod
     def resources(cfg: RunConfig) -> Resources:
         return cfg.caption.resources
 
+    @staticmethod
+    def preflight(cfg: RunConfig) -> None:
+        """Fail on the driver, in a second, when the checkpoint is missing or cannot take images."""
+        check_captioner(cfg.caption)
+
     def process(self, rows: list[Row]) -> None:
-        cfg = self.cfg.caption
-        for row in rows:
-            texts = offline_captions(
-                row["label"], get_image(row, "composite"), get_image(row, "background"),
-                get_image(row, "foreground"), get_image(row, "mask"), get_image(row, "effect"),
-            )
-            texts = tuple(clean_caption(t, cfg.max_chars) for t in texts)
-            empty = [k for k, t in zip(("composite", "foreground", "background"), texts) if not t]
+        max_chars = self.cfg.caption.max_chars
+        raw = self.captioner.caption([sample_of(row) for row in rows])
+        for row, captions in zip(rows, raw, strict=True):
+            texts = [clean_caption(t, max_chars) for t in captions]
+            empty = [k for k, t in zip(KINDS, texts) if not t]
             if empty:
-                reject(row, self.name, Reason.EMPTY_CAPTION, f"empty caption for {', '.join(empty)}")
+                said = "; ".join(f"{k}: {t!r}" for k, t in zip(KINDS, captions) if k in empty)
+                reject(row, self.name, Reason.EMPTY_CAPTION, f"empty caption for {', '.join(empty)} ({said})")
                 continue
-            row["caption_composite"], row["caption_foreground"], row["caption_background"] = texts
-            update_meta(row, self.name, {"backend": cfg.backend})
+            for kind, text in zip(KINDS, texts):
+                row[f"caption_{kind}"] = text
+            update_meta(row, self.name, self.provenance)
