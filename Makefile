@@ -22,8 +22,16 @@ curate: venv
 	$(BIN)/curate run $(CONFIG) --out $(OUT)
 	$(BIN)/curate verify $(OUT)
 
+# the shipped curator checkpoint + model card (reproducible from the recipe's seed; see docs/curator.md)
+train-curator: venv
+	$(BIN)/curate train-curator --out curator_model/checkpoint
+
 test: venv
 	$(BIN)/python -m pytest -q tests
+
+# throughput, pipeline efficiency, speed-up and memory (docs/bench.md); BENCH_ARGS=--quick for a smoke run
+bench: venv
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf out .pytest_cache

@@ -120,6 +120,7 @@ def run(cfg: RunConfig) -> RunResult:
     units_path = out.work / f"units-{seg}.parquet"
     n_units = write_units(cfg, units_path)
     init_ray(cfg)
+    ray.data.DataContext.get_current().target_max_block_size = cfg.ray.target_block_mb * 1024 * 1024
     if n_units:
         claimed = claimed_digests([str(out.shards / f"{n}.parquet") for n in out.complete_shards()])
         ds = build_dataset(cfg, units_path, n_units, done, claimed)

@@ -3,18 +3,24 @@
 A shard is complete only when its ``_stats.json`` exists: the tar and parquet are written under
 temporary names, renamed into place, and the stats file is written (and renamed) last. A crash at
 any point leaves either a complete shard or files that the next run deletes as torn.
+
+The tar is written with the standard library's ``tarfile`` in WebDataset's layout (``{key}.{member}``,
+members of a sample adjacent): ``import webdataset`` pulls in torch, which would cost every write worker
+about 2 CPU-seconds and 380 MB. Readers (``curate verify``, training) use ``webdataset``.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
+import tarfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import webdataset as wds
 from ray.data import Datasink
 
 from curation.config import SinkConfig
@@ -43,6 +49,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), int(time.time()), 0o444
+    tar.addfile(info, io.BytesIO(data))
+
+
 def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], png_compression: int = 3) -> dict[str, Any]:
     """Write one complete shard from a stream of rows; returns its stats (also written as ``_stats.json``)."""
     shards_dir.mkdir(parents=True, exist_ok=True)
@@ -51,15 +63,13 @@ def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], png_compressio
     index: list[dict[str, Any]] = []
     reasons: Counter[str] = Counter()
     sources: Counter[str] = Counter()
-    with open(tar_tmp, "wb") as fh, wds.TarWriter(fh) as tar:
+    with tarfile.open(tar_tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
         for row in rows:
             sources[row["source"]] += 1
             if row["status"] == OK:
-                sample: dict[str, Any] = {"__key__": row["key"]}
                 for member in LAYER_MEMBERS:
-                    sample[f"{member}.png"] = encode_png(get_image(row, member), png_compression)
-                sample["json"] = json.dumps(sample_json(row)).encode()
-                tar.write(sample)
+                    _add_member(tar, f"{row['key']}.{member}.png", encode_png(get_image(row, member), png_compression))
+                _add_member(tar, f"{row['key']}.json", json.dumps(sample_json(row)).encode())
             else:
                 reasons[f"{row['reject_stage']}/{row['reject_reason']}"] += 1
             entry = {c: row[c] for c in INDEX_COLUMNS if c != "shard"}

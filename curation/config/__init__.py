@@ -51,6 +51,9 @@ class RaySection(Strict):
     #: logical CPUs for the embedded local Ray; None = max(4, 2 × cores) so that every pool can start
     num_cpus: float | None = Field(None, gt=0)
     dashboard: bool = False
+    #: Ray Data's target block size: small blocks keep every actor's in-flight memory bounded
+    #: (Ray's 128 MiB default holds ~40 rows of 512-px layers per block, ~1 GB per stage actor)
+    target_block_mb: int = Field(16, ge=1, le=1024)
 
 
 class RunConfig(Strict):
