@@ -47,3 +47,12 @@ def bbox_of(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     if len(xs) == 0:
         return None
     return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """IoU of two ``(x, y, w, h)`` boxes."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0

@@ -114,8 +114,9 @@ def run(cfg: RunConfig) -> RunResult:
     removed = out.remove_torn()
     done = out.done_keys()
     seg = out.next_segment()
-    for stage in STAGES:
-        stage.preflight(cfg)
+    if not cfg.ray_address():  # on a cluster the checkpoints live on the workers, not necessarily here
+        for stage in STAGES:
+            stage.preflight(cfg)
     start_run(out.run_json, cfg, seg, len(done), removed)
     units_path = out.work / f"units-{seg}.parquet"
     n_units = write_units(cfg, units_path)

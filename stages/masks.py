@@ -1,19 +1,26 @@
 """Stage 2, masks + layers: object mask, effect mask, then background + foreground RGBA.
 
-Object mask from the configured segmenter, effect (shadow) mask from the configured effect source,
-background from the paired clean plate when the source has one (otherwise inpaint + relight), and the
-foreground from the minimal-alpha rule. Cheap physical checks reject what cannot be a valid layer.
+Object mask from the configured segmenter (annotation, GrabCut-refined annotation, or SAM prompted by
+the annotation), effect (shadow) mask from the source or the single-image detector, background from the
+paired clean plate when the source has one (otherwise inpaint + relight), and the foreground from the
+minimal-alpha rule with a soft object outline. Cheap physical checks reject what cannot be a valid layer.
 """
 from __future__ import annotations
+
+import hashlib
 
 import cv2
 import numpy as np
 
-from curation.compositing import recomposite_psnr
+from curation.compositing import bbox_of, box_iou, iou, recomposite_psnr
 from curation.config import Resources, RunConfig
 from curation.schema import Reason, Row, get_image, get_json, reject, set_image, update_meta
 from curation.stage import Stage
-from stages.decompose import background_shadowfree, background_unpaired, dilate, layers_from_background
+from stages.decompose import (OBJECT_MARGIN_PX, background_shadowfree, background_unpaired, build_inpainter,
+                              dilate, layers_from_background, soft_object_alpha)
+from stages.segmenters import Prompt, build_segmenter, points_from_ann
+from stages.segmenters.device import resolve_device
+from stages.shadows import build_detector
 
 EFFECT_ALPHA = 0.04  # alpha above which a pixel outside the object belongs to its effect layer
 
@@ -21,62 +28,107 @@ EFFECT_ALPHA = 0.04  # alpha above which a pixel outside the object belongs to i
 class MasksAndLayers(Stage):
     name = "masks"
 
+    def __init__(self, cfg: RunConfig):
+        super().__init__(cfg)
+        m = cfg.masks
+        self.segmenter = build_segmenter(m)
+        self.detector = build_detector(m.detector)
+        device = resolve_device(m.inpaint.device) if m.inpaint.backend == "exported" else "cpu"
+        self.inpainter = build_inpainter(m.inpaint.backend, m.inpaint.radius, m.inpaint.checkpoint, device)
+
     @staticmethod
     def resources(cfg: RunConfig) -> Resources:
         return cfg.masks.resources
 
-    def object_mask(self, row: Row) -> np.ndarray | None:
-        """The object's mask: the annotation (the ``annotation`` segmenter)."""
-        return get_image(row, "ann_mask")
+    @staticmethod
+    def preflight(cfg: RunConfig) -> None:
+        """A SAM or inpainting checkpoint that is not there fails now, not in every actor."""
+        m = cfg.masks
+        for key, path in (("masks.sam.checkpoint", m.sam.checkpoint if m.segmenter == "sam" else None),
+                          ("masks.inpaint.checkpoint", m.inpaint.checkpoint if m.inpaint.backend == "exported" else None)):
+            if path is not None and not path.is_file():
+                raise FileNotFoundError(f"{key}: {path} is not a file")
 
-    def effect_mask(self, row: Row, composite: np.ndarray, obj: np.ndarray) -> np.ndarray:
-        """The object's shadow/reflection region as the source annotated it (empty if it has none)."""
+    def prompt(self, row: Row, composite: np.ndarray) -> Prompt:
+        ann = get_json(row, "ann")
+        mask = get_image(row, "ann_mask")
+        box = tuple(float(v) for v in ann["bbox"]) if ann.get("bbox") and ann["bbox"][2] > 0 else None
+        return Prompt(image=composite, image_id=hashlib.blake2b(row["composite"], digest_size=16).hexdigest(),
+                      box=box, points=points_from_ann(ann), mask=None if mask is None else mask.astype(bool))
+
+    def effect_mask(self, row: Row, composite: np.ndarray, obj: np.ndarray) -> tuple[np.ndarray, str]:
+        """The object's shadow region and where it came from (``source`` or the detector's name)."""
         eff = get_image(row, "ann_effect")
-        return np.zeros_like(obj) if eff is None else (eff.astype(bool) & ~obj)
+        mode = self.cfg.masks.effects
+        if mode == "source" or (mode == "auto" and eff is not None):
+            return (np.zeros_like(obj) if eff is None else (eff.astype(bool) & ~obj)), "source"
+        return self.detector.detect(composite, obj), f"detector-{self.detector.name}"
 
     def process(self, rows: list[Row]) -> None:
+        composites = [get_image(row, "composite") for row in rows]
+        prompts = [self.prompt(row, c) for row, c in zip(rows, composites)]
+        results = self.segmenter.segment(prompts)
+        for row, composite, prompt, seg in zip(rows, composites, prompts, results):
+            self._layers(row, composite, prompt, seg.mask, seg.score)
+
+    def _layers(self, row: Row, composite: np.ndarray, prompt: Prompt, obj: np.ndarray | None, score: float) -> None:
         cfg = self.cfg.masks
-        for row in rows:
-            composite = get_image(row, "composite")
-            obj = self.object_mask(row)
-            if obj is None or not obj.any():
-                reject(row, self.name, Reason.EMPTY_MASK, "segmenter returned no object pixels")
-                continue
-            obj = obj.astype(bool)
-            clean = get_image(row, "clean")
-            ann = get_json(row, "ann")
-            if clean is not None and clean.shape != composite.shape:
-                reject(row, self.name, Reason.SIZE_MISMATCH, f"clean {clean.shape} vs composite {composite.shape}")
-                continue
-            if clean is not None and ann.get("clean_kind", "background") == "background":
-                background, method = clean, "paired"
-            elif clean is not None:
-                background, method = background_shadowfree(composite, clean, obj, cfg.inpaint_radius), "shadowfree+inpaint"
-            else:
-                effect_in = self.effect_mask(row, composite, obj)
-                background, method = background_unpaired(composite, obj, effect_in, cfg.inpaint_radius), "inpaint+relight"
-            foreground = layers_from_background(composite, background, obj.astype(np.float32))
-            alpha = foreground[..., 3]
-            effect = (alpha > EFFECT_ALPHA * 255) & ~dilate(obj, 1)
-            if self._check(row, composite, background, foreground, obj, effect):
-                continue
-            set_image(row, "background", background)
-            set_image(row, "foreground", foreground)
-            set_image(row, "mask", obj.astype(np.uint8) * 255)
-            set_image(row, "effect", effect.astype(np.uint8) * 255)
-            for col in ("clean", "ann_mask", "ann_effect"):  # consumed: keep blocks small downstream
-                row[col] = b""
-            update_meta(row, self.name, {
-                "segmenter": cfg.segmenter, "effects": cfg.effects, "background": method,
-                "object_px": int(obj.sum()), "effect_px": int(effect.sum()),
-            })
+        if obj is None or not obj.any():
+            reject(row, self.name, Reason.EMPTY_MASK, f"segmenter {self.segmenter.name} returned no object pixels")
+            return
+        agreement = self._agreement(obj, prompt)
+        if agreement is not None and agreement < cfg.min_mask_agreement:
+            reject(row, self.name, Reason.MASK_FAILED,
+                   f"{self.segmenter.name} mask IoU {agreement:.2f} with the annotation < {cfg.min_mask_agreement}")
+            return
+        clean = get_image(row, "clean")
+        ann = get_json(row, "ann")
+        if clean is not None and clean.shape != composite.shape:
+            reject(row, self.name, Reason.SIZE_MISMATCH, f"clean {clean.shape} vs composite {composite.shape}")
+            return
+        if clean is not None and ann.get("clean_kind", "background") == "background":
+            background, method, effect_source = clean, "paired", "paired"
+        elif clean is not None:
+            background, method, effect_source = (background_shadowfree(clean, obj, self.inpainter),
+                                                 f"shadowfree+{self.inpainter.name}", "paired")
+        else:
+            effect_in, effect_source = self.effect_mask(row, composite, obj)
+            background = background_unpaired(composite, obj, effect_in, self.inpainter, cfg.relight_smooth_px)
+            method = f"{self.inpainter.name}+relight"
+        object_alpha = soft_object_alpha(composite, background, obj, cfg.soft_edge_px)
+        foreground = layers_from_background(composite, background, object_alpha)
+        alpha = foreground[..., 3]
+        effect = (alpha > EFFECT_ALPHA * 255) & ~dilate(obj, OBJECT_MARGIN_PX)
+        if self._check(row, composite, background, foreground, obj, effect):
+            return
+        set_image(row, "background", background)
+        set_image(row, "foreground", foreground)
+        set_image(row, "mask", obj.astype(np.uint8) * 255)
+        set_image(row, "effect", effect.astype(np.uint8) * 255)
+        for col in ("clean", "ann_mask", "ann_effect"):  # consumed: keep blocks small downstream
+            row[col] = b""
+        update_meta(row, self.name, {
+            "segmenter": self.segmenter.name, "segmenter_score": round(score, 4),
+            "mask_agreement": None if agreement is None else round(agreement, 4),
+            "effects": effect_source, "background": method, "psnr": round(float(row["psnr"]), 3),
+            "object_px": int(obj.sum()), "effect_px": int(effect.sum()),
+        })
+
+    @staticmethod
+    def _agreement(obj: np.ndarray, prompt: Prompt) -> float | None:
+        """IoU of the segmenter's mask with the annotation (its mask, else its box); None without either."""
+        if prompt.mask is not None:
+            return iou(obj, prompt.mask)
+        if prompt.box is not None:
+            return box_iou(bbox_of(obj), prompt.box)
+        return None
 
     def _check(self, row: Row, composite, background, foreground, obj, effect) -> bool:
         """Physical checks; returns True when the row was rejected."""
         cfg = self.cfg.masks
         alpha = foreground[..., 3]
-        if not (alpha[obj] == 255).all():
-            reject(row, self.name, Reason.ALPHA_OUT_OF_RANGE, "object pixels are not opaque")
+        if not (alpha[obj & ~dilate(~obj, cfg.soft_edge_px)] == 255).all():
+            reject(row, self.name, Reason.ALPHA_OUT_OF_RANGE, "object interior is not opaque")
             return True
         if effect.any():
             near = dilate(obj, cfg.max_effect_gap_px)

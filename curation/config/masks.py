@@ -1,18 +1,83 @@
 """Stage 2 config: segmenter, effect source, decomposition and its checks."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from curation.config.base import Resources, Strict
 
+
+class SamOptions(Strict):
+    """SAM through ``segment-anything``, from a local checkpoint (never downloaded)."""
+
+    checkpoint: Path | None = None
+    #: checked against the weights at start-up; ``auto`` accepts any encoder geometry
+    model_type: Literal["vit_b", "vit_l", "vit_h", "auto"] = "vit_b"
+    #: ``auto`` = cuda when this actor has a GPU, else cpu
+    device: str = "auto"
+    #: autocast dtype for the image encoder (bf16/fp16 only take effect on cuda)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    #: images per image-encoder forward pass
+    embed_batch_size: int = Field(4, ge=1)
+    #: pick among SAM's three masks by predicted IoU + agreement with the annotation
+    multimask: bool = True
+
+
+class GrabCutOptions(Strict):
+    """Annotation mask refined by GrabCut: pixels near its outline are re-decided by colour."""
+
+    iterations: int = Field(3, ge=1)
+    #: width (px) of the uncertain band around the annotation's outline
+    band_px: int = Field(4, ge=1)
+
+
+class DetectorOptions(Strict):
+    """The single-image shadow detector (``effects: detector`` or ``auto`` without a source effect)."""
+
+    backend: Literal["rule"] = "rule"
+    ratio: float = Field(0.88, gt=0, lt=1)
+    chroma_tol: float = Field(0.3, gt=0)
+    search: float = Field(0.8, gt=0)
+    base_band: float = Field(0.2, gt=0, le=1)
+    window: float = Field(0.8, gt=0)
+
+
+class InpaintOptions(Strict):
+    """How the object region of an unpaired image is filled: OpenCV, or a learned model from a local path."""
+
+    backend: Literal["telea", "navier_stokes", "exported"] = "telea"
+    radius: int = Field(5, ge=1)
+    #: a ``torch.export`` program (.pt2) ``(image[1,3,H,W] in 0..1, mask[1,1,H,W]) -> image``, e.g. LaMa
+    checkpoint: Path | None = None
+    device: str = "auto"
+
+
 class MasksConfig(Strict):
     resources: Resources = Resources(num_cpus=0.5, batch_size=8, concurrency=1)
-    segmenter: Literal["annotation"] = "annotation"
-    effects: Literal["source"] = "source"
-    inpaint_radius: int = Field(5, ge=1)
+    segmenter: Literal["annotation", "grabcut", "sam"] = "annotation"
+    sam: SamOptions = SamOptions()
+    grabcut: GrabCutOptions = GrabCutOptions()
+    #: source: the source's effect annotation / paired plate; detector: always the detector; auto: source, else detector
+    effects: Literal["source", "detector", "auto"] = "auto"
+    detector: DetectorOptions = DetectorOptions()
+    inpaint: InpaintOptions = InpaintOptions()
+    #: smoothing (px) of the shadow's shading ratio when relighting; 0 = the lit inpaint itself (best measured)
+    relight_smooth_px: float = Field(0.0, ge=0)
+    #: a segmenter mask whose IoU with the annotation (mask, else box) is below this is rejected (mask_failed)
+    min_mask_agreement: float = Field(0.5, ge=0, le=1)
+    #: width (px) of the object's outline band where alpha is estimated softly
+    soft_edge_px: int = Field(1, ge=0)
     #: below this recomposite PSNR (dB) a decomposition is rejected
     psnr_floor: float = 35.0
     #: an effect region this far (px) from the object counts as detached
     max_effect_gap_px: int = Field(24, ge=0)
+
+    @model_validator(mode="after")
+    def _backends_have_weights(self) -> "MasksConfig":
+        if self.segmenter == "sam" and self.sam.checkpoint is None:
+            raise ValueError("segmenter 'sam' needs masks.sam.checkpoint (a local .pth path)")
+        if self.inpaint.backend == "exported" and self.inpaint.checkpoint is None:
+            raise ValueError("inpaint backend 'exported' needs masks.inpaint.checkpoint (a local path)")
+        return self

@@ -1,0 +1,89 @@
+"""Single-image shadow detection for one given object: composite + object mask → its cast-shadow mask.
+
+The default needs no weights. A cast shadow is ground that is darker than the same surface lit, by a
+roughly constant ratio, and it touches the object where the object meets the ground. The rule:
+estimate the lit surface around the object (object inpainted away, then a wide median so that a shadow
+narrower than the window does not pull the estimate down), mark pixels whose luminance ratio to it is
+below ``ratio`` and whose chromaticity is kept, and keep only the dark regions connected to the
+object's base within a search radius proportional to the object's size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from curation.compositing import bbox_of
+
+
+class ShadowDetector(Protocol):
+    """The interface every effect detector implements."""
+
+    name: str
+
+    def detect(self, composite: np.ndarray, obj: np.ndarray) -> np.ndarray:
+        """Bool mask of the object's cast shadow (never overlapping ``obj``)."""
+
+
+def _odd(n: float, lo: int, hi: int) -> int:
+    k = int(np.clip(n, lo, hi))
+    return k if k % 2 else k + 1
+
+
+@dataclass(frozen=True)
+class RuleShadowDetector:
+    """The hand-made rule described in the module docstring; parameters are fractions of the object size."""
+
+    ratio: float = 0.88  # a shadow pixel is at most this bright relative to the lit surface
+    chroma_tol: float = 0.3  # max change of normalised rgb between shadow and lit surface
+    search: float = 0.8  # search radius, in object heights
+    base_band: float = 0.2  # the object's lowest fraction (of its height) counts as its base
+    window: float = 0.8  # median window for the lit surface, in object sizes
+    name: str = "rule"
+
+    def detect(self, composite: np.ndarray, obj: np.ndarray) -> np.ndarray:
+        """Works on a crop around the object that holds the search radius and the median window: the
+        answer is the same as on the whole image, at a cost that does not grow with the image."""
+        obj = obj.astype(bool)
+        box = bbox_of(obj)
+        out = np.zeros_like(obj)
+        if box is None:
+            return out
+        x, y, w, h = box
+        size = max(h, w)
+        radius = max(3, int(self.search * size))
+        k = _odd(self.window * size, 9, 255)
+        pad = radius + k // 2 + 8
+        ys = slice(max(0, y - pad), min(obj.shape[0], y + h + pad))
+        xs = slice(max(0, x - pad), min(obj.shape[1], x + w + pad))
+        out[ys, xs] = self._detect(composite[ys, xs], obj[ys, xs], radius, k)
+        return out
+
+    def _detect(self, composite: np.ndarray, obj: np.ndarray, radius: int, k: int) -> np.ndarray:
+        _, y, _, h = bbox_of(obj)
+        rgb = composite.astype(np.float32) + 1.0
+        lum = rgb.mean(axis=2)
+        around = cv2.dilate(obj.astype(np.uint8), np.ones((5, 5), np.uint8))
+        filled = cv2.inpaint(composite, around * 255, 5, cv2.INPAINT_TELEA)
+        lit = cv2.medianBlur(filled, k).astype(np.float32) + 1.0
+        dark = lum < self.ratio * lit.mean(axis=2)
+        chroma = np.abs(rgb / rgb.sum(2, keepdims=True) - lit / lit.sum(2, keepdims=True)).max(axis=2)
+        cand = dark & (chroma < self.chroma_tol) & ~obj
+        reach = cv2.dilate(obj.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
+        cand &= reach.astype(bool)
+        cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # odd: an even kernel shifts the mask
+        cand = cv2.morphologyEx(cand.astype(np.uint8), cv2.MORPH_OPEN, cross)
+        base = obj.copy()
+        base[: y + int((1 - self.base_band) * h)] = False
+        contact = cv2.dilate(base.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+        n, labels = cv2.connectedComponents(cand)
+        keep = np.unique(labels[contact & (labels > 0)])
+        return np.isin(labels, keep[keep > 0]) & ~obj
+
+
+def build_detector(opts) -> ShadowDetector:
+    """The configured detector (``masks.detector``)."""
+    return RuleShadowDetector(ratio=opts.ratio, chroma_tol=opts.chroma_tol, search=opts.search,
+                              base_band=opts.base_band, window=opts.window)
