@@ -53,7 +53,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 #: modules that add more sub-commands: each defines ``register(subparsers)`` (imports stay lazy inside)
-PLUGINS: tuple[str, ...] = ()
+PLUGINS: tuple[str, ...] = ("curation.eval_layers", "curator_model.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,9 @@
 """Stage 4, curate: score each triplet's quality and reject those below the threshold.
 
-The ``physical`` backend scores what physics can check without a model: the recomposite PSNR against
+Two backends. ``model`` runs the trained curator (:mod:`curator_model`): a timm network over the stacked
+triplet, loaded once per actor from a safetensors checkpoint, batched on the actor's device; it catches
+the failures that still recomposite exactly (ghosts, lost shadows, stolen background, truncation,
+occlusion). ``physical`` scores what physics can check without a model: the recomposite PSNR against
 the floor, and a ghost test (does the background still show edges along the removed object's outline
 that its surroundings do not have?).
 """
@@ -15,6 +18,8 @@ from curation.config import Resources, RunConfig
 from curation.schema import Reason, Row, get_image, reject, update_meta
 from curation.stage import Stage
 from stages.decompose import dilate
+
+PHYSICAL_THRESHOLD = 0.5  # the physical backend's threshold when the config sets none
 
 
 def _sigmoid(x: float) -> float:
@@ -41,16 +46,71 @@ def physical_score(psnr: float, ghost: float, psnr_floor: float) -> float:
 class Curate(Stage):
     name = "curate"
 
+    def __init__(self, cfg: RunConfig):
+        super().__init__(cfg)
+        c = cfg.curate
+        self.curator = None
+        self.threshold = c.threshold if c.threshold is not None else PHYSICAL_THRESHOLD
+        if c.backend == "model":
+            from curator_model.network import DEFAULT_CHECKPOINT, Curator
+
+            self.checkpoint = c.checkpoint or DEFAULT_CHECKPOINT
+            self.curator = Curator(self.checkpoint, c.device)  # CheckpointError says which file and why
+            if c.threshold is None:
+                self.threshold = self.curator.spec.threshold
+
     @staticmethod
     def resources(cfg: RunConfig) -> Resources:
         return cfg.curate.resources
 
+    @staticmethod
+    def preflight(cfg: RunConfig) -> None:
+        """Fail on the driver, in a second, when the curator checkpoint is missing or unreadable."""
+        if cfg.curate.backend == "model":
+            from curator_model.network import DEFAULT_CHECKPOINT, load_checkpoint
+
+            load_checkpoint(cfg.curate.checkpoint or DEFAULT_CHECKPOINT)
+
     def process(self, rows: list[Row]) -> None:
-        cfg = self.cfg.curate
+        if self.curator is None:
+            self._physical(rows)
+        else:
+            self._model(rows)
+
+    def _physical(self, rows: list[Row]) -> None:
         for row in rows:
             ghost = ghost_ratio(get_image(row, "background"), get_image(row, "mask"))
             score = physical_score(row["psnr"], ghost, self.cfg.masks.psnr_floor)
             row["score"] = round(score, 5)
-            update_meta(row, self.name, {"backend": cfg.backend, "ghost_ratio": round(ghost, 4)})
-            if score < cfg.threshold:
-                reject(row, self.name, Reason.LOW_CURATOR_SCORE, f"score {score:.3f} < {cfg.threshold} (ghost ratio {ghost:.2f})")
+            update_meta(row, self.name, {"backend": "physical", "ghost_ratio": round(ghost, 4), "threshold": self.threshold})
+            if score < self.threshold:
+                reject(row, self.name, Reason.LOW_CURATOR_SCORE,
+                       f"score {score:.3f} < {self.threshold} (ghost ratio {ghost:.2f})")
+
+    def _model(self, rows: list[Row]) -> None:
+        from curator_model.features import Triplet, features
+
+        spec = self.curator.spec
+        scored, feats = [], []
+        for row in rows:
+            triplet = Triplet(*(get_image(row, c) for c in ("composite", "background", "foreground", "mask", "effect")))
+            try:
+                feats.append(features(triplet, spec.input_size))
+            except ValueError as exc:
+                reject(row, self.name, Reason.SIZE_MISMATCH, f"layers do not fit together: {exc}")
+                continue
+            scored.append(row)
+        if not scored:
+            return
+        probs = self.curator.predict(np.stack(feats), batch_size=len(feats))
+        for row, p in zip(scored, probs):
+            score = float(p[0])
+            k = 1 + int(np.argmax(p[1:]))
+            row["score"] = round(score, 5)
+            update_meta(row, self.name, {
+                "backend": "model", "checkpoint": self.checkpoint.name, "arch": spec.arch, "threshold": self.threshold,
+                "likely_failure": spec.classes[k], "p_failure": round(float(p[k]), 4),
+            })
+            if score < self.threshold:
+                reject(row, self.name, Reason.LOW_CURATOR_SCORE,
+                       f"P(good) {score:.3f} < {self.threshold:.3f}; most likely {spec.classes[k]} ({p[k]:.2f})")

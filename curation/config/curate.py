@@ -1,13 +1,21 @@
-"""Stage 4 config: curator backend and threshold."""
+"""Stage 4 config: curator backend, its checkpoint and device, and the threshold."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from curation.config.base import Resources, Strict
 
+
 class CurateConfig(Strict):
     resources: Resources = Resources(num_cpus=0.25, batch_size=16, concurrency=1)
-    backend: Literal["physical"] = "physical"
-    threshold: float = Field(0.5, ge=0, le=1)
+    #: ``model``: the trained curator (timm, safetensors); ``physical``: the hand-made PSNR + ghost rule
+    backend: Literal["physical", "model"] = "physical"
+    #: the ``model`` backend's safetensors checkpoint; None = the shipped curator_model/checkpoint/curator.safetensors
+    checkpoint: Path | None = None
+    #: ``auto`` = cuda when this actor has a GPU, else cpu
+    device: str = "auto"
+    #: P(good) below this is rejected; None = the checkpoint's own threshold (model) or 0.5 (physical)
+    threshold: float | None = Field(None, ge=0, le=1)

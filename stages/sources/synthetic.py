@@ -59,7 +59,7 @@ def _photos() -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
-def _photo_crop(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def photo_crop(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     photo = _photos()[rng.integers(len(_photos()))]
     ph, pw = photo.shape[:2]
     scale = rng.uniform(0.3, 0.9)
@@ -72,7 +72,7 @@ def _photo_crop(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     """A textured ground: a real photo crop, or procedural tiles/noise with a light gradient."""
     if rng.random() < 0.5:
-        bg = _photo_crop(rng, size, size)
+        bg = photo_crop(rng, size, size)
     else:
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
         base = rng.uniform(0.35, 0.85, 3).astype(np.float32)
@@ -85,7 +85,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(bg, 0.06, 0.96).astype(np.float32)
 
 
-def _silhouette(rng: np.random.Generator, shape: str, h: int, w: int) -> np.ndarray:
+def silhouette(rng: np.random.Generator, shape: str, h: int, w: int) -> np.ndarray:
     """Anti-aliased object alpha in a (h, w) box, rendered supersampled then area-averaged."""
     H, W = h * SUPERSAMPLE, w * SUPERSAMPLE
     canvas = np.zeros((H, W), np.uint8)
@@ -153,8 +153,8 @@ def render_scene(seed: int, size: int = 256, max_objects: int = 2, occlusion_rat
         boxes.append((x, y, ow, oh))
         shape = SHAPES[int(rng.integers(len(SHAPES)))]
         a = np.zeros((size, size), np.float32)
-        a[y : y + oh, x : x + ow] = _silhouette(rng, shape, oh, ow)
-        tex = _photo_crop(rng, oh, ow)
+        a[y : y + oh, x : x + ow] = silhouette(rng, shape, oh, ow)
+        tex = photo_crop(rng, oh, ow)
         tint = rng.uniform(0.6, 1.3, 3).astype(np.float32)
         shade = np.linspace(1.1, 0.8, oh, dtype=np.float32)[:, None, None]
         col = np.zeros((size, size, 3), np.float32)

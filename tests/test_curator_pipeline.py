@@ -1,0 +1,48 @@
+"""The shipped curator: its card matches its weights, and stage 4 runs it inside the real Ray pipeline."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from curation.pipeline import run
+from curation.verify import verify
+from curator_model.network import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint
+from tests.conftest import small_config
+
+
+def test_the_shipped_checkpoint_matches_its_model_card():
+    card = json.loads((DEFAULT_CHECKPOINT.parent / "model_card.json").read_text())
+    data = DEFAULT_CHECKPOINT.read_bytes()
+    assert card["sha256"] == hashlib.sha256(data).hexdigest() and card["size_bytes"] == len(data) < 20e6
+    _, spec = load_checkpoint(DEFAULT_CHECKPOINT)
+    assert spec.threshold == card["threshold"] and spec.arch == card["train_config"]["arch"]
+    assert {"curator", "physical_rule"} <= set(card["metrics"]["heldout"])
+
+
+@pytest.fixture(scope="module")
+def model_run(ray_session, tmp_path_factory):
+    cfg = small_config(tmp_path_factory.mktemp("curated"), curate={
+        "backend": "model", "resources": {"num_cpus": 0.25, "batch_size": 8, "concurrency": 1}})
+    return cfg, run(cfg)
+
+
+def test_stage4_runs_the_shipped_curator_in_the_pipeline(model_run):
+    cfg, result = model_run
+    assert verify(result.out, cfg.verify.psnr_floor).ok
+    index = pq.read_table(result.out / "index.parquet").to_pylist()
+    scored = [r for r in index if r["status"] == "ok" or r["reject_stage"] == "curate"]
+    assert scored and all(0 <= r["score"] <= 1 for r in scored)
+    assert all(json.loads(r["meta"])["curate"]["backend"] == "model" for r in scored)
+    for r in index:
+        if r["reject_stage"] == "curate":
+            assert r["reject_reason"] == "low_curator_score" and "P(good)" in r["reject_detail"]
+
+
+def test_a_broken_checkpoint_stops_the_run_on_the_driver_before_ray(tmp_path):
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 64)
+    cfg = small_config(tmp_path / "out", curate={"backend": "model", "checkpoint": str(tmp_path / "bad.safetensors")})
+    with pytest.raises(CheckpointError, match="bad.safetensors is not a readable safetensors file"):
+        run(cfg)
