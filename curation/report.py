@@ -42,11 +42,13 @@ def _gallery(out: OutDir, names: list[str]) -> list[str]:
     urls = [str(out.shards / f"{n}.tar") for n in names]
     if not urls:
         return cells
-    for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode("pil"):
+    # "pilrgba", not "pil": webdataset's "pil" converts to RGB and would drop the foreground's alpha
+    for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode("pilrgba"):
         fg = sample["foreground.png"]
         caps = sample["json"]["captions"]
-        imgs = "".join(f'<img src="{data_uri(im)}" title="{t}">' for t, im in (
-            ("composite", sample["composite.png"]), ("background", sample["background.png"]), ("foreground", on_checkerboard(fg))))
+        layers = (("composite", sample["composite.png"].convert("RGB")),
+                  ("background", sample["background.png"].convert("RGB")), ("foreground", on_checkerboard(fg)))
+        imgs = "".join(f'<img src="{data_uri(im)}" title="{t}">' for t, im in layers)
         cells.append(f'<div class="s"><div>{imgs}</div><code>{html.escape(sample["__key__"])}</code>'
                      f'<p>{html.escape(caps["composite"])}<br><i>fg:</i> {html.escape(caps["foreground"])}'
                      f'<br><i>bg:</i> {html.escape(caps["background"])}</p></div>')
