@@ -131,10 +131,11 @@ class MasksAndLayers(Stage):
             reject(row, self.name, Reason.ALPHA_OUT_OF_RANGE, "object interior is not opaque")
             return True
         if effect.any():
-            near = dilate(obj, cfg.max_effect_gap_px)
-            n, labels = cv2.connectedComponents(effect.astype(np.uint8))
-            detached = [i for i in range(1, n) if not near[labels == i].any()]
-            big = [i for i in detached if (labels == i).sum() > 0.02 * effect.sum()]
+            # one labelling pass: a component is attached when any of its pixels lies near the object
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(effect.astype(np.uint8))
+            attached = set(np.unique(labels[dilate(obj, cfg.max_effect_gap_px)]).tolist())
+            min_area = 0.02 * effect.sum()
+            big = [i for i in range(1, n) if i not in attached and stats[i, cv2.CC_STAT_AREA] > min_area]
             if big:
                 reject(row, self.name, Reason.EFFECT_DETACHED,
                        f"{len(big)} effect region(s) farther than {cfg.max_effect_gap_px} px from the object")
