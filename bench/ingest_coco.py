@@ -27,40 +27,21 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def write_work_list(source: Any, path: Path, batch: int) -> int:
-    """What ``curation.pipeline.write_units`` does for one source (that module imports every stage's
-    model libraries, which would dominate the memory figure)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from stages.ingest import UNIT_SCHEMA
-
-    n, chunk = 0, []
-    with pq.ParquetWriter(path, UNIT_SCHEMA) as writer:
-        for unit in source.units():
-            chunk.append({"source": source.name, "unit_id": unit.unit_id, "ref": json.dumps(unit.ref)})
-            if len(chunk) == batch:
-                writer.write_table(pa.Table.from_pylist(chunk, schema=UNIT_SCHEMA), row_group_size=batch)
-                n, chunk = n + len(chunk), []
-        if chunk:
-            writer.write_table(pa.Table.from_pylist(chunk, schema=UNIT_SCHEMA), row_group_size=batch)
-    return n + len(chunk)
-
-
 def _ingest_child(ann: str, images: str, work: str, out: Any) -> None:
     import pyarrow.parquet as pq
 
-    from curation.config import parse_config
+    from curation.core.config import parse_config
+    from curation.worklist import write_units
     from stages.ingest import Ingest
 
     cfg = parse_config({"run": {"out": work}, "sources": [
         {"type": "coco", "name": "coco", "annotations": ann, "images": images, "index_dir": work}],
         "ingest": {"resources": {"batch_size": 16}}})
-    ingest = Ingest(cfg.model_dump_json())
+    ingest = Ingest(cfg)
     import_rss = _peak_rss_mib()
     units_path = Path(work) / "units.parquet"
     t0 = time.perf_counter()
-    n_units = write_work_list(ingest.sources["coco"], units_path, cfg.ingest.resources.batch_size)
+    n_units = write_units(cfg, units_path)
     t1 = time.perf_counter()
     units_rss = _peak_rss_mib()
     rows = accepted = 0
@@ -97,7 +78,7 @@ def _in_child(target: Any, *args: Any) -> dict[str, Any]:
 
 def main(instances: int = 100_000, per_image: int = 10, size: tuple[int, int] = (320, 240),
          distinct_files: int = 200) -> dict[str, Any]:
-    from stages.sources.coco_synth import write_dataset
+    from tests.fixtures.coco_synth import write_dataset
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-coco-") as tmp:
         root = Path(tmp)

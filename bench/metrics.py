@@ -5,7 +5,7 @@ from typing import Any
 
 from bench.pipeline_run import PipelineRun
 from bench.sequential import SequentialResult
-from curation.config import RunConfig
+from curation.core.config import RunConfig
 from curation.pipeline import STAGES
 
 MB = 1e6
@@ -13,7 +13,7 @@ MB = 1e6
 
 def stage_gpus(cfg: RunConfig) -> dict[str, float]:
     """GPUs each step asks for (ingest and the sink are CPU work)."""
-    return {"ingest": cfg.ingest.resources.num_gpus, **{s.name: s.resources(cfg).num_gpus for s in STAGES}, "sink": 0.0}
+    return {"ingest": cfg.ingest.resources.num_gpus, **{s.name.value: s.resources(cfg).num_gpus for s in STAGES}, "sink": 0.0}
 
 
 def per_stage(seq: SequentialResult, cfg: RunConfig) -> dict[str, dict[str, float]]:

@@ -1,7 +1,7 @@
 """The baseline: the same stage code, one process, one sample batch after another, no Ray.
 
 Each stage is called exactly as its Ray actor calls it (``Ingest`` on a pyarrow table of units,
-``StageActor`` on row tables of the stage's configured ``batch_size``, ``write_shard`` on
+each row stage on row tables of the stage's configured ``batch_size``, ``write_shard`` on
 ``shard_size`` rows), so the loop doubles as the per-stage isolation measurement: one stage runs at
 a time, and its wall and CPU seconds (all threads of the process) are summed per stage.
 The only thing left out is the cluster-wide duplicate registry (a Ray actor); its hash check costs
@@ -17,12 +17,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from curation.config import RunConfig
+from curation.core.config import RunConfig
 from curation.pipeline import STAGES
 from curation.sink import write_shard
-from curation.stage import StageActor
-from stages.ingest import UNIT_SCHEMA, Ingest
-from stages.sources import build_source
+from curation.worklist import unit_batches
+from stages.ingest import Ingest
 
 
 @dataclass
@@ -55,28 +54,11 @@ class SequentialResult:
     shards: int = 0
 
 
-def _units(cfg: RunConfig, batch: int):
-    """The work list, as the driver writes it, in ingest-batch tables."""
-    import json
-
-    chunk: list[dict[str, str]] = []
-    for src_cfg in cfg.sources:
-        source = build_source(src_cfg)
-        for unit in source.units():
-            chunk.append({"source": source.name, "unit_id": unit.unit_id, "ref": json.dumps(unit.ref)})
-            if len(chunk) == batch:
-                yield pa.Table.from_pylist(chunk, schema=UNIT_SCHEMA)
-                chunk = []
-    if chunk:
-        yield pa.Table.from_pylist(chunk, schema=UNIT_SCHEMA)
-
-
 def run_sequential(cfg: RunConfig, shards_dir: Path) -> SequentialResult:
     """Push the workload through every stage and the sink in this process; return the timings."""
     started = time.perf_counter()
-    cfg_json = cfg.model_dump_json()
-    ingest = Ingest(cfg_json)
-    actors = [(s.name, StageActor(s, cfg_json), s.resources(cfg).batch_size) for s in STAGES]
+    ingest = Ingest(cfg)
+    actors = [(s.name.value, s(cfg), s.resources(cfg).batch_size) for s in STAGES]
     res = SequentialResult(units=0, rows=0, accepted=0, wall=0.0, startup=time.perf_counter() - started)
     res.stages = {"ingest": StageTime(), **{name: StageTime() for name, _, _ in actors}, "sink": StageTime()}
     buffers: list[list[pa.Table]] = [[] for _ in range(len(actors) + 1)]
@@ -104,7 +86,7 @@ def run_sequential(cfg: RunConfig, shards_dir: Path) -> SequentialResult:
                 push(level + 1, res.stages[name].timed(actor, batch))
         buffers[level] = [queued] if queued is not None and queued.num_rows else []
 
-    for units in _units(cfg, cfg.ingest.resources.batch_size):
+    for units in unit_batches(cfg):
         res.units += units.num_rows
         rows = res.stages["ingest"].timed(ingest, units)
         res.stages["ingest"].rows_in += units.num_rows

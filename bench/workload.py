@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from curation.config import RunConfig, parse_config
+from curation.core.config import RunConfig, parse_config
 
 BENCH_CONFIG = Path(__file__).resolve().parent / "bench.yaml"
 

@@ -7,13 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from curation.config import ConfigError, load_config
+from curation.core.config import ConfigError, load_config
+
+#: the run config ``curate run`` uses when none is given
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "manifests" / "demo.yaml"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     overrides = {"run.out": str(args.out) if args.out else None, "run.limit": args.limit}
     try:
-        cfg = load_config(args.config, overrides)
+        cfg = load_config(args.config or DEMO_CONFIG, overrides)
         if args.workers:
             cfg = cfg.model_copy(update={
                 section: getattr(cfg, section).model_copy(update={

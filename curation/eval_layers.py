@@ -20,18 +20,16 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING
+from curation.core.data import DESOBA
 
 if TYPE_CHECKING:  # the CLI imports every plugin to build its parser: the heavy imports stay in the functions
     import numpy as np
 
-    from curation.config import RunConfig
-    from curation.schema import Row
+    from curation.core.config import RunConfig
+    from curation.core.schema import Row
 
-DESOBA_DIR = Path(__file__).resolve().parent / "data" / "real" / "desoba"
-OBJECT_MARGIN_PX = 2  # = stages.decompose.OBJECT_MARGIN_PX: the object's edge ring, not shadow (checked in tests)
 MODES = ("paired", "source", "detector")
 WIDTHS = (10, 16, 18, 17, 18, 25, 20, 24)  # printed column widths
 PSNR_CAP = 60.0  # identical regions give +inf; cap so that means stay finite
@@ -71,8 +69,8 @@ class Scores:
 
 
 def synthetic_truths(count: int, size: int, seed: int) -> list[Truth]:
-    from curation.compositing import to_float
-    from stages.sources.synthetic import render_scene
+    from curation.core.compositing import to_float
+    from curation.core.scenes import render_scene
 
     truths = []
     for i in range(count):
@@ -84,12 +82,12 @@ def synthetic_truths(count: int, size: int, seed: int) -> list[Truth]:
     return truths
 
 
-def desoba_truths(root: Path = DESOBA_DIR) -> list[Truth]:
+def desoba_truths(root: Path = DESOBA) -> list[Truth]:
     import numpy as np
 
-    from curation.compositing import to_float
-    from curation.imageio import read_image, read_mask
-    from stages.decompose import minimal_alpha
+    from curation.core.compositing import to_float
+    from curation.core.imageio import read_image, read_mask
+    from curation.core.decompose import minimal_alpha
 
     truths = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -117,8 +115,8 @@ def coarsen(mask: np.ndarray, px: float) -> np.ndarray:
 
 
 def _row(t: Truth, mode: str, coarse_px: float) -> Row:
-    from curation.compositing import bbox_of
-    from curation.schema import new_row
+    from curation.core.morphology import bbox_of
+    from curation.core.schema import new_row
 
     ann_mask = coarsen(t.mask, coarse_px)
     return new_row(
@@ -137,8 +135,8 @@ def _stage_config(base: RunConfig, mode: str) -> RunConfig:
 
 def evaluate(truths: list[Truth], base: RunConfig, coarse_px: float = 0.0) -> dict[str, Any]:
     """Run every instance through the stage in each mode; per-mode means plus the detector's shadow IoU."""
-    from curation.compositing import iou
-    from curation.schema import is_ok
+    from curation.core.morphology import iou
+    from curation.core.schema import is_ok
     from stages.masks import MasksAndLayers
     from stages.shadows import build_detector
 
@@ -171,9 +169,10 @@ def evaluate(truths: list[Truth], base: RunConfig, coarse_px: float = 0.0) -> di
 def _score(t: Truth, row: Row, scores: Scores, paired: bool) -> None:
     import numpy as np
 
-    from curation.compositing import iou, psnr, to_float
-    from curation.schema import get_image
-    from stages.decompose import dilate
+    from curation.core.compositing import psnr, to_float
+    from curation.core.decompose import OBJECT_MARGIN_PX
+    from curation.core.morphology import dilate, iou
+    from curation.core.schema import get_image
 
     mask = get_image(row, "mask") > 0
     fg, bg = get_image(row, "foreground"), get_image(row, "background")
@@ -225,7 +224,7 @@ def _print(report: dict[str, Any]) -> None:
 
 
 def cmd_eval_layers(args: argparse.Namespace) -> int:
-    from curation.config import load_config, parse_config
+    from curation.core.config import load_config, parse_config
 
     base = load_config(args.config) if args.config else parse_config({"sources": [{"type": "synthetic"}]})
     if args.segmenter:
@@ -246,7 +245,7 @@ def register(subparsers) -> None:
     p.add_argument("--synthetic", type=int, default=40, help="synthetic scenes to render (0 = none)")
     p.add_argument("--size", type=int, default=256, help="synthetic scene size (px)")
     p.add_argument("--seed", type=int, default=0, help="synthetic seed (scene i uses seed·1000003 + i)")
-    p.add_argument("--desoba", default=str(DESOBA_DIR), help="folder of DESOBA samples (default: bundled)")
+    p.add_argument("--desoba", default=str(DESOBA), help="folder of DESOBA samples (default: bundled)")
     p.add_argument("--no-desoba", action="store_true", help="skip the real DESOBA samples")
     p.add_argument("--segmenter", choices=("annotation", "grabcut", "sam"), help="override masks.segmenter")
     p.add_argument("--coarse-px", type=float, default=0.0,

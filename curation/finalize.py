@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation.layout import OutDir
-from curation.schema import OK, REJECTED
+from curation.core.schema import OK, REJECTED
 
 
 def merge_index(out: OutDir) -> pa.Table:

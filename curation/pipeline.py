@@ -6,35 +6,32 @@ pushes blocks through one actor pool per model stage, and write tasks turn them 
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 import time
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 
-from curation.config import RunConfig
+from curation.core.config import RunConfig
+from curation.core.schema import ROW_SCHEMA, UNIT_SCHEMA
+from curation.core.stage import RowStage, Stage, map_kwargs
 from curation.finalize import finalize
 from curation.layout import OutDir
 from curation.runinfo import end_run, start_run
 from curation.sink import ShardSink
-from curation.stage import Stage, StageActor, map_kwargs
+from curation.worklist import write_units
 from stages.caption import Caption
 from stages.curate import Curate
-from stages.ingest import UNIT_SCHEMA, DedupeRegistry, Ingest, claimed_digests
+from stages.ingest import DedupeRegistry, Ingest, claimed_digests
 from stages.masks import MasksAndLayers
-from stages.sources import build_source
 
 log = logging.getLogger(__name__)
 
-#: the model stages, in the order the data flows
-STAGES: tuple[type[Stage], ...] = (MasksAndLayers, Caption, Curate)
+#: the row stages after ingest, in the order the data flows
+STAGES: tuple[type[RowStage], ...] = (MasksAndLayers, Caption, Curate)
 PROJECT_PACKAGES = ("curation", "stages", "curator_model")
 
 
@@ -61,30 +58,6 @@ def init_ray(cfg: RunConfig) -> None:
              configure_logging=True, logging_level=logging.WARNING)
 
 
-def write_units(cfg: RunConfig, path: Path) -> int:
-    """Stream every source's units into a parquet work list (row groups sized for the ingest batch)."""
-    batch = cfg.ingest.resources.batch_size
-    remaining = cfg.run.limit
-    total = 0
-    with pq.ParquetWriter(path, UNIT_SCHEMA) as writer:
-        for src_cfg in cfg.sources:
-            source = build_source(src_cfg)
-            units = source.units() if remaining is None else islice(source.units(), remaining - total)
-            chunk: list[dict[str, str]] = []
-            for unit in units:
-                chunk.append({"source": source.name, "unit_id": unit.unit_id, "ref": json.dumps(unit.ref)})
-                if len(chunk) == batch:
-                    writer.write_table(pa.Table.from_pylist(chunk, schema=UNIT_SCHEMA), row_group_size=batch)
-                    total += len(chunk)
-                    chunk = []
-            if chunk:
-                writer.write_table(pa.Table.from_pylist(chunk, schema=UNIT_SCHEMA), row_group_size=batch)
-                total += len(chunk)
-            if remaining is not None and total >= remaining:
-                break
-    return total
-
-
 def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: frozenset[str],
                   claimed: dict[str, str]) -> ray.data.Dataset:
     """The lazy Ray Data plan from the work list to the curated rows.
@@ -92,23 +65,35 @@ def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: fro
     ``done_keys`` and ``claimed`` (image digests already ingested) carry what earlier segments of a
     resumed run did, so each sample and each image is handled once across the whole output folder.
     """
-    cfg_json = cfg.model_dump_json()
     blocks = max(1, min(1000, -(-n_units // cfg.ingest.resources.batch_size)))
     ds = ray.data.read_parquet(str(units_path), override_num_blocks=blocks)
     ds = ds.map_batches(
         Ingest, batch_format="pyarrow",
-        fn_constructor_kwargs={"cfg_json": cfg_json, "done_keys": done_keys, "dedupe": DedupeRegistry.remote(claimed)},
-        **map_kwargs(cfg.ingest.resources),
+        fn_constructor_kwargs={"cfg": cfg, "done_keys": done_keys, "dedupe": DedupeRegistry.remote(claimed)},
+        **map_kwargs(Ingest.resources(cfg)),
     )
     for stage in STAGES:
-        ds = ds.map_batches(StageActor, batch_format="pyarrow", fn_constructor_args=(stage, cfg_json),
-                            **map_kwargs(stage.resources(cfg)))
+        ds = ds.map_batches(stage, batch_format="pyarrow", fn_constructor_args=(cfg,), **map_kwargs(stage.resources(cfg)))
     return ds
+
+
+def check_dataflow(stages: tuple[type[Stage], ...]) -> None:
+    """Every column a stage reads must exist by then: in the work list for the first, else written upstream."""
+    available = set(UNIT_SCHEMA.names)
+    for i, stage in enumerate(stages):
+        missing = [c for c in stage.reads if c not in available]
+        if missing:
+            raise RuntimeError(f"stage {stage.name.value} reads {missing}, which no earlier stage writes")
+        unknown = [c for c in stage.writes if c not in ROW_SCHEMA.names]
+        if unknown:
+            raise RuntimeError(f"stage {stage.name.value} writes {unknown}, which are not row columns")
+        available = (set() if i == 0 else available) | set(stage.writes)  # ingest turns units into rows
 
 
 def run(cfg: RunConfig) -> RunResult:
     """Run the pipeline into ``cfg.run.out``; a rerun into the same folder resumes."""
     started = time.perf_counter()
+    check_dataflow((Ingest, *STAGES))
     out = OutDir(Path(cfg.run.out))
     out.create()
     removed = out.remove_torn()

@@ -1,40 +1,17 @@
 """``report.html``: a self-contained page of counts, reject reasons and a gallery of triplets."""
 from __future__ import annotations
 
-import base64
 import html
-import io
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import webdataset as wds
-from PIL import Image
 
+from curation.core.preview import data_uri, on_checkerboard
 from curation.layout import OutDir
 
 GALLERY = 16
-THUMB = 160
-
-
-def checkerboard(h: int, w: int, cell: int = 8) -> np.ndarray:
-    yy, xx = np.mgrid[0:h, 0:w]
-    on = ((yy // cell + xx // cell) % 2).astype(bool)
-    return np.where(on[..., None], 200, 245).astype(np.uint8).repeat(3, axis=2)
-
-
-def on_checkerboard(rgba: Image.Image) -> Image.Image:
-    """The foreground over a checkerboard, so partial (shadow) alpha is visible."""
-    board = Image.fromarray(checkerboard(rgba.height, rgba.width)).convert("RGBA")
-    return Image.alpha_composite(board, rgba.convert("RGBA")).convert("RGB")
-
-
-def data_uri(im: Image.Image) -> str:
-    im = im.copy()
-    im.thumbnail((THUMB, THUMB))
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def _gallery(out: OutDir, names: list[str]) -> list[str]:

@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from curation.config import RunConfig
+from curation.core.config import RunConfig
 
 PACKAGES = ("ray", "torch", "transformers", "timm", "segment-anything", "webdataset", "opencv-python-headless",
             "pyarrow", "numpy", "pillow")

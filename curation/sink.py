@@ -23,12 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from ray.data import Datasink
 
-from curation.config import SinkConfig
-from curation.imageio import encode_png
-from curation.schema import CAPTION_COLUMNS, INDEX_COLUMNS, OK, ROW_SCHEMA, Row, get_image, get_json
+from curation.core.config import SinkConfig
+from curation.core.imageio import encode_png
+from curation.core.schema import CAPTION_COLUMNS, INDEX_COLUMNS, LAYER_MEMBERS, OK, ROW_SCHEMA, Row, get_image, get_json
 
-#: the image members of a sample, in the order they are written
-LAYER_MEMBERS = ("composite", "background", "foreground", "mask", "effect")
 INDEX_SCHEMA = pa.schema([ROW_SCHEMA.field(c) for c in INDEX_COLUMNS if c != "shard"] + [pa.field("shard", pa.string())])
 
 

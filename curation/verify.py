@@ -17,10 +17,9 @@ import pyarrow.parquet as pq
 import webdataset as wds
 from PIL import Image
 
-from curation.compositing import recomposite_psnr
+from curation.core.compositing import recomposite_psnr
 from curation.layout import OutDir
-from curation.schema import OK
-from curation.sink import LAYER_MEMBERS
+from curation.core.schema import LAYER_MEMBERS, OK
 
 MODES = {"composite": "RGB", "background": "RGB", "foreground": "RGBA", "mask": "L", "effect": "L"}
 PSNR_SLACK_DB = 0.05  # PNG is lossless: a recomputation may differ only by rounding of the stored value

@@ -2,7 +2,7 @@
 
 Each corruption changes the *inputs* of the decomposition the way a real mistake would (a mask too
 tight or too loose, a shadow left in the plate, a crop, a second object) and then re-derives the
-foreground with stage 2's own rule (:func:`stages.decompose.layers_from_background`). So every corrupted
+foreground with stage 2's own recipe (:func:`curation.core.decompose.decompose`). So every corrupted
 triplet still recomposites, like the ones that reach stage 4 do: recomposite PSNR cannot catch them.
 Each returns ``None`` when the mode does not apply to that sample (e.g. no visible shadow to lose).
 """
@@ -13,21 +13,20 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from curator_model.features import Triplet
-from stages.decompose import build_inpainter, dilate, erode, layers_from_background, soft_object_alpha
-from stages.sources.synthetic import SHAPES, photo_crop, silhouette
+from curation.core.config import MasksConfig
+from curation.core.decompose import Triplet
+from curation.core.decompose import decompose as decompose_with
+from curation.core.inpaint import build_inpainter
+from curation.core.morphology import dilate, erode
+from curation.core.scenes import SHAPES, photo_crop, silhouette
 
-EFFECT_ALPHA = 0.04  # stage 2's rule: alpha above this outside the object is the effect layer
-SOFT_EDGE_PX = 1  # stage 2's default ``masks.soft_edge_px``
-inpaint = build_inpainter("telea", 5)  # stage 2's default inpainter
+STAGE2 = MasksConfig()  # stage 2's defaults: the curator learns from layers made the way a default run makes them
+inpaint = build_inpainter(STAGE2.inpaint)
 
 
 def decompose(composite: np.ndarray, background: np.ndarray, obj: np.ndarray) -> Triplet:
-    """Stage 2's layering for a given background and object mask (foreground, effect by its rules)."""
-    obj = obj.astype(bool)
-    fg = layers_from_background(composite, background, soft_object_alpha(composite, background, obj, SOFT_EDGE_PX))
-    effect = (fg[..., 3] > EFFECT_ALPHA * 255) & ~dilate(obj, 1)
-    return Triplet(composite, background, fg, obj.astype(np.uint8) * 255, effect.astype(np.uint8) * 255)
+    """Stage 2's layering (its default soft edge) for a given background and object mask."""
+    return decompose_with(composite, background, obj, STAGE2.soft_edge_px)
 
 
 def _scale(t: Triplet) -> float:

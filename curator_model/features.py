@@ -7,10 +7,10 @@ is how truncation stays visible after the crop.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
+
+from curation.core.decompose import Triplet
 
 #: channel order of the network input; stored in every checkpoint and checked on load
 CHANNELS: tuple[str, ...] = (
@@ -21,26 +21,6 @@ CHANNELS: tuple[str, ...] = (
 )
 CONTEXT = 1.5  # crop side = CONTEXT × the longer side of the object+effect box
 MIN_SIDE = 24  # px: tiny objects still get some surroundings
-
-
-@dataclass
-class Triplet:
-    """One decomposed sample as stage 4 receives it (all uint8, same height and width)."""
-
-    composite: np.ndarray  # H×W×3
-    background: np.ndarray  # H×W×3
-    foreground: np.ndarray  # H×W×4, straight alpha
-    mask: np.ndarray  # H×W, object (>0)
-    effect: np.ndarray  # H×W, shadow/reflection (>0)
-
-    def check(self) -> None:
-        """Raise ValueError on layers that cannot belong together (the stage turns it into a reject)."""
-        h, w = self.composite.shape[:2]
-        want = {"composite": (h, w, 3), "background": (h, w, 3), "foreground": (h, w, 4), "mask": (h, w), "effect": (h, w)}
-        for name, shape in want.items():
-            arr = getattr(self, name)
-            if arr is None or arr.shape != shape:
-                raise ValueError(f"{name} has shape {None if arr is None else arr.shape}, expected {shape}")
 
 
 def crop_box(triplet: Triplet) -> tuple[int, int, int]:

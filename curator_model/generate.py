@@ -18,17 +18,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from curation.compositing import recomposite_psnr
-from curation.imageio import read_image, read_mask
+from curation.core.compositing import recomposite_psnr
+from curation.core.data import DESOBA
+from curation.core.decompose import Triplet, background_shadowfree, background_unpaired
+from curation.core.imageio import read_image, read_mask
+from curation.core.scenes import render_scene
 from curator_model.corruptions import CORRUPTIONS, decompose, inpaint, safe_crop
-from curator_model.features import Triplet, features
+from curator_model.features import features
 from curator_model.network import CLASSES
-from stages.curate import ghost_ratio, physical_score
-from stages.decompose import background_shadowfree, background_unpaired
-from stages.sources.paired import PACKAGE_DATA
-from stages.sources.synthetic import render_scene
+from curator_model.physical import ghost_ratio, physical_score
 
-GENERATOR_VERSION = 4  # bump when the data changes, so cached arrays are rebuilt
+GENERATOR_VERSION = 5  # bump when the data changes, so cached arrays are rebuilt
 TRAIN_SEED_BASE = 10_000_000  # far from the demo's scene seeds (0…), so the demo is never trained on
 HELDOUT_SEED_BASE = 20_000_000
 SCENE_SIZES = (160, 192, 224, 256)
@@ -81,7 +81,7 @@ def scene_samples(seed: int) -> list[Sample]:
 
 
 def desoba_good(sample_id: str) -> Triplet:
-    folder = PACKAGE_DATA / "desoba" / sample_id
+    folder = DESOBA / sample_id
     composite = read_image(folder / "composite.png", 1 << 24)
     obj = read_mask(folder / "object_mask.png", 1 << 24)
     bg = background_shadowfree(read_image(folder / "shadowfree.png", 1 << 24), obj, inpaint)

@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 import pandas as pd
 import webdataset as wds
 
-from curation.imageio import decode_png
+from curation.core.imageio import decode_png
 from curator_model.features import Triplet
 from curator_model.network import FAILURES
 

@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from curation.core.devices import resolve_device
 from curator_model.features import CHANNELS
 
 #: the failure modes the generator produces and the network names (order = logit order after ``good``)
@@ -110,19 +111,12 @@ def load_checkpoint(path: str | Path) -> tuple[CuratorNet, ModelSpec]:
     return net.eval(), spec
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` = the actor's GPU when it has one, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class Curator:
     """A loaded checkpoint ready for batched scoring on one device."""
 
     def __init__(self, path: str | Path, device: str = "auto"):
         self.net, self.spec = load_checkpoint(path)
-        self.device = resolve_device(device)
+        self.device = torch.device(resolve_device(device, "curate.device"))
         self.net.to(self.device)
 
     @torch.inference_mode()

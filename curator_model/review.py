@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from curation.report import data_uri, on_checkerboard
+from curation.core.preview import data_uri, on_checkerboard
 from curator_model.features import Triplet, features
 from curator_model.labels import COLUMNS, LABELS, shard_samples
 from curator_model.network import FAILURES, Curator

@@ -19,7 +19,7 @@ import torch
 import yaml
 from pydantic import Field, ValidationError
 
-from curation.config.base import Strict
+from curation.core.config.base import Strict
 from curator_model import generate
 from curator_model.evaluate import metrics, table
 from curator_model.features import features

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from curation.config import Resources, RunConfig
-from curation.schema import Reason, Row, get_image, reject, update_meta
-from curation.stage import Stage
+from curation.core.config import RunConfig
+from curation.core.schema import CAPTION_COLUMNS, Reason, Row, StageName, get_image, reject, update_meta
+from curation.core.stage import RowStage
 from stages.captioners import KINDS, Sample, build_captioner, check_captioner
 
 _BOILERPLATE = re.compile(
@@ -39,17 +39,15 @@ def sample_of(row: Row) -> Sample:
                   foreground=get_image(row, "foreground"), mask=get_image(row, "mask"), effect=get_image(row, "effect"))
 
 
-class Caption(Stage):
-    name = "caption"
+class Caption(RowStage):
+    name = StageName.CAPTION
+    reads = ("label", "composite", "background", "foreground", "mask", "effect")
+    writes = CAPTION_COLUMNS
 
     def __init__(self, cfg: RunConfig):
         super().__init__(cfg)
         self.captioner = build_captioner(cfg.caption)
         self.provenance = self.captioner.provenance()
-
-    @staticmethod
-    def resources(cfg: RunConfig) -> Resources:
-        return cfg.caption.resources
 
     @staticmethod
     def preflight(cfg: RunConfig) -> None:

@@ -9,42 +9,18 @@ that its surroundings do not have?).
 """
 from __future__ import annotations
 
-import math
-
-import cv2
 import numpy as np
 
-from curation.config import Resources, RunConfig
-from curation.schema import Reason, Row, get_image, reject, update_meta
-from curation.stage import Stage
-from stages.decompose import dilate
+from curation.core.config import RunConfig
+from curation.core.decompose import Triplet
+from curation.core.schema import LAYER_MEMBERS, Reason, Row, StageName, get_image, reject, update_meta
+from curation.core.stage import RowStage
+from curator_model.physical import PHYSICAL_THRESHOLD, ghost_ratio, physical_score
 
-PHYSICAL_THRESHOLD = 0.5  # the physical backend's threshold when the config sets none
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
-
-
-def ghost_ratio(background: np.ndarray, mask: np.ndarray) -> float:
-    """Edge strength of the background on the object's outline ÷ edge strength in the ring around it."""
-    gray = cv2.cvtColor(background, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    grad = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
-    obj = mask > 0
-    outline = dilate(obj, 2) & ~cv2.erode(obj.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    ring = dilate(obj, 14) & ~dilate(obj, 6)
-    if not outline.any() or not ring.any():
-        return 1.0
-    return float(grad[outline].mean() / (grad[ring].mean() + 4.0))
-
-
-def physical_score(psnr: float, ghost: float, psnr_floor: float) -> float:
-    """P(good) from the physical checks: both must pass comfortably for a score near 1."""
-    return _sigmoid((psnr - psnr_floor) / 2.0) * _sigmoid((1.8 - ghost) / 0.25)
-
-
-class Curate(Stage):
-    name = "curate"
+class Curate(RowStage):
+    name = StageName.CURATE
+    reads = ("composite", "background", "foreground", "mask", "effect", "psnr")
+    writes = ("score",)
 
     def __init__(self, cfg: RunConfig):
         super().__init__(cfg)
@@ -58,10 +34,6 @@ class Curate(Stage):
             self.curator = Curator(self.checkpoint, c.device)  # CheckpointError says which file and why
             if c.threshold is None:
                 self.threshold = self.curator.spec.threshold
-
-    @staticmethod
-    def resources(cfg: RunConfig) -> Resources:
-        return cfg.curate.resources
 
     @staticmethod
     def preflight(cfg: RunConfig) -> None:
@@ -88,12 +60,12 @@ class Curate(Stage):
                        f"score {score:.3f} < {self.threshold} (ghost ratio {ghost:.2f})")
 
     def _model(self, rows: list[Row]) -> None:
-        from curator_model.features import Triplet, features
+        from curator_model.features import features
 
         spec = self.curator.spec
         scored, feats = [], []
         for row in rows:
-            triplet = Triplet(*(get_image(row, c) for c in ("composite", "background", "foreground", "mask", "effect")))
+            triplet = Triplet(*(get_image(row, c) for c in LAYER_MEMBERS))
             try:
                 feats.append(features(triplet, spec.input_size))
             except ValueError as exc:

@@ -1,6 +1,6 @@
 """Stage 1, ingest: source units → validated candidate rows, one per instance.
 
-Decode and validate (done by the adapters through ``curation.imageio``), cap the size, drop duplicate
+Decode and validate (done by the adapters through ``curation.core.imageio``), cap the size, drop duplicate
 images, select non-occluded whole instances, and skip keys a previous run already finished.
 Every exclusion stays in the stream as a rejected row with a reason; no input makes the stage raise.
 """
@@ -18,18 +18,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from curation.config import RunConfig
-from curation.imageio import ImageError
-from curation.schema import Reason, Row, get_image, is_ok, new_row, reject, rows_to_table, update_meta
+from curation.core.config import RunConfig
+from curation.core.imageio import ImageError
+from curation.core.schema import (ROW_SCHEMA, UNIT_SCHEMA, Reason, Row, StageName, get_image, is_ok, new_row, reject,
+                                  rows_to_table, update_meta)
+from curation.core.stage import Stage
 from stages.selection import select_instances
 from stages.sources import Source, Unit, build_source, make_key
 from stages.sources.base import MANIFEST_ERROR
 from stages.sources.coco_json import AnnotationError
 
 log = logging.getLogger(__name__)
-
-STAGE = "ingest"
-UNIT_SCHEMA = pa.schema([("source", pa.string()), ("unit_id", pa.string()), ("ref", pa.string())])
 
 
 @ray.remote(num_cpus=0)
@@ -60,19 +59,25 @@ def claimed_digests(index_files: list[str]) -> dict[str, str]:
     for path in index_files:
         table = pq.read_table(path, columns=["reject_reason", "meta"])
         for reason, meta in zip(*(table.column(c).to_pylist() for c in ("reject_reason", "meta"))):
-            claim = json.loads(meta or "{}").get(STAGE, {})
+            claim = json.loads(meta or "{}").get(Ingest.name.value, {})
             if claim.get("digest") and reason != Reason.DUPLICATE_IMAGE.value:
                 seed.setdefault(claim["digest"], claim["unit"])
     return seed
 
 
-class Ingest:
-    """Ray callable: a batch of units in, a batch of candidate rows out (one unit may give many rows)."""
+class Ingest(Stage):
+    """A batch of source units in, a batch of candidate rows out (one unit may give many rows).
 
-    def __init__(self, cfg_json: str, done_keys: frozenset[str] = frozenset(), dedupe: Any = None):
-        run_cfg = RunConfig.model_validate_json(cfg_json)
-        self.cfg = run_cfg.ingest
-        self.sources: dict[str, Source] = {s.name: build_source(s) for s in run_cfg.sources}
+    ``done_keys`` are skipped (a resumed run); ``dedupe`` is the run's :class:`DedupeRegistry` handle.
+    """
+
+    name = StageName.INGEST
+    reads = tuple(UNIT_SCHEMA.names)
+    writes = tuple(f.name for f in ROW_SCHEMA if f.name not in ("psnr", "score"))
+
+    def __init__(self, cfg: RunConfig, done_keys: frozenset[str] = frozenset(), dedupe: Any = None):
+        super().__init__(cfg)
+        self.sources: dict[str, Source] = {s.name: build_source(s) for s in cfg.sources}
         self.done_keys = done_keys
         self.dedupe = dedupe
 
@@ -81,12 +86,12 @@ class Ingest:
 
         def failed(reason: Reason, detail: str) -> tuple[list[Row], float]:
             ref = json.dumps(unit.ref, default=str)[:2000]
-            return [reject(new_row(source.unit_key(unit), source.name, ref), STAGE, reason, detail)], 1.0
+            return [reject(new_row(source.unit_key(unit), source.name, ref), self.name, reason, detail)], 1.0
 
         if MANIFEST_ERROR in unit.ref:
             return failed(Reason.BAD_MANIFEST_ROW, f"{unit.ref[MANIFEST_ERROR]} (entry: {unit.ref.get('entry', '')})")
         try:
-            rows, scale = source.load_scaled(unit, self.cfg.max_pixels, self.cfg.max_side)
+            rows, scale = source.load_scaled(unit, self.cfg.ingest.max_pixels, self.cfg.ingest.max_side)
         except ImageError as err:
             return failed(Reason(err.reason), err.detail)
         except AnnotationError as err:
@@ -114,20 +119,20 @@ class Ingest:
         if not live:
             return rows
         values: dict[str, Any] = {"scale": round(scale, 5)}
-        if self.cfg.dedupe:
+        if self.cfg.ingest.dedupe:
             values.update(digest=content_digest(get_image(live[0], "composite")), unit=source.unit_key(unit))
             first = self._duplicate_of(values["digest"], values["unit"])
             if first is not None:
                 for r in live:
-                    update_meta(r, STAGE, values)
-                    reject(r, STAGE, Reason.DUPLICATE_IMAGE, f"same pixels as {first}")
+                    update_meta(r, self.name, values)
+                    reject(r, self.name, Reason.DUPLICATE_IMAGE, f"same pixels as {first}")
                 return rows
-        select_instances(live, self.cfg.selection)
+        select_instances(live, self.cfg.ingest.selection)
         elapsed = round(time.perf_counter() - started, 5)
         for r in live:
-            update_meta(r, STAGE, values)
+            update_meta(r, self.name, values)
             if is_ok(r):
-                update_meta(r, "timings", {STAGE: elapsed})
+                update_meta(r, "timings", {self.name.value: elapsed})
         return rows
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -136,7 +141,7 @@ class Ingest:
             source = self.sources.get(u["source"])
             unit = Unit(unit_id=u["unit_id"], ref=json.loads(u["ref"]))
             if source is None:
-                out.append(reject(new_row(make_key(u["source"], u["unit_id"]), u["source"], u["ref"]), STAGE,
+                out.append(reject(new_row(make_key(u["source"], u["unit_id"]), u["source"], u["ref"]), self.name,
                                   Reason.BAD_MANIFEST_ROW, f"no source named {u['source']!r} in the run config"))
                 continue
             out.extend(self.ingest_unit(source, unit))

@@ -12,33 +12,28 @@ import hashlib
 import cv2
 import numpy as np
 
-from curation.compositing import bbox_of, box_iou, iou, recomposite_psnr
-from curation.config import Resources, RunConfig
-from curation.schema import Reason, Row, get_image, get_json, reject, set_image, update_meta
-from curation.stage import Stage
-from stages.decompose import (OBJECT_MARGIN_PX, background_shadowfree, background_unpaired, build_inpainter,
-                              dilate, layers_from_background, soft_object_alpha)
+from curation.core.compositing import recomposite_psnr
+from curation.core.config import RunConfig
+from curation.core.decompose import background_shadowfree, background_unpaired, decompose
+from curation.core.inpaint import build_inpainter
+from curation.core.morphology import bbox_of, box_iou, dilate, iou
+from curation.core.schema import Reason, Row, StageName, get_image, get_json, reject, set_image, update_meta
+from curation.core.stage import RowStage
 from stages.segmenters import Prompt, build_segmenter, points_from_ann
-from stages.segmenters.device import resolve_device
 from stages.shadows import build_detector
 
-EFFECT_ALPHA = 0.04  # alpha above which a pixel outside the object belongs to its effect layer
 
-
-class MasksAndLayers(Stage):
-    name = "masks"
+class MasksAndLayers(RowStage):
+    name = StageName.MASKS
+    reads = ("composite", "clean", "ann_mask", "ann_effect", "ann")
+    writes = ("background", "foreground", "mask", "effect", "psnr")
 
     def __init__(self, cfg: RunConfig):
         super().__init__(cfg)
         m = cfg.masks
         self.segmenter = build_segmenter(m)
         self.detector = build_detector(m.detector)
-        device = resolve_device(m.inpaint.device) if m.inpaint.backend == "exported" else "cpu"
-        self.inpainter = build_inpainter(m.inpaint.backend, m.inpaint.radius, m.inpaint.checkpoint, device)
-
-    @staticmethod
-    def resources(cfg: RunConfig) -> Resources:
-        return cfg.masks.resources
+        self.inpainter = build_inpainter(m.inpaint)
 
     @staticmethod
     def preflight(cfg: RunConfig) -> None:
@@ -95,16 +90,12 @@ class MasksAndLayers(Stage):
             effect_in, effect_source = self.effect_mask(row, composite, obj)
             background = background_unpaired(composite, obj, effect_in, self.inpainter, cfg.relight_smooth_px)
             method = f"{self.inpainter.name}+relight"
-        object_alpha = soft_object_alpha(composite, background, obj, cfg.soft_edge_px)
-        foreground = layers_from_background(composite, background, object_alpha)
-        alpha = foreground[..., 3]
-        effect = (alpha > EFFECT_ALPHA * 255) & ~dilate(obj, OBJECT_MARGIN_PX)
-        if self._check(row, composite, background, foreground, obj, effect):
+        layers = decompose(composite, background, obj, cfg.soft_edge_px)
+        effect = layers.effect > 0
+        if self._check(row, composite, background, layers.foreground, obj, effect):
             return
-        set_image(row, "background", background)
-        set_image(row, "foreground", foreground)
-        set_image(row, "mask", obj.astype(np.uint8) * 255)
-        set_image(row, "effect", effect.astype(np.uint8) * 255)
+        for column in ("background", "foreground", "mask", "effect"):
+            set_image(row, column, getattr(layers, column))
         for col in ("clean", "ann_mask", "ann_effect"):  # consumed: keep blocks small downstream
             row[col] = b""
         update_meta(row, self.name, {

@@ -6,21 +6,11 @@ Each exclusion is a reason code; rules are checked in a fixed order and the firs
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from curation.config import SelectionConfig
-from curation.schema import Reason, Row, get_image, get_json, is_ok, reject
-from stages.sources.base import mask_box
-
-STAGE = "ingest"
-
-
-def _dilate(mask: np.ndarray, px: int) -> np.ndarray:
-    if px <= 0:
-        return mask
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
-    return cv2.dilate(mask.astype(np.uint8), k).astype(bool)
+from curation.core.config import SelectionConfig
+from curation.core.morphology import bbox_of, dilate
+from curation.core.schema import Reason, Row, StageName, get_image, get_json, is_ok, reject
 
 
 def box_overlap(box: tuple[int, int, int, int], other: tuple[int, int, int, int], margin: int) -> float:
@@ -44,7 +34,7 @@ def exclusion(mask: np.ndarray, ann: dict, others: np.ndarray | None, cfg: Selec
         return Reason.AREA_TOO_SMALL, f"area fraction {area:.4f} < {cfg.min_area_frac}"
     if area > cfg.max_area_frac:
         return Reason.AREA_TOO_LARGE, f"area fraction {area:.4f} > {cfg.max_area_frac}"
-    x, y, bw, bh = box or mask_box(mask)
+    x, y, bw, bh = box or bbox_of(mask)
     if min(bw, bh) < cfg.min_side_px:
         return Reason.TOO_SMALL, f"bbox {bw}x{bh} px has a side < {cfg.min_side_px}"
     m = cfg.border_margin_px
@@ -54,7 +44,7 @@ def exclusion(mask: np.ndarray, ann: dict, others: np.ndarray | None, cfg: Selec
         # only the object's box grown by the margin can touch: dilate that crop, not the whole image
         pad = cfg.overlap_margin_px + 1
         crop = np.s_[max(0, y - pad):y + bh + pad, max(0, x - pad):x + bw + pad]
-        touching = float((_dilate(mask[crop], cfg.overlap_margin_px) & others[crop]).sum())
+        touching = float((dilate(mask[crop], cfg.overlap_margin_px) & others[crop]).sum())
         overlap = touching / max(1.0, area * h * w)
         if overlap > cfg.max_overlap_frac:
             return Reason.OCCLUDED, f"{overlap:.3f} of the object touches another instance (margin {cfg.overlap_margin_px} px)"
@@ -76,21 +66,21 @@ def select_instances(rows: list[Row], cfg: SelectionConfig) -> None:
         count = np.zeros(shapes.pop(), np.uint16)
         for m in masks.values():
             count += m
-    boxes = {k: mask_box(m) for k, m in masks.items()}
+    boxes = {k: bbox_of(m) for k, m in masks.items()}
     for row in rows:
         if not is_ok(row):
             continue
         mask = masks.get(id(row))
         if mask is None:
-            reject(row, STAGE, Reason.EMPTY_MASK, "the source gave no object pixels for this instance")
+            reject(row, StageName.INGEST, Reason.EMPTY_MASK, "the source gave no object pixels for this instance")
             continue
         ann = get_json(row, "ann")
         if ann.get("candidate") is False:
-            reject(row, STAGE, Reason.CATEGORY_EXCLUDED, f"category {ann.get('category')!r} is not selected")
+            reject(row, StageName.INGEST, Reason.CATEGORY_EXCLUDED, f"category {ann.get('category')!r} is not selected")
             continue
         others = None if count is None else count > mask  # covered by some instance other than this one
         other_boxes = [b for k, b in boxes.items() if k != id(row)]
         found = exclusion(mask, ann, others if others is not None and others.any() else None, cfg, other_boxes,
                           boxes[id(row)])
         if found:
-            reject(row, STAGE, *found)
+            reject(row, StageName.INGEST, *found)

@@ -30,7 +30,7 @@ def ray_session():
 
 def small_config(out: Path, **sections: Any):
     """A run config for tests: small synthetic scenes; ``sections`` override whole top-level keys."""
-    from curation.config import parse_config
+    from curation.core.config import parse_config
 
     data: dict[str, Any] = {
         "run": {"out": str(out)},

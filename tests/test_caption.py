@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curation.config import ConfigError, parse_config
-from curation.schema import OK, new_row
+from curation.core.config import ConfigError, parse_config
+from curation.core.schema import OK, new_row
 from stages.caption import Caption, clean_caption
 from stages.captioners import Sample
 from stages.captioners.offline import describe_sample
-from stages.describe import colour_names, shadow_direction, size_word, with_article
+from stages.captioners.describe import colour_names, shadow_direction, size_word, with_article
 from tests.conftest import small_config
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from curation.config import DEMO_CONFIG, ConfigError, load_config, parse_config
+from curation.cli import DEMO_CONFIG
+from curation.core.config import ConfigError, load_config, parse_config
 
 SOURCES = [{"type": "synthetic", "count": 2}]
 

@@ -7,9 +7,9 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from curation.compositing import recomposite_psnr
-from curation.config import ConfigError, parse_config
-from curation.schema import OK, REJECTED, new_row, set_image
+from curation.core.compositing import recomposite_psnr
+from curation.core.config import ConfigError, parse_config
+from curation.core.schema import OK, REJECTED, new_row, set_image
 from curator_model import generate
 from curator_model.corruptions import CORRUPTIONS
 from curator_model.evaluate import metrics

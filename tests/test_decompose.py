@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from curation.compositing import over, psnr, to_float
-from stages.decompose import (OpenCVInpainter, background_unpaired, build_inpainter, dilate, layers_from_background,
-                              minimal_alpha, relight, soft_object_alpha)
+from curation.core.compositing import over, psnr, to_float
+from curation.core.config.masks import InpaintOptions
+from curation.core.decompose import background_unpaired, layers_from_background, minimal_alpha, relight, soft_object_alpha
+from curation.core.inpaint import TeleaInpainter, build_inpainter
+from curation.core.morphology import dilate
 
 
 def _ground(size: int = 96, seed: int = 0) -> np.ndarray:
@@ -31,7 +33,7 @@ def test_relight_undoes_a_coloured_shadow():
     s = np.array([0.3, 0.4, 0.55])
     comp = bg.copy()
     comp[region] = np.rint(bg[region] * s).astype(np.uint8)
-    lit = OpenCVInpainter()(comp, dilate(region, 2))
+    lit = TeleaInpainter()(comp, dilate(region, 2))
     out = relight(comp, lit, region)
     assert np.abs(out[region].astype(int) - bg[region]).mean() <= 2
     alpha = minimal_alpha(to_float(comp), to_float(out))[region]
@@ -48,7 +50,7 @@ def test_unpaired_background_removes_object_and_shadow():
     comp = bg.copy()
     comp[shadow] = (comp[shadow] * 0.5).astype(np.uint8)
     comp[obj] = (30, 200, 40)
-    out = background_unpaired(comp, obj, shadow, OpenCVInpainter())
+    out = background_unpaired(comp, obj, shadow, TeleaInpainter())
     assert psnr(out, bg, obj | shadow) >= 35
     fg = layers_from_background(comp, out, obj.astype(np.float32))
     assert psnr(over(fg, out), comp) >= 45
@@ -101,7 +103,7 @@ def test_exported_inpainter_loads_from_disk_and_fills_only_the_hole(tmp_path):
                                   dynamic_shapes=({2: h, 3: w}, {2: h, 3: w}))
     path = tmp_path / "fill.pt2"
     torch.export.save(program, path)
-    inpainter = build_inpainter("exported", checkpoint=str(path), device="cpu")
+    inpainter = build_inpainter(InpaintOptions(backend="exported", checkpoint=path, device="cpu"))
     image = _ground(40)[:, :30]
     hole = np.zeros(image.shape[:2], bool)
     hole[10:20, 5:15] = True
@@ -111,4 +113,4 @@ def test_exported_inpainter_loads_from_disk_and_fills_only_the_hole(tmp_path):
     broken = tmp_path / "broken.pt2"
     broken.write_bytes(b"nope")
     with pytest.raises(RuntimeError, match="masks.inpaint.checkpoint"):
-        build_inpainter("exported", checkpoint=str(broken))
+        build_inpainter(InpaintOptions(backend="exported", checkpoint=broken, device="cpu"))

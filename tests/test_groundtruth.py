@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from curation.compositing import psnr
-from curation.config import parse_config
-from curation.schema import get_image, is_ok
+from curation.core.compositing import psnr
+from curation.core.config import parse_config
+from curation.core.schema import get_image, is_ok
 from stages.masks import MasksAndLayers
-from stages.sources.synthetic import SyntheticSource, render_scene
+from curation.core.scenes import render_scene
+from stages.sources.synthetic import SyntheticSource
 
 
 def _run(paired: float, count: int = 12, size: int = 128):

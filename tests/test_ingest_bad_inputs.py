@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from curation.imageio import ImageError, decode_image
-from curation.pipeline import write_units
-from curation.schema import IMAGE_COLUMNS, OK, REJECTED, get_image, rows_to_table
+from curation.core.imageio import ImageError, decode_image
+from curation.worklist import write_units
+from curation.core.schema import IMAGE_COLUMNS, OK, REJECTED, get_image, rows_to_table
 from stages.ingest import DedupeRegistry, Ingest, claimed_digests
-from stages.sources.coco_synth import encode, write_dataset
+from tests.fixtures.coco_synth import encode, write_dataset
 from tests.conftest import small_config
 
 
@@ -126,7 +126,7 @@ def _ingest(cfg, tmp_path) -> list[dict]:
     n = write_units(cfg, units)
     table = pq.read_table(units)
     assert table.num_rows == n
-    ingest = Ingest(cfg.model_dump_json(), dedupe=DedupeRegistry.remote())
+    ingest = Ingest(cfg, dedupe=DedupeRegistry.remote())
     return ingest(table).to_pylist()
 
 
@@ -184,7 +184,7 @@ def test_duplicate_claims_survive_a_resume(ray_session, corpus, tmp_path):
     assert list(seed.values()) == ["coco-1"]  # the duplicate's row is no claim
     units = tmp_path / "units.parquet"
     write_units(cfg, units)
-    resumed = Ingest(cfg.model_dump_json(), done_keys=frozenset(r["key"] for r in written),
+    resumed = Ingest(cfg, done_keys=frozenset(r["key"] for r in written),
                      dedupe=DedupeRegistry.remote(seed))(pq.read_table(units)).to_pylist()
     by_key = {r["key"]: r for r in resumed}
     assert "coco-1-1" not in by_key and by_key["coco-1-2"]["status"] == OK  # same unit: not its own duplicate

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curation.config import ConfigError, SelectionConfig, parse_config
-from curation.schema import new_row
+from curation.core.config import ConfigError, SelectionConfig, parse_config
+from curation.core.schema import new_row
 from stages.selection import box_overlap, select_instances
 
 H = W = 100

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from curation.cli import main
-from curation.schema import new_row, set_image
+from curation.core.schema import new_row, set_image
 from curation.sink import write_shard
 from curator_model import generate
 from curator_model.features import features

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curation.compositing import iou
-from stages.proposals import propose_objects
-from stages.sources.synthetic import render_scene
+from curation.core.morphology import iou
+from stages.segmenters.proposals import propose_objects
+from curation.core.scenes import render_scene
 
 
 def test_offline_proposals_find_synthetic_objects():

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from curation.compositing import iou, to_float
-from curation.config import parse_config
+from curation.core.compositing import to_float
+
+from curation.core.morphology import iou
+from curation.core.config import parse_config
 from curation.eval_layers import _row, coarsen, desoba_truths
-from curation.schema import OK, get_image, get_json, new_row
-from stages.decompose import OBJECT_MARGIN_PX, dilate
+from curation.core.schema import OK, get_image, get_json, new_row
+from curation.core.decompose import OBJECT_MARGIN_PX
+from curation.core.morphology import dilate
 from stages.masks import MasksAndLayers
-from stages.sources.synthetic import render_scene
+from curation.core.scenes import render_scene
 
 
 def _stage(**masks) -> MasksAndLayers:

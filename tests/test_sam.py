@@ -12,10 +12,10 @@ import pytest
 import torch
 from segment_anything.build_sam import _build_sam
 
-from curation.config import ConfigError, parse_config
-from curation.schema import OK, get_json
+from curation.core.config import ConfigError, parse_config
+from curation.core.schema import OK, get_json
 from stages.segmenters import Prompt
-from curation.compositing import box_iou
+from curation.core.morphology import box_iou
 from stages.segmenters.sam import SamSegmenter, choose
 from stages.segmenters.sam_loader import SamCheckpointError, encoder_geometry, load_sam
 from stages.sources.synthetic import SyntheticSource
@@ -130,7 +130,7 @@ def test_stage_runs_sam_and_fails_at_start_up_without_weights(tiny_checkpoint, t
 
 
 def test_sam_proposals_from_a_local_checkpoint(tiny_checkpoint):
-    from stages.proposals import propose_objects
+    from stages.segmenters.proposals import propose_objects
 
     masks = propose_objects(_image(3, 64), 3, backend="sam", checkpoint=tiny_checkpoint, model_type="auto",
                             points_per_side=2)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from curation.compositing import iou
-from curation.config import MasksConfig
+from curation.core.morphology import iou
+from curation.core.config import MasksConfig
 from curation.eval_layers import desoba_truths, synthetic_truths
-from stages.shadows import RuleShadowDetector, build_detector
+from stages.shadows import build_detector
+from stages.shadows.rule import RuleShadowDetector
 
 
 def test_detector_finds_real_desoba_shadows():

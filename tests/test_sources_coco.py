@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from curation.config.sources import CocoSourceConfig, SobaSourceConfig
-from curation.imageio import orient_array
-from curation.schema import get_image, get_json
+from curation.core.config.sources import CocoSourceConfig, SobaSourceConfig
+from curation.core.imageio import orient_array
+from curation.core.schema import get_image, get_json
 from stages.sources.coco import CocoSource
 from stages.sources.coco_json import AnnotationError, decode_segmentation, rle_string_counts
-from stages.sources.coco_synth import ENCODINGS, decoded, encode, write_dataset
+from tests.fixtures.coco_synth import ENCODINGS, decoded, encode, write_dataset
 from stages.sources.soba import SobaSource
 
 MAX_PX = 10**8

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from curation.config import load_config
+from curation.core.config import load_config
 from stages.sources import build_source
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from curation.compositing import iou
-from curation.config.sources import FolderSourceConfig, PairedSourceConfig
-from curation.schema import get_image, get_json
+from curation.core.morphology import iou
+from curation.core.config.sources import FolderSourceConfig, PairedSourceConfig
+from curation.core.schema import get_image, get_json
 from stages.sources.base import MANIFEST_ERROR
 from stages.sources.folder import FolderSource
 from stages.sources.paired import PairedSource

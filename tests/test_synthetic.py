@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from curation.compositing import over, recomposite_psnr
-from stages.sources.synthetic import render_scene
+from curation.core.compositing import over, recomposite_psnr
+from curation.core.scenes import render_scene
 
 
 def test_same_seed_same_pixels():

@@ -1,28 +1,23 @@
-"""Caption backends behind one small interface; the run config's ``caption.backend`` picks one."""
+"""Caption backends behind one small interface, chosen by ``caption.backend``."""
 from __future__ import annotations
 
-from curation.config import CaptionConfig
+from curation.core.config import CaptionConfig
+from curation.core.registry import Registry
 from stages.captioners.base import KINDS, Captioner, Captions, Sample
 
-__all__ = ["KINDS", "Captioner", "Captions", "Sample", "build_captioner", "check_captioner"]
+__all__ = ["KINDS", "CAPTIONERS", "Captioner", "Captions", "Sample", "build_captioner", "check_captioner"]
+
+CAPTIONERS: Registry[Captioner] = Registry("caption.backend", "captioner", {
+    "offline": "stages.captioners.offline:OfflineCaptioner",
+    "transformers": "stages.captioners.transformers_vlm:TransformersCaptioner",  # torch + transformers: on use
+})
 
 
 def build_captioner(cfg: CaptionConfig) -> Captioner:
     """The configured backend, loaded now (a missing or unusable model fails here, at actor start-up)."""
-    if cfg.backend == "transformers":
-        from stages.captioners.transformers_vlm import TransformersCaptioner  # torch + transformers: import on use
-
-        assert cfg.transformers is not None  # guaranteed by CaptionConfig's validator
-        return TransformersCaptioner(cfg.transformers)
-    from stages.captioners.offline import OfflineCaptioner
-
-    return OfflineCaptioner()
+    return CAPTIONERS.get(cfg.backend).from_config(cfg)
 
 
 def check_captioner(cfg: CaptionConfig) -> None:
     """The start-up checks without loading weights, for the driver to run before any actor starts."""
-    if cfg.backend == "transformers":
-        from stages.captioners.transformers_vlm import inspect_checkpoint
-
-        assert cfg.transformers is not None
-        inspect_checkpoint(cfg.transformers)
+    CAPTIONERS.get(cfg.backend).check(cfg)

@@ -7,6 +7,8 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from curation.core.config import CaptionConfig
+
 #: the caption kinds, in the order every backend returns them
 KINDS = ("composite", "foreground", "background")
 
@@ -31,6 +33,15 @@ class Captions(NamedTuple):
 
 class Captioner(ABC):
     """A backend, built once per actor; a backend that cannot work raises at construction, not on a batch."""
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, cfg: CaptionConfig) -> Captioner:
+        """Build from the ``caption`` config section."""
+
+    @classmethod
+    def check(cls, cfg: CaptionConfig) -> None:
+        """What can be checked on the driver without loading weights; raise with the config key at fault."""
 
     @abstractmethod
     def caption(self, samples: Sequence[Sample]) -> list[Captions]:

@@ -10,8 +10,9 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from curation.core.config import CaptionConfig
 from stages.captioners.base import Captioner, Captions, Sample
-from stages.describe import (
+from stages.captioners.describe import (
     brightness_word,
     colour_phrase,
     position_phrase,
@@ -49,6 +50,10 @@ def describe_sample(sample: Sample) -> Captions:
 
 
 class OfflineCaptioner(Captioner):
+    @classmethod
+    def from_config(cls, cfg: CaptionConfig) -> OfflineCaptioner:
+        return cls()
+
     def caption(self, samples: Sequence[Sample]) -> list[Captions]:
         return [describe_sample(s) for s in samples]
 

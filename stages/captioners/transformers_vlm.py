@@ -17,8 +17,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from curation.compositing import over
-from curation.config.caption import TransformersCaptionConfig
+from curation.core.compositing import over
+from curation.core.config.caption import CaptionConfig, TransformersCaptionConfig
+from curation.core.devices import resolve_device
 from stages.captioners.base import KINDS, Captioner, Captions, Sample
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -52,11 +53,10 @@ def resolve_checkpoint(model: str, allow_download: bool) -> str:
 
 
 def pick_device(device: str) -> torch.device:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise CaptionerLoadError("caption.transformers.device is 'cuda' but torch sees no CUDA device")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        return torch.device(resolve_device(device, "caption.transformers.device"))
+    except RuntimeError as exc:
+        raise CaptionerLoadError(str(exc)) from None
 
 
 def prompt_prefix_length(sequences: torch.Tensor, input_ids: torch.Tensor | None) -> int:
@@ -97,6 +97,16 @@ def inspect_checkpoint(cfg: TransformersCaptionConfig) -> str:
 
 
 class TransformersCaptioner(Captioner):
+    @classmethod
+    def from_config(cls, cfg: CaptionConfig) -> TransformersCaptioner:
+        assert cfg.transformers is not None  # guaranteed by CaptionConfig's validator
+        return cls(cfg.transformers)
+
+    @classmethod
+    def check(cls, cfg: CaptionConfig) -> None:
+        assert cfg.transformers is not None
+        inspect_checkpoint(cfg.transformers)
+
     def __init__(self, cfg: TransformersCaptionConfig):
         from transformers import AutoModelForImageTextToText, AutoProcessor
 

@@ -1,23 +1,20 @@
-"""Object segmenters behind one interface: ``annotation``, ``grabcut`` (offline default) and ``sam``."""
+"""Object segmenters behind one interface, chosen by ``masks.segmenter``: ``annotation`` (the default),
+``grabcut`` (offline refinement) and ``sam`` (a local checkpoint)."""
 from __future__ import annotations
 
-from curation.config import MasksConfig
+from curation.core.config import MasksConfig
+from curation.core.registry import Registry
 from stages.segmenters.base import Prompt, Segmentation, Segmenter, points_from_ann
 
-__all__ = ["Prompt", "Segmentation", "Segmenter", "build_segmenter", "points_from_ann"]
+__all__ = ["Prompt", "Segmentation", "Segmenter", "SEGMENTERS", "build_segmenter", "points_from_ann"]
+
+SEGMENTERS: Registry[Segmenter] = Registry("masks.segmenter", "segmenter", {
+    "annotation": "stages.segmenters.annotation:AnnotationSegmenter",
+    "grabcut": "stages.segmenters.grabcut:GrabCutSegmenter",
+    "sam": "stages.segmenters.sam:SamSegmenter",
+})
 
 
 def build_segmenter(cfg: MasksConfig) -> Segmenter:
     """The configured segmenter, its model (if any) loaded now: once per actor."""
-    if cfg.segmenter == "sam":
-        from stages.segmenters.sam import SamSegmenter
-
-        o = cfg.sam
-        return SamSegmenter(str(o.checkpoint), o.model_type, o.device, o.dtype, o.embed_batch_size, o.multimask)
-    if cfg.segmenter == "grabcut":
-        from stages.segmenters.grabcut import GrabCutSegmenter
-
-        return GrabCutSegmenter(cfg.grabcut.iterations, cfg.grabcut.band_px)
-    from stages.segmenters.annotation import AnnotationSegmenter
-
-    return AnnotationSegmenter()
+    return SEGMENTERS.get(cfg.segmenter).from_config(cfg)

@@ -6,6 +6,8 @@ from typing import Protocol
 
 import numpy as np
 
+from curation.core.config import MasksConfig
+
 
 @dataclass
 class Prompt:
@@ -26,6 +28,10 @@ class Segmentation:
 
 class Segmenter(Protocol):
     name: str
+
+    @classmethod
+    def from_config(cls, cfg: MasksConfig) -> Segmenter:
+        """Build from the ``masks`` config section."""
 
     def segment(self, prompts: list[Prompt]) -> list[Segmentation]:
         """One result per prompt, in order."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from curation.compositing import bbox_of
-from stages.decompose import dilate, erode
+from curation.core.config import MasksConfig
+from curation.core.morphology import bbox_of, dilate, erode
 from stages.segmenters.base import Prompt, Segmentation
 
 
@@ -19,6 +19,10 @@ class GrabCutSegmenter:
 
     def __init__(self, iterations: int = 3, band_px: int = 4):
         self.iterations, self.band_px = iterations, band_px
+
+    @classmethod
+    def from_config(cls, cfg: MasksConfig) -> GrabCutSegmenter:
+        return cls(cfg.grabcut.iterations, cfg.grabcut.band_px)
 
     def segment(self, prompts: list[Prompt]) -> list[Segmentation]:
         return [self._one(p) for p in prompts]

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from curation.compositing import bbox_of, box_iou, iou
+from curation.core.config import MasksConfig
+from curation.core.devices import resolve_device
+from curation.core.morphology import bbox_of, box_iou, iou
 from stages.segmenters.base import Prompt, Segmentation
-from stages.segmenters.device import resolve_device
 from stages.segmenters.sam_loader import load_sam
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -26,11 +27,16 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 class SamSegmenter:
     def __init__(self, checkpoint: str, model_type: str = "vit_b", device: str = "auto",
                  dtype: str = "float32", embed_batch_size: int = 4, multimask: bool = True):
-        self.device = torch.device(resolve_device(device))
+        self.device = torch.device(resolve_device(device, "masks.sam.device"))
         self.model = load_sam(checkpoint, model_type, str(self.device))
         self.transform = ResizeLongestSide(self.model.image_encoder.img_size)
         self.dtype, self.batch, self.multimask = DTYPES[dtype], embed_batch_size, multimask
         self.name = f"sam-{model_type}"
+
+    @classmethod
+    def from_config(cls, cfg: MasksConfig) -> SamSegmenter:
+        o = cfg.sam
+        return cls(str(o.checkpoint), o.model_type, o.device, o.dtype, o.embed_batch_size, o.multimask)
 
     def _autocast(self):
         if self.dtype == torch.float32:

@@ -17,10 +17,11 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from curation.config.sources import CocoSourceConfig
-from curation.imageio import ImageError, decode_oriented, orient_array, read_bytes
-from curation.schema import Reason, Row, new_row, reject
-from stages.sources.base import Source, Unit, bad_unit, fit_size, make_key, mask_box, resize_image, resize_mask
+from curation.core.config.sources import CocoSourceConfig
+from curation.core.imageio import ImageError, decode_oriented, orient_array, read_bytes
+from curation.core.morphology import bbox_of
+from curation.core.schema import Reason, Row, StageName, new_row, reject
+from stages.sources.base import Source, Unit, bad_unit, fit_size, make_key, resize_image, resize_mask
 from stages.sources.coco_json import (
     AnnotationError,
     AnnotationIndex,
@@ -30,8 +31,6 @@ from stages.sources.coco_json import (
     image_entry_problem,
     stream_items,
 )
-
-STAGE = "ingest"
 
 
 class CocoSource(Source):
@@ -111,7 +110,7 @@ class CocoSource(Source):
         elif orientation in (5, 6, 7, 8) and (w, h) == (H, W):
             reorient = orientation  # annotated on the stored pixels; rotate the masks like the photo
         else:
-            raise ImageError("size_mismatch", f"{path} is {w}x{h} (EXIF orientation {orientation}) but the "
+            raise ImageError(Reason.SIZE_MISMATCH, f"{path} is {w}x{h} (EXIF orientation {orientation}) but the "
                                               f"annotation file says {W}x{H}")
         th, tw, scale = fit_size(h, w, max_side)
         composite = resize_image(image, th, tw)
@@ -136,13 +135,13 @@ class CocoSource(Source):
             ann["candidate"] = False
         row = new_row(key=key, source=self.name, source_ref=f"{path}#{inst['id']}", label=ann["category"], ann=ann)
         if "error" in inst:
-            return reject(row, STAGE, Reason.BAD_ANNOTATION, inst["error"])
+            return reject(row, StageName.INGEST, Reason.BAD_ANNOTATION, inst["error"])
         try:
             mask = to_frame(decode_segmentation(inst.get("segmentation"), H, W))
             effect = self.effect_of(inst, H, W)
         except AnnotationError as err:
-            return reject(row, STAGE, Reason.BAD_ANNOTATION, f"annotation {inst['id']}: {err}")
-        ann["bbox"] = list(mask_box(mask) or (0, 0, 0, 0))
+            return reject(row, StageName.INGEST, Reason.BAD_ANNOTATION, f"annotation {inst['id']}: {err}")
+        ann["bbox"] = list(bbox_of(mask) or (0, 0, 0, 0))
         ann["effect_annotated"] = effect is not None
         return new_row(key=key, source=self.name, source_ref=row["source_ref"], label=ann["category"],
                        composite=composite, ann_mask=mask, ann_effect=None if effect is None else to_frame(effect),

@@ -1,6 +1,6 @@
 """Plain photos without annotations: a folder (searched recursively) or a text file of paths.
 
-Candidates come from the segmenter's object proposals (``stages.proposals.propose_objects``: automatic
+Candidates come from the segmenter's object proposals (``stages.segmenters.proposals.propose_objects``: automatic
 mask generation or a salient-object prompt), computed on the worker on the already downscaled photo.
 List files hold one path per line, relative to the list file's folder unless absolute; blank lines and
 lines starting with ``#`` are skipped. Unit ids are the relative path plus a short hash of it, so keys
@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from curation.compositing import bbox_of
-from curation.config.sources import FolderSourceConfig
-from curation.imageio import read_image
-from curation.schema import Row, new_row
+from curation.core.morphology import bbox_of
+from curation.core.config.sources import FolderSourceConfig
+from curation.core.imageio import read_image
+from curation.core.schema import Row, new_row
 from stages.sources.base import Source, Unit, bad_unit, fit_size, make_key, path_id, resize_image
 
 
@@ -53,7 +53,7 @@ class FolderSource(Source):
         return self.load_scaled(unit, max_pixels, None)[0]
 
     def load_scaled(self, unit: Unit, max_pixels: int, max_side: int | None) -> tuple[list[Row], float]:
-        from stages.proposals import propose_objects  # stage 2's segmenter; imported where it is used
+        from stages.segmenters.proposals import propose_objects  # stage 2's segmenter; imported where it is used
 
         image = read_image(unit.ref["path"], max_pixels)
         h, w, scale = fit_size(*image.shape[:2], max_side)

@@ -28,14 +28,16 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-from curation.compositing import bbox_of, to_float
-from curation.config import PairedSourceConfig
-from curation.imageio import ImageError, read_image, read_mask
-from curation.schema import Row, new_row
-from stages.decompose import minimal_alpha
+from curation.core.compositing import to_float
+
+from curation.core.morphology import bbox_of
+from curation.core.config import PairedSourceConfig
+from curation.core.data import BUNDLED
+from curation.core.imageio import ImageError, read_image, read_mask
+from curation.core.schema import Reason, Row, new_row
+from curation.core.decompose import minimal_alpha
 from stages.sources.base import Source, Unit, bad_unit, make_key
 
-PACKAGE_DATA = Path(__file__).resolve().parents[2] / "curation" / "data" / "real"
 EXTS = (".png", ".jpg", ".jpeg")
 MANIFEST_COLUMNS = ("id", "composite", "background", "shadowfree", "object_mask", "shadow_mask", "label")
 
@@ -44,7 +46,7 @@ def resolve_root(root: Path) -> Path:
     """A relative root that does not exist here is looked up in the package's bundled data."""
     if root.exists() or root.is_absolute():
         return root
-    return PACKAGE_DATA / root
+    return BUNDLED / root
 
 
 def _find(folder: Path, stem: str) -> Path | None:
@@ -102,12 +104,12 @@ def folder_files(folder: Path) -> dict[str, Any]:
     """The files of one sample folder, in the same shape as a manifest row."""
     comp = _find(folder, "composite")
     if comp is None:
-        raise ImageError("missing_file", f"{folder} has no composite.(png|jpg)")
+        raise ImageError(Reason.MISSING_FILE, f"{folder} has no composite.(png|jpg)")
     clean, kind = _find(folder, "background"), "background"
     if clean is None:
         clean, kind = _find(folder, "shadowfree"), "shadowfree"
     if clean is None:
-        raise ImageError("missing_file", f"{folder} has neither background.* nor shadowfree.*")
+        raise ImageError(Reason.MISSING_FILE, f"{folder} has neither background.* nor shadowfree.*")
     label = folder / "label.txt"
     return {"composite": str(comp), "clean": str(clean), "clean_kind": kind,
             "object_mask": str(folder / "object_mask.png") if (folder / "object_mask.png").exists() else None,
@@ -137,21 +139,21 @@ class PairedSource(Source):
         composite = read_image(comp_path, max_pixels)
         clean = read_image(bg_path, max_pixels)
         if clean.shape != composite.shape:
-            raise ImageError("size_mismatch", f"{comp_path.name} is {composite.shape[1]}x{composite.shape[0]} but "
+            raise ImageError(Reason.SIZE_MISMATCH, f"{comp_path.name} is {composite.shape[1]}x{composite.shape[0]} but "
                              f"{bg_path.name} is {clean.shape[1]}x{clean.shape[0]}")
         if files["object_mask"]:
             mask_path = Path(files["object_mask"])
             mask = read_mask(mask_path, max_pixels)
             if mask.shape != composite.shape[:2]:
-                raise ImageError("size_mismatch", f"{mask_path.name} is {mask.shape[1]}x{mask.shape[0]} but the "
+                raise ImageError(Reason.SIZE_MISMATCH, f"{mask_path.name} is {mask.shape[1]}x{mask.shape[0]} but the "
                                  f"composite is {composite.shape[1]}x{composite.shape[0]}")
         elif kind == "background":
             mask = derived_object_mask(composite, clean)
         else:
-            raise ImageError("missing_file", f"{unit.unit_id}: shadowfree pairs need an object mask")
+            raise ImageError(Reason.MISSING_FILE, f"{unit.unit_id}: shadowfree pairs need an object mask")
         effect = read_mask(files["shadow_mask"], max_pixels) if files["shadow_mask"] else None
         if effect is not None and effect.shape != mask.shape:
-            raise ImageError("size_mismatch", f"{files['shadow_mask']} does not match the composite size")
+            raise ImageError(Reason.SIZE_MISMATCH, f"{files['shadow_mask']} does not match the composite size")
         label = files["label"] or "object"
         return [new_row(
             key=make_key(self.name, unit.unit_id, 0), source=self.name, source_ref=str(comp_path), label=label,

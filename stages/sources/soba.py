@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from curation.config.sources import SobaSourceConfig
+from curation.core.config.sources import SobaSourceConfig
 from stages.sources.coco import CocoSource
 from stages.sources.coco_json import AnnotationError, decode_segmentation, id_key
 

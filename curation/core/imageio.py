@@ -1,4 +1,4 @@
-"""Image I/O in one place: validated decoding of untrusted files, lossless PNG, and row blobs.
+"""Image I/O in one place: validated decoding of untrusted files, and lossless PNG.
 
 Decoding is where bad input shows up (empty, truncated, not an image, decompression bombs, odd
 modes), so it raises :class:`ImageError` carrying a reason code the ingest stage turns into a rejected row.
@@ -13,32 +13,19 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from curation.core.reasons import Reason
+
 # Never let PIL silently pad a truncated file with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 class ImageError(Exception):
-    """A file that cannot become a valid image; ``reason`` is a ``curation.schema.Reason`` value."""
+    """A file that cannot become a valid image, with the reason code ingest records for it."""
 
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+    def __init__(self, reason: Reason, detail: str):
+        self.reason = Reason(reason)  # a code that does not exist fails here, where it is raised
         self.detail = detail
-
-
-def to_blob(array: np.ndarray | None) -> bytes:
-    """Pack an array as ``.npy`` bytes (shape and dtype included); ``None`` packs as empty bytes."""
-    if array is None:
-        return b""
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    return buf.getvalue()
-
-
-def from_blob(blob: bytes | None) -> np.ndarray | None:
-    if not blob:
-        return None
-    return np.load(io.BytesIO(blob), allow_pickle=False)
+        super().__init__(f"{self.reason}: {detail}")
 
 
 #: EXIF orientation tag → the PIL transpose that shows the image upright (as ``ImageOps.exif_transpose``)
@@ -80,7 +67,7 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         return Image.fromarray(scaled.round().astype(np.uint8), "L").convert("RGB")
     if mode in ("L", "P", "1", "CMYK", "YCbCr", "HSV"):
         return im.convert("RGB")
-    raise ImageError("unsupported_mode", f"PIL mode {mode}")
+    raise ImageError(Reason.UNSUPPORTED_MODE, f"PIL mode {mode}")
 
 
 def exif_orientation(im: Image.Image) -> int:
@@ -108,27 +95,27 @@ def decode_oriented(data: bytes, max_pixels: int, name: str = "<bytes>") -> tupl
     Annotated sources need the orientation: their masks may be drawn on the stored (unrotated) pixels.
     """
     if not data:
-        raise ImageError("empty_file", f"{name} has zero bytes")
+        raise ImageError(Reason.EMPTY_FILE, f"{name} has zero bytes")
     try:
         im = Image.open(io.BytesIO(data))
         w, h = im.size
         if w * h > max_pixels:
-            raise ImageError("too_many_pixels", f"{name} is {w}x{h} = {w * h} px > cap {max_pixels}")
+            raise ImageError(Reason.TOO_MANY_PIXELS, f"{name} is {w}x{h} = {w * h} px > cap {max_pixels}")
         im.load()
     except ImageError:
         raise
     except UnidentifiedImageError as exc:
         fmt = next((f for magic, f in _MAGIC.items() if data.startswith(magic)), None)
         if fmt is not None:
-            raise ImageError("decode_error", f"{name} starts like a {fmt} file but cannot be parsed") from exc
-        raise ImageError("not_image", f"{name} is not a recognised image format") from exc
+            raise ImageError(Reason.DECODE_ERROR, f"{name} starts like a {fmt} file but cannot be parsed") from exc
+        raise ImageError(Reason.NOT_IMAGE, f"{name} is not a recognised image format") from exc
     except (OSError, SyntaxError) as exc:
         msg = str(exc)
         low = msg.lower()
-        reason = "truncated" if "truncated" in low or "premature" in low or "end of file" in low else "decode_error"
+        reason = Reason.TRUNCATED if "truncated" in low or "premature" in low or "end of file" in low else Reason.DECODE_ERROR
         raise ImageError(reason, f"{name}: {msg}") from exc
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a property of the file
-        raise ImageError("decode_error", f"{name}: {type(exc).__name__}: {exc}") from exc
+        raise ImageError(Reason.DECODE_ERROR, f"{name}: {type(exc).__name__}: {exc}") from exc
     orientation = exif_orientation(im)
     if orientation != 1:
         im = im.transpose(_ORIENT[orientation])
@@ -137,7 +124,7 @@ def decode_oriented(data: bytes, max_pixels: int, name: str = "<bytes>") -> tupl
     except ImageError:
         raise
     except (ValueError, OSError) as exc:
-        raise ImageError("unsupported_mode", f"{name}: PIL mode {im.mode}: {exc}") from exc
+        raise ImageError(Reason.UNSUPPORTED_MODE, f"{name}: PIL mode {im.mode}: {exc}") from exc
     return np.asarray(rgb, dtype=np.uint8).copy(), orientation
 
 
@@ -152,11 +139,11 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     try:
         return p.read_bytes()
     except FileNotFoundError as exc:
-        raise ImageError("missing_file", f"{p} does not exist") from exc
+        raise ImageError(Reason.MISSING_FILE, f"{p} does not exist") from exc
     except IsADirectoryError as exc:
-        raise ImageError("not_image", f"{p} is a directory") from exc
+        raise ImageError(Reason.NOT_IMAGE, f"{p} is a directory") from exc
     except OSError as exc:
-        raise ImageError("missing_file", f"{p}: {exc}") from exc
+        raise ImageError(Reason.MISSING_FILE, f"{p}: {exc}") from exc
 
 
 def read_image(path: str | os.PathLike, max_pixels: int) -> np.ndarray:

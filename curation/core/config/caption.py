@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from curation.config.base import Resources, Strict
+from curation.core.config.base import Resources, Strict
 
 Channel = Annotated[int, Field(ge=0, le=255)]
 

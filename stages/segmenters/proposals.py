@@ -12,7 +12,9 @@ import functools
 import cv2
 import numpy as np
 
-from curation.compositing import iou
+from curation.core.devices import resolve_device
+from curation.core.morphology import iou
+from curation.core.registry import Registry
 
 WORK_PX = 256  # the offline proposer's working resolution (long side)
 MIN_AREA, MAX_AREA = 0.005, 0.6  # fraction of the image a whole object may cover
@@ -27,14 +29,7 @@ def propose_objects(image: np.ndarray, max_proposals: int, backend: str = "offli
     ``sam``: the model loads once per (checkpoint, device) per process (``device="auto"``: cuda if present);
     ``points_per_side``² point prompts.
     """
-    if backend == "offline":
-        masks = _offline(image)
-    elif backend == "sam":
-        if checkpoint is None:
-            raise ValueError("propose_objects(backend='sam') needs a local SAM checkpoint path")
-        masks = _sam(image, checkpoint, model_type, device, points_per_side)
-    else:
-        raise ValueError(f"unknown proposal backend {backend!r} (offline | sam)")
+    masks = PROPOSERS.get(backend)(image, checkpoint, model_type, device, points_per_side)
     return _whole_objects(masks, max_proposals)
 
 
@@ -94,7 +89,8 @@ def _grabcut(image: np.ndarray, seed: np.ndarray) -> np.ndarray:
     return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
-def _offline(image: np.ndarray) -> list[np.ndarray]:
+def offline_proposals(image: np.ndarray, *_unused: object) -> list[np.ndarray]:
+    """Salient regions refined by GrabCut; no weights (the backend's model options do not apply)."""
     h, w = image.shape[:2]
     scale = WORK_PX / max(h, w)
     small = image
@@ -122,14 +118,22 @@ def _mask_generator(checkpoint: str, model_type: str, device: str, points_per_si
     """One generator per (checkpoint, device) per process: the model loads once."""
     from segment_anything import SamAutomaticMaskGenerator
 
-    from stages.segmenters.device import resolve_device
     from stages.segmenters.sam_loader import load_sam
 
     return SamAutomaticMaskGenerator(load_sam(checkpoint, model_type, resolve_device(device)), points_per_side=points_per_side,
                                      pred_iou_thresh=0.8, stability_score_thresh=0.9)
 
 
-def _sam(image: np.ndarray, checkpoint: str, model_type: str, device: str, points: int) -> list[np.ndarray]:
+def sam_proposals(image: np.ndarray, checkpoint: str | None, model_type: str, device: str, points: int) -> list[np.ndarray]:
+    """SAM's automatic masks from a local checkpoint, best first."""
+    if checkpoint is None:
+        raise ValueError("propose_objects(backend='sam') needs a local SAM checkpoint path")
     records = _mask_generator(str(checkpoint), model_type, device, points).generate(image)
     records.sort(key=lambda r: -r["predicted_iou"] * r["stability_score"])
     return [r["segmentation"].astype(bool) for r in records]
+
+
+PROPOSERS: Registry = Registry("sources[].proposal_backend", "proposal backend", {
+    "offline": "stages.segmenters.proposals:offline_proposals",
+    "sam": "stages.segmenters.proposals:sam_proposals",
+})

@@ -10,21 +10,12 @@ object's base within a search radius proportional to the object's size.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import cv2
 import numpy as np
 
-from curation.compositing import bbox_of
-
-
-class ShadowDetector(Protocol):
-    """The interface every effect detector implements."""
-
-    name: str
-
-    def detect(self, composite: np.ndarray, obj: np.ndarray) -> np.ndarray:
-        """Bool mask of the object's cast shadow (never overlapping ``obj``)."""
+from curation.core.config.masks import DetectorOptions
+from curation.core.morphology import bbox_of
 
 
 def _odd(n: float, lo: int, hi: int) -> int:
@@ -42,6 +33,11 @@ class RuleShadowDetector:
     base_band: float = 0.2  # the object's lowest fraction (of its height) counts as its base
     window: float = 0.8  # median window for the lit surface, in object sizes
     name: str = "rule"
+
+    @classmethod
+    def from_options(cls, opts: DetectorOptions) -> RuleShadowDetector:
+        return cls(ratio=opts.ratio, chroma_tol=opts.chroma_tol, search=opts.search, base_band=opts.base_band,
+                   window=opts.window)
 
     def detect(self, composite: np.ndarray, obj: np.ndarray) -> np.ndarray:
         """Works on a crop around the object that holds the search radius and the median window: the
@@ -82,8 +78,3 @@ class RuleShadowDetector:
         keep = np.unique(labels[contact & (labels > 0)])
         return np.isin(labels, keep[keep > 0]) & ~obj
 
-
-def build_detector(opts) -> ShadowDetector:
-    """The configured detector (``masks.detector``)."""
-    return RuleShadowDetector(ratio=opts.ratio, chroma_tol=opts.chroma_tol, search=opts.search,
-                              base_band=opts.base_band, window=opts.window)

@@ -33,26 +33,3 @@ def psnr(a: np.ndarray, b: np.ndarray, region: np.ndarray | None = None) -> floa
 def recomposite_psnr(composite: np.ndarray, background: np.ndarray, foreground: np.ndarray) -> float:
     """The invariant every sample states: how well foreground over background gives the composite back."""
     return psnr(over(foreground, background), composite)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two bool masks; two empty masks agree perfectly."""
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
-
-
-def bbox_of(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """``(x, y, w, h)`` of a bool mask, or ``None`` when empty."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return None
-    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
-
-
-def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """IoU of two ``(x, y, w, h)`` boxes."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0

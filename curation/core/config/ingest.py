@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from curation.config.base import Resources, Strict
+from curation.core.config.base import Resources, Strict
 
 
 class SelectionConfig(Strict):

@@ -8,8 +8,8 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
-from curation.config.base import Resources, Strict
-from curation.config.sources import (
+from curation.core.config.base import Resources, Strict
+from curation.core.config.sources import (
     CocoSourceConfig,
     FolderSourceConfig,
     PairedSourceConfig,
@@ -17,21 +17,18 @@ from curation.config.sources import (
     SourceConfig,
     SyntheticSourceConfig,
 )
-from curation.config.caption import CaptionConfig
-from curation.config.curate import CurateConfig
-from curation.config.ingest import IngestConfig, SelectionConfig
-from curation.config.masks import MasksConfig
-from curation.config.output import SinkConfig, VerifyConfig
+from curation.core.config.caption import CaptionConfig
+from curation.core.config.curate import CurateConfig
+from curation.core.config.ingest import IngestConfig, SelectionConfig
+from curation.core.config.masks import MasksConfig
+from curation.core.config.output import SinkConfig, VerifyConfig
 
 __all__ = [
     "ConfigError", "RunConfig", "RunSection", "RaySection", "Resources", "SourceConfig",
     "SyntheticSourceConfig", "PairedSourceConfig", "CocoSourceConfig", "SobaSourceConfig",
     "FolderSourceConfig", "IngestConfig", "SelectionConfig", "MasksConfig",
-    "CaptionConfig", "CurateConfig", "SinkConfig", "VerifyConfig", "load_config", "DEMO_CONFIG",
+    "CaptionConfig", "CurateConfig", "SinkConfig", "VerifyConfig", "load_config",
 ]
-
-#: the embedded default run config
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "manifests" / "demo.yaml"
 
 
 class ConfigError(ValueError):
@@ -100,9 +97,9 @@ def parse_config(data: Any, overrides: dict[str, Any] | None = None) -> RunConfi
         raise ConfigError(_format(err)) from None
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Read a YAML run config (the demo when ``path`` is None) and validate it."""
-    p = Path(path) if path is not None else DEMO_CONFIG
+def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML run config and validate it."""
+    p = Path(path)
     try:
         data = yaml.safe_load(p.read_text())
     except FileNotFoundError:

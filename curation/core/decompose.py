@@ -9,16 +9,42 @@ object colour just inside and the background behind (``C = αF + (1−α)B`` pro
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
-from curation.compositing import bbox_of, to_float, to_uint8
+from curation.core.compositing import to_float, to_uint8
+from curation.core.inpaint import Inpainter
+from curation.core.morphology import bbox_of, dilate, erode
 
 EPS = 1e-4
 MIN_CONTRAST = 0.08  # |F − B| below this leaves an edge pixel's alpha undetermined (kept hard)
 #: the ring (px) around an object mask that belongs to the object's layer: masks are rarely pixel-exact,
 #: so the background is re-made there and its alpha is the object's edge, not an effect
 OBJECT_MARGIN_PX = 2
+#: alpha above which a pixel outside the object's ring belongs to its effect layer
+EFFECT_ALPHA = 0.04
+
+
+@dataclass
+class Triplet:
+    """One decomposed instance, as a sample stores it (all uint8, same height and width)."""
+
+    composite: np.ndarray  # H×W×3
+    background: np.ndarray  # H×W×3
+    foreground: np.ndarray  # H×W×4, straight alpha
+    mask: np.ndarray  # H×W, object (>0)
+    effect: np.ndarray  # H×W, shadow/reflection (>0)
+
+    def check(self) -> None:
+        """Raise ValueError on layers that cannot belong together."""
+        h, w = self.composite.shape[:2]
+        want = {"composite": (h, w, 3), "background": (h, w, 3), "foreground": (h, w, 4), "mask": (h, w), "effect": (h, w)}
+        for name, shape in want.items():
+            arr = getattr(self, name)
+            if arr is None or arr.shape != shape:
+                raise ValueError(f"{name} has shape {None if arr is None else arr.shape}, expected {shape}")
 
 
 def minimal_alpha(composite: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -45,17 +71,6 @@ def layers_from_background(
     fg = np.where(a3 > EPS, (c - (1 - a3) * b) / np.maximum(a3, EPS), 0.0)
     fg = np.where(object_alpha[..., None] >= 1.0, c, fg)
     return np.dstack([to_uint8(np.clip(fg, 0, 1)), to_uint8(alpha)])
-
-
-def dilate(mask: np.ndarray, px: int) -> np.ndarray:
-    if px <= 0:
-        return mask.astype(bool)
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
-    return cv2.dilate(mask.astype(np.uint8), k).astype(bool)
-
-
-def erode(mask: np.ndarray, px: int) -> np.ndarray:
-    return ~dilate(~mask.astype(bool), px)
 
 
 def soft_object_alpha(composite: np.ndarray, background: np.ndarray, obj: np.ndarray, band_px: int) -> np.ndarray:
@@ -86,51 +101,17 @@ def soft_object_alpha(composite: np.ndarray, background: np.ndarray, obj: np.nda
     return alpha
 
 
-class OpenCVInpainter:
-    """Fill a region from its surroundings with OpenCV (Telea or Navier-Stokes): no weights, CPU."""
+def decompose(composite: np.ndarray, background: np.ndarray, obj: np.ndarray, soft_edge_px: int) -> Triplet:
+    """The layering recipe, given a background and the object mask: stage 2 and the curator's data generator
+    both call this, so the curator learns from layers made exactly like those it judges.
 
-    def __init__(self, method: str = "telea", radius: int = 5):
-        self.name = f"opencv-{method}"
-        self.flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
-        self.radius = radius
-
-    def __call__(self, image: np.ndarray, region: np.ndarray) -> np.ndarray:
-        return cv2.inpaint(image, region.astype(np.uint8) * 255, self.radius, self.flag)
-
-
-class ExportedInpainter:
-    """A learned inpainter (e.g. LaMa) loaded once from a local ``torch.export`` program (``.pt2``).
-
-    Contract: ``model(image[1,3,H,W] float 0..1, mask[1,1,H,W] float {0,1}) -> image[1,3,H,W] 0..1``,
-    exported with dynamic H and W; only the masked pixels of its output are used, so known pixels stay exact.
+    The foreground is the minimal-alpha rule with the object opaque (soft within ``soft_edge_px`` of its
+    outline); the effect is what carries alpha outside the object's ring.
     """
-
-    def __init__(self, checkpoint: str, device: str = "cpu"):
-        import torch
-
-        path = str(checkpoint)
-        try:
-            self.model = torch.export.load(path).module().to(device)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same configuration error
-            raise RuntimeError(f"inpainting model {path} cannot be loaded (masks.inpaint.checkpoint): "
-                               f"{type(exc).__name__}: {exc}") from None
-        self.device, self.torch, self.name = device, torch, f"exported:{path.rsplit('/', 1)[-1]}"
-
-    def __call__(self, image: np.ndarray, region: np.ndarray) -> np.ndarray:
-        torch = self.torch
-        x = torch.from_numpy(to_float(image)).permute(2, 0, 1)[None].to(self.device)
-        m = torch.from_numpy(region.astype(np.float32))[None, None].to(self.device)
-        with torch.inference_mode():
-            y = self.model(x * (1 - m), m)
-        out = to_uint8(y[0].permute(1, 2, 0).clamp(0, 1).float().cpu().numpy())
-        return np.where(region[..., None], out, image)
-
-
-def build_inpainter(backend: str, radius: int = 5, checkpoint: str | None = None, device: str = "cpu"):
-    """The configured inpainter: ``telea`` / ``navier_stokes`` (OpenCV) or ``exported`` (a local model)."""
-    if backend == "exported":
-        return ExportedInpainter(str(checkpoint), device)
-    return OpenCVInpainter(backend, radius)
+    obj = obj.astype(bool)
+    foreground = layers_from_background(composite, background, soft_object_alpha(composite, background, obj, soft_edge_px))
+    effect = (foreground[..., 3] > EFFECT_ALPHA * 255) & ~dilate(obj, OBJECT_MARGIN_PX)
+    return Triplet(composite, background, foreground, obj.astype(np.uint8) * 255, effect.astype(np.uint8) * 255)
 
 
 def relight(composite: np.ndarray, lit_estimate: np.ndarray, region: np.ndarray, smooth_px: float = 0.0) -> np.ndarray:
@@ -154,7 +135,7 @@ def relight(composite: np.ndarray, lit_estimate: np.ndarray, region: np.ndarray,
     return to_uint8(np.where(region[..., None], relit, c))
 
 
-def background_unpaired(composite: np.ndarray, obj: np.ndarray, effect: np.ndarray, inpainter,
+def background_unpaired(composite: np.ndarray, obj: np.ndarray, effect: np.ndarray, inpainter: Inpainter,
                         smooth_px: float = 0.0) -> np.ndarray:
     """No clean plate: inpaint the object, relight its shadow from the lit surroundings."""
     obj_region = dilate(obj, OBJECT_MARGIN_PX)
@@ -164,6 +145,6 @@ def background_unpaired(composite: np.ndarray, obj: np.ndarray, effect: np.ndarr
     return np.where(obj_region[..., None], lit, relit)
 
 
-def background_shadowfree(shadowfree: np.ndarray, obj: np.ndarray, inpainter) -> np.ndarray:
+def background_shadowfree(shadowfree: np.ndarray, obj: np.ndarray, inpainter: Inpainter) -> np.ndarray:
     """A shadow-free image with the object still present (DESOBA style): inpaint just the object."""
     return inpainter(shadowfree, dilate(obj, OBJECT_MARGIN_PX))

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from curation.config.base import Resources, Strict
+from curation.core.config.base import Resources, Strict
 
 
 class CurateConfig(Strict):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from curation.config.base import Strict
+from curation.core.config.base import Strict
 
 class SinkConfig(Strict):
     #: target samples per shard (Ray hands each write task at least this many rows when it can)

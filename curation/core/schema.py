@@ -6,14 +6,14 @@ a memcpy to pack, no compression cost between stages, and an empty blob means "a
 """
 from __future__ import annotations
 
+import io
 import json
-from enum import Enum
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from curation.imageio import from_blob, to_blob
+from curation.core.reasons import Reason, StageName
 
 OK = "ok"
 REJECTED = "rejected"
@@ -22,6 +22,8 @@ REJECTED = "rejected"
 INPUT_IMAGES = ("composite", "clean", "ann_mask", "ann_effect")
 LAYER_IMAGES = ("background", "foreground", "mask", "effect")
 IMAGE_COLUMNS = INPUT_IMAGES + LAYER_IMAGES
+#: The image members of a written sample, in the order they are written (a :class:`Triplet`'s fields).
+LAYER_MEMBERS = ("composite", "background", "foreground", "mask", "effect")
 CAPTION_COLUMNS = ("caption_composite", "caption_foreground", "caption_background")
 
 ROW_SCHEMA = pa.schema(
@@ -43,48 +45,13 @@ ROW_SCHEMA = pa.schema(
     ]
 )
 
+#: The work list the driver writes and ingest reads: one source unit (an image and its annotations) per row.
+UNIT_SCHEMA = pa.schema([("source", pa.string()), ("unit_id", pa.string()), ("ref", pa.string())])
+
 #: Columns kept in the per-shard parquet index (no pixels).
 INDEX_COLUMNS = [f.name for f in ROW_SCHEMA if f.name not in IMAGE_COLUMNS] + ["shard"]
 
 Row = dict[str, Any]
-
-
-class Reason(str, Enum):
-    """Reject reason codes. A code names what is wrong with the input, not where the code failed."""
-
-    # ingest: reading and validating files
-    MISSING_FILE = "missing_file"
-    EMPTY_FILE = "empty_file"
-    NOT_IMAGE = "not_image"
-    DECODE_ERROR = "decode_error"
-    TRUNCATED = "truncated"
-    TOO_MANY_PIXELS = "too_many_pixels"
-    UNSUPPORTED_MODE = "unsupported_mode"
-    SIZE_MISMATCH = "size_mismatch"
-    BAD_MANIFEST_ROW = "bad_manifest_row"
-    DUPLICATE_IMAGE = "duplicate_image"
-    BAD_ANNOTATION = "bad_annotation"
-    # ingest: instance selection
-    CROWD = "crowd"
-    CATEGORY_EXCLUDED = "category_excluded"
-    AREA_TOO_SMALL = "area_too_small"
-    AREA_TOO_LARGE = "area_too_large"
-    TOO_SMALL = "too_small"
-    TOUCHES_BORDER = "touches_border"
-    OCCLUDED = "occluded"
-    NO_INSTANCES = "no_instances"
-    # masks + layers
-    EMPTY_MASK = "empty_mask"
-    MASK_FAILED = "mask_failed"
-    EFFECT_DETACHED = "effect_detached"
-    ALPHA_OUT_OF_RANGE = "alpha_out_of_range"
-    LOW_RECOMPOSITE_PSNR = "low_recomposite_psnr"
-    # caption
-    EMPTY_CAPTION = "empty_caption"
-    # curate
-    LOW_CURATOR_SCORE = "low_curator_score"
-    # any stage: an exception escaped the stage code for this row
-    STAGE_ERROR = "stage_error"
 
 
 def new_row(key: str, source: str, source_ref: str, **fields: Any) -> Row:
@@ -109,9 +76,9 @@ def new_row(key: str, source: str, source_ref: str, **fields: Any) -> Row:
     return row
 
 
-def reject(row: Row, stage: str, reason: Reason, detail: str = "") -> Row:
+def reject(row: Row, stage: StageName, reason: Reason, detail: str = "") -> Row:
     """Mark a row rejected; later stages pass it through untouched. Pixels are dropped to keep blocks small."""
-    row.update(status=REJECTED, reject_stage=stage, reject_reason=Reason(reason).value, reject_detail=detail[:500])
+    row.update(status=REJECTED, reject_stage=StageName(stage).value, reject_reason=Reason(reason).value, reject_detail=detail[:500])
     for c in IMAGE_COLUMNS:
         row[c] = b""
     return row
@@ -119,6 +86,21 @@ def reject(row: Row, stage: str, reason: Reason, detail: str = "") -> Row:
 
 def is_ok(row: Row) -> bool:
     return row["status"] == OK
+
+
+def to_blob(array: np.ndarray | None) -> bytes:
+    """Pack an array as ``.npy`` bytes (shape and dtype included); ``None`` packs as empty bytes."""
+    if array is None:
+        return b""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def from_blob(blob: bytes | None) -> np.ndarray | None:
+    if not blob:
+        return None
+    return np.load(io.BytesIO(blob), allow_pickle=False)
 
 
 def get_image(row: Row, column: str) -> np.ndarray | None:

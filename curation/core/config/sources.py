@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from curation.config.base import Strict
+from curation.core.config.base import Strict
 
 SourceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -77,8 +77,8 @@ class FolderSourceConfig(Strict):
     list_file: Path | None = None
     extensions: list[str] = Field(default_factory=lambda: [".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"])
     max_proposals: int = Field(4, ge=1, le=64)
-    #: ``stages.proposals.propose_objects`` backend and its options
-    proposal_backend: str = "offline"
+    #: ``stages.segmenters.proposals.propose_objects`` backend and its options
+    proposal_backend: Literal["offline", "sam"] = "offline"
     checkpoint: Path | None = None
     model_type: str = "vit_b"
     #: where the proposal model runs ("cuda" needs ``ingest.resources.num_gpus``)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from curation.config.base import Resources, Strict
+from curation.core.config.base import Resources, Strict
 
 
 class SamOptions(Strict):
