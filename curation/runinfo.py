@@ -11,7 +11,7 @@ from typing import Any
 
 from curation.core.config import RunConfig
 
-PACKAGES = ("ray", "torch", "transformers", "timm", "segment-anything", "webdataset", "opencv-python-headless",
+PACKAGES = ("ray", "torch", "transformers", "timm", "segment-anything", "webdataset", "opencv-contrib-python-headless",
             "pyarrow", "numpy", "pillow")
 
 
