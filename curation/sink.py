@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tarfile
 import time
@@ -30,14 +31,36 @@ from curation.core.schema import CAPTION_COLUMNS, INDEX_COLUMNS, LAYER_MEMBERS, 
 INDEX_SCHEMA = pa.schema([ROW_SCHEMA.field(c) for c in INDEX_COLUMNS if c != "shard"] + [pa.field("shard", pa.string())])
 
 
+#: bumped when the fields of the ``{key}.json`` member change
+SAMPLE_JSON_VERSION = 1
+
+
+def _finite(value: float | None) -> float | None:
+    """NaN and infinities are not JSON (strict parsers, Arrow's among them, refuse them): null instead."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
 def sample_json(row: Row) -> dict[str, Any]:
-    """The ``{key}.json`` member: captions, invariant, provenance and what each stage measured."""
+    """The ``{key}.json`` member: one fixed schema for every source, so schema-inferring readers keep every field.
+
+    Readers such as Hugging Face ``datasets`` and Ray infer one column type from the first samples: a field
+    that differs by source would be dropped or retyped. So every top-level field has one type, whatever the
+    source (ids are strings, the box is four floats), and what varies by source or backend travels as JSON
+    text: ``annotation`` (the source's own fields) and ``meta`` (what each stage measured and used).
+    Per-stage timings stay in the shard's index parquet (``meta.timings``): the sample's bytes depend
+    only on its inputs, not on how busy the machine was.
+    """
     ann = get_json(row, "ann")
+    meta = {stage: values for stage, values in get_json(row, "meta").items() if stage != "timings"}
+    bbox = ann.get("bbox")
     return {
+        "version": SAMPLE_JSON_VERSION,
         "key": row["key"], "source": row["source"], "source_ref": row["source_ref"], "label": row["label"],
-        "captions": {c.removeprefix("caption_"): row[c] for c in CAPTION_COLUMNS},
-        "recomposite_psnr": row["psnr"], "curator_score": row["score"], "bbox": ann.get("bbox"),
-        "annotation": ann, "meta": get_json(row, "meta"),
+        "image_id": str(ann.get("image_id", "")), "instance_id": str(ann.get("instance_id", "")),
+        "captions": {c.removeprefix("caption_"): row[c] or "" for c in CAPTION_COLUMNS},
+        "recomposite_psnr": _finite(row["psnr"]), "curator_score": _finite(row["score"]),
+        "bbox": None if bbox is None else [float(v) for v in bbox],
+        "annotation": json.dumps(ann, sort_keys=True), "meta": json.dumps(meta, sort_keys=True),
     }
 
 
