@@ -56,7 +56,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 #: modules that add more sub-commands: each defines ``register(subparsers)`` (imports stay lazy inside)
-PLUGINS: tuple[str, ...] = ("curation.eval_layers", "curator_model.cli")
+PLUGINS: tuple[str, ...] = ("curation.eval_layers", "curation.shards", "curator_model.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
