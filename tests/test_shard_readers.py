@@ -56,6 +56,22 @@ def test_the_sample_json_has_one_schema_for_every_source(shards):
     assert unscored["curator_score"] is None  # null, not NaN: strict JSON readers accept it
 
 
+def test_sample_bytes_do_not_depend_on_timings(shards):
+    import pyarrow.parquet as pq
+
+    from curation.core.schema import new_row, update_meta
+    from curation.sink import sample_json
+
+    written, _, _ = shards
+    index = pq.read_table(written.out / "shards" / "r000-000000.parquet", columns=["status", "meta"]).to_pylist()
+    assert all("timings" in json.loads(r["meta"]) for r in index if r["status"] == "ok")  # they live here
+    rows = [new_row("k", "s", "ref", ann={"bbox": [1, 2, 3, 4], "image_id": 7}, meta={"masks": {"psnr": 50.0}})
+            for _ in range(2)]
+    update_meta(rows[0], "timings", {"masks": 0.01})
+    update_meta(rows[1], "timings", {"masks": 0.93})
+    assert json.dumps(sample_json(rows[0])) == json.dumps(sample_json(rows[1]))
+
+
 def test_hugging_face_datasets_reads_every_sample_field_and_alpha(shards, tmp_path):
     from datasets import Image as HFImage
     from datasets import load_dataset
