@@ -189,7 +189,13 @@ class LayeredShards(IterableDataset):
             rng = random.Random(f"{self.seed}/{self.epoch}/{consumer}")
             stages.append(wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng))
         stages.append(wds.map(self.sample))
-        yield from wds.DataPipeline(*stages)
+        read = 0
+        for sample in wds.DataPipeline(*stages):
+            read += 1
+            yield sample
+        if read != len(keys):  # the epoch would silently lack samples that the index promised
+            raise RuntimeError(f"{len(keys) - read} of this worker's {len(keys)} samples are missing from "
+                               f"{[s.url for s in part]} (run `curate verify` on them)")
 
     def sample(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Decode one sample and cut every layer with the same window."""

@@ -226,31 +226,34 @@ def reshard(root: Path, dest: Path, target: Target, val_fraction: float = 0.0) -
             if key not in split:
                 raise ValueError(f"{name}.tar holds {key}, which its index does not list as accepted")
             writers[split[key]].add(key, members)
-    run = json.loads(src.run_json.read_text()) if src.run_json.exists() else {}
+    run = json.loads(src.run_json.read_text()) if src.run_json.exists() else None
     for s, writer in writers.items():
         writer.close()
-        run["resharded"] = {"from": str(src.root), "split": s, "val_fraction": val_fraction,
-                            "target": {"samples": target.samples, "bytes": target.bytes}}
-        writer.out.run_json.write_text(json.dumps(run, indent=1))
+        if run is not None:  # the source's config (verify's PSNR floor among it) and where this copy came from
+            run["resharded"] = {"from": str(src.root), "split": s, "val_fraction": val_fraction,
+                                "target": {"samples": target.samples, "bytes": target.bytes}}
+            writer.out.run_json.write_text(json.dumps(run, indent=1))
         finalize(writer.out)
     return folders
 
 
 def cmd_shards(args: argparse.Namespace) -> int:
     try:
-        s = summary(args.out)
-        print(json.dumps(s, indent=1) if args.json else format_summary(s))
-        if args.reshard is None and not args.val:
-            return 0
-        if args.to is None:
-            raise ValueError("--reshard/--val write a new folder: give it with --to DEST")
-        target = Target.parse(args.reshard) if args.reshard else Target(samples=max(1, int(s["samples_per_shard"]["max"])))
-        folders = reshard(args.out, args.to, target, args.val)
+        summaries = {"source": summary(args.out)}
+        if args.reshard is not None or args.val:
+            if args.to is None:
+                raise ValueError("--reshard/--val write a new folder: give it with --to DEST")
+            biggest = int(summaries["source"]["samples_per_shard"]["max"])
+            target = Target.parse(args.reshard) if args.reshard else Target(samples=max(1, biggest))
+            for split, folder in reshard(args.out, args.to, target, args.val).items():
+                summaries[split] = summary(folder) if OutDir(folder).complete_shards() else None
     except (FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"curate shards: {err}", file=sys.stderr)
         return 2
-    for folder in folders.values():
-        print(json.dumps(summary(folder), indent=1) if args.json else "\n" + format_summary(summary(folder)))
+    if args.json:
+        print(json.dumps(summaries if len(summaries) > 1 else summaries["source"], indent=1))
+    else:
+        print("\n\n".join(format_summary(s) if s else f"{split}: no samples" for split, s in summaries.items()))
     return 0
 
 

@@ -139,3 +139,17 @@ def test_rank_arguments_are_checked(shards):
         layered_loader(shards.out, rank=2, world_size=2)
     with pytest.raises(ValueError, match="crop"):
         layered_loader(shards.out, crop="zoom")
+
+
+def test_a_sample_missing_from_its_tar_is_an_error_not_a_short_epoch(shards, tmp_path):
+    import tarfile
+
+    src = shards.out / "shards" / "r000-000000.tar"
+    dropped = shards.accepted[0]
+    shutil.copy(src.with_suffix(".parquet"), tmp_path / src.with_suffix(".parquet").name)  # the index still lists it
+    with tarfile.open(src) as tar_in, tarfile.open(tmp_path / src.name, "w") as tar_out:
+        for info in tar_in:
+            if not info.name.startswith(dropped + "."):
+                tar_out.addfile(info, tar_in.extractfile(info))
+    with pytest.raises(RuntimeError, match="1 of this worker's"):
+        _epoch_keys(layered_loader(tmp_path / src.name, size=16, num_workers=0))
