@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation.core.schema import OK
+from curation.finalize import finalize, merge_index
 from curation.layout import OutDir
 
 QUANTILES = (0, 5, 25, 50, 75, 95, 100)
@@ -50,10 +51,6 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": float(np.median(values)), "max": max(values)}
 
 
-def _index(out: OutDir, names: list[str]) -> pa.Table:
-    return pa.concat_tables([pq.read_table(out.shards / f"{n}.parquet") for n in names])
-
-
 def summary(root: Path) -> dict[str, Any]:
     """Counts, sizes, sources, score and PSNR quantiles of an OUT folder's complete shards (from index and stats)."""
     out = OutDir(Path(root))
@@ -61,7 +58,7 @@ def summary(root: Path) -> dict[str, Any]:
     if not names:
         raise FileNotFoundError(f"{out.shards} holds no complete shard (no *_stats.json)")
     stats = [json.loads((out.shards / f"{n}_stats.json").read_text()) for n in names]
-    rows = _index(out, names).select(["status", "source", "score", "psnr", "reject_stage", "reject_reason"]).to_pylist()
+    rows = merge_index(out).select(["status", "source", "score", "psnr", "reject_stage", "reject_reason"]).to_pylist()
     accepted = [r for r in rows if r["status"] == OK]
     sizes = [(out.shards / f"{n}.tar").stat().st_size for n in names]
     samples = [s["accepted"] for s in stats]
@@ -203,8 +200,6 @@ class _Writer:
 
 def reshard(root: Path, dest: Path, target: Target, val_fraction: float = 0.0) -> dict[str, Path]:
     """Copy the accepted samples of ``root`` into ``dest`` (or ``dest/train`` + ``dest/val``); returns the folders."""
-    from curation.finalize import finalize
-
     src = OutDir(Path(root))
     names = src.complete_shards()
     if not names:
@@ -214,7 +209,7 @@ def reshard(root: Path, dest: Path, target: Target, val_fraction: float = 0.0) -
         raise FileExistsError(f"{dest} is not empty: choose a new folder for the re-sharded copy")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"--val must be in [0, 1), got {val_fraction}")
-    index = _index(src, names)
+    index = merge_index(src)
     index = index.filter(pc.equal(index["status"], OK))
     rows = index.select(["key", "source", "ann"]).to_pylist()
     row_of = {r["key"]: i for i, r in enumerate(rows)}
