@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from tests.fixtures.golden import GOLDEN, run_golden
 
 
@@ -24,8 +26,10 @@ def _differences(want: dict, got: dict, path: str = "") -> list[str]:
     return [] if same else [f"{path.rstrip('.')}: {want!r} -> {got!r}"]
 
 
-def test_pipeline_output_matches_the_golden_reference(ray_session, tmp_path):
+@pytest.mark.parametrize("fusion", ["auto", "off"])
+def test_pipeline_output_matches_the_golden_reference(ray_session, tmp_path, fusion):
+    """Fused (one actor for all CPU stages) and unfused (a pool per stage, odd batch sizes, autoscaling)."""
     want = json.loads(GOLDEN.read_text())
-    got = run_golden(tmp_path)
+    got = run_golden(tmp_path, fusion)
     diff = _differences(want, got)
     assert not diff, f"{len(diff)} differences from {GOLDEN.name}, first: {diff[:15]}"
