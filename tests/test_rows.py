@@ -50,6 +50,20 @@ def test_a_photo_shared_by_instances_is_stored_once_and_read_back_shared():
     assert len({id(r["ann_mask"]) for r in back[:3]}) == 3
 
 
+def test_a_block_cut_from_a_batch_carries_only_its_own_photos():
+    """Ray cuts blocks out of a stage's output by slicing; a slice keeps whole dictionaries, so each photo
+    has a chunk of its own, and the other image columns are plain (their slices are cut to the rows)."""
+    rng = np.random.default_rng(2)
+    photos = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(3)]
+    rows = [new_row(f"k{i}", "s", "r", composite=photos[i // 2], background=photos[0][::-1]) for i in range(6)]
+    table = rows_to_table(rows)
+    cut = table.slice(4, 2).column("composite")
+    carried = [c.dictionary for c in cut.chunks if len(c)]
+    assert len(carried) == 1 and len(carried[0]) == 1
+    assert np.array_equal(table_rows(table.slice(4, 2))[0]["composite"], photos[2])
+    assert not pa.types.is_dictionary(table.schema.field("background").type)
+
+
 def test_images_read_from_a_table_are_views_that_cannot_be_written():
     rows, _ = _rows()
     table = rows_to_table(rows)

@@ -6,8 +6,9 @@ Only where rows cross between actors do they become an Arrow table of exactly :d
 (:func:`rows_to_table`, :func:`table_rows`), so blocks from any stage concatenate without schema drift.
 
 In the table an image is a ``.npy`` blob (shape + dtype + raw bytes): one memcpy to pack, no compression
-cost, and read back as a numpy view of the Arrow buffer without a copy. Image columns are
-dictionary-encoded: the instances of one photo carry one copy of it, not one each.
+cost, and read back as a numpy view of the Arrow buffer without a copy. The photo column (``composite``)
+is dictionary-encoded in one chunk per photo: the instances of one photo carry one copy of it, not one
+each, and a block that Ray cuts out of a batch carries only the photos of its own rows.
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ REJECTED = "rejected"
 INPUT_IMAGES = ("composite", "clean", "ann_mask", "ann_effect")
 LAYER_IMAGES = ("background", "foreground", "mask", "effect")
 IMAGE_COLUMNS = INPUT_IMAGES + LAYER_IMAGES
+#: the image that all instances of one source image share (stored once per photo between actors)
+PHOTO_COLUMN = "composite"
 #: The image members of a written sample, in the order they are written (a :class:`Triplet`'s fields).
 LAYER_MEMBERS = ("composite", "background", "foreground", "mask", "effect")
 CAPTION_COLUMNS = ("caption_composite", "caption_foreground", "caption_background")
@@ -43,7 +46,8 @@ ROW_SCHEMA = pa.schema(
         ("reject_detail", pa.string()),
         ("ann", pa.string()),  # json: what the source annotated (bbox xywh, category, ids, points)
         ("meta", pa.string()),  # json: what the stages measured and which backends they used
-        *[(c, pa.dictionary(pa.int32(), pa.large_binary())) for c in IMAGE_COLUMNS],
+        *[(c, pa.dictionary(pa.int32(), pa.large_binary()) if c == PHOTO_COLUMN else pa.large_binary())
+          for c in IMAGE_COLUMNS],
         *[(c, pa.string()) for c in CAPTION_COLUMNS],
         ("psnr", pa.float64()),
         ("score", pa.float64()),
@@ -163,34 +167,43 @@ def image_identity(array: np.ndarray) -> tuple[Any, ...]:
     return array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str
 
 
-def image_column(values: list[np.ndarray | None]) -> pa.DictionaryArray:
-    """An image column: each distinct image (the same memory seen as the same array) packed once, each row
-    an index into them.
-
-    One memcpy per distinct image into a single Arrow buffer; ``None`` becomes a null.
-    """
-    slot: dict[tuple[Any, ...], int] = {}
-    distinct: list[np.ndarray] = []
-    indices: list[int | None] = []
-    for value in values:
-        if value is None:
-            indices.append(None)
-            continue
-        same = image_identity(value)
-        if same not in slot:
-            slot[same] = len(distinct)
-            distinct.append(np.ascontiguousarray(value))
-        indices.append(slot[same])
-    heads = [_header(a) for a in distinct]
-    sizes = np.array([len(h) + a.nbytes for h, a in zip(heads, distinct)], np.int64)
-    offsets = np.zeros(len(distinct) + 1, np.int64)
-    np.cumsum(sizes, out=offsets[1:])
+def _blobs(arrays: list[np.ndarray | None]) -> pa.LargeBinaryArray:
+    """``.npy`` blobs of ``arrays`` in one Arrow buffer (one memcpy each); ``None`` becomes a null."""
+    present = [(i, np.ascontiguousarray(a)) for i, a in enumerate(arrays) if a is not None]
+    offsets = np.zeros(len(arrays) + 1, np.int64)
+    for i, array in present:
+        offsets[i + 1] = len(_header(array)) + array.nbytes
+    np.cumsum(offsets, out=offsets)
     data = np.empty(int(offsets[-1]), np.uint8)
-    for start, head, array in zip(offsets[:-1], heads, distinct):
-        data[start:start + len(head)] = np.frombuffer(head, np.uint8)
-        data[start + len(head):start + len(head) + array.nbytes] = array.reshape(-1).view(np.uint8)
-    blobs = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(distinct), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), blobs)
+    for i, array in present:
+        head = _header(array)
+        data[offsets[i]:offsets[i] + len(head)] = np.frombuffer(head, np.uint8)
+        data[offsets[i] + len(head):offsets[i + 1]] = array.reshape(-1).view(np.uint8)
+    valid = None if len(present) == len(arrays) else pa.array([a is not None for a in arrays]).buffers()[1]
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(arrays), [valid, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def photo_column(values: list[np.ndarray | None]) -> pa.ChunkedArray:
+    """The photo column: one dictionary-encoded chunk per run of consecutive rows that show the same photo
+    (the instances of a unit come one after another), so each photo is packed once and travels with its rows.
+    ``None`` (a rejected row) joins the current run as a null."""
+    chunks: list[pa.DictionaryArray] = []
+    run: list[np.ndarray | None] = []
+    photo: np.ndarray | None = None
+
+    def close() -> None:
+        if run:
+            blob = _blobs([] if photo is None else [photo])
+            chunks.append(pa.DictionaryArray.from_arrays(pa.array([None if v is None else 0 for v in run], pa.int32()), blob))
+
+    for value in values:
+        if value is not None and photo is not None and image_identity(value) != image_identity(photo):
+            close()
+            run, photo = [], None
+        run.append(value)
+        photo = value if value is not None else photo
+    close()
+    return pa.chunked_array(chunks, ROW_SCHEMA.field(PHOTO_COLUMN).type)
 
 
 def image_values(column: pa.ChunkedArray | pa.Array) -> list[np.ndarray | None]:
@@ -223,8 +236,10 @@ def rows_to_table(rows: list[Row]) -> pa.Table:
     columns = []
     for field in ROW_SCHEMA:
         values = [row[field.name] for row in rows]
-        if field.name in IMAGE_COLUMNS:
-            columns.append(image_column(values))
+        if field.name == PHOTO_COLUMN:
+            columns.append(photo_column(values))
+        elif field.name in IMAGE_COLUMNS:
+            columns.append(_blobs(values))
         elif field.name in JSON_COLUMNS:
             columns.append(pa.array([json.dumps(v) for v in values], field.type))
         else:

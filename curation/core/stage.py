@@ -123,10 +123,9 @@ def chain_resources(stages: tuple[type[Stage], ...], cfg: RunConfig) -> Resource
     """What one actor running ``stages`` asks for: the most any of them asks (they run one after another),
     the first stage's batch size (the chain's input), and the largest pool any of them declares."""
     res = [s.resources(cfg) for s in stages]
-    low = max(r.concurrency for r in res)
     return Resources(num_cpus=max(r.num_cpus for r in res), num_gpus=max(r.num_gpus for r in res),
-                     batch_size=res[0].batch_size, concurrency=low,
-                     max_concurrency=max(max(r.max_concurrency or r.concurrency for r in res), low))
+                     batch_size=res[0].batch_size, concurrency=max(r.concurrency for r in res),
+                     max_concurrency=max(r.max_concurrency or r.concurrency for r in res))
 
 
 def map_kwargs(res: Resources) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def downscale_rows(rows: list[Row], max_side: int | None) -> float:
     done: dict[tuple, np.ndarray] = {}
 
     def shrink(image: np.ndarray, resize: Callable[[np.ndarray, int, int], np.ndarray]) -> np.ndarray:
-        key = image_identity(image)
+        key = (image_identity(image), resize)
         if key not in done:
             done[key] = resize(image, h, w)
         return done[key]
