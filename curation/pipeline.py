@@ -112,6 +112,10 @@ def init_ray(cfg: RunConfig) -> None:
         return
     # Ray schedules by logical CPUs: give the local node enough for every pool plus the reads to start.
     num_cpus = cfg.ray.num_cpus or max(4, 2 * (os.cpu_count() or 1))
+    # no idle workers started ahead of need (the raylet reads this from its environment): the pools, reads and
+    # writes start the workers they use, and a prestarted one that nothing claims is a Python process importing
+    # Ray on the cores the stages need
+    os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
     ray.init(num_cpus=num_cpus, include_dashboard=cfg.ray.dashboard, log_to_driver=True,
              configure_logging=True, logging_level=logging.WARNING)
 
@@ -124,7 +128,8 @@ def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: fro
     resumed run did, so each sample and each image is handled once across the whole output folder.
     """
     blocks = max(1, min(1000, -(-n_units // cfg.ingest.resources.batch_size)))
-    ds = ray.data.read_parquet(str(units_path), override_num_blocks=blocks)
+    # one read task at a time: units are light, and every extra reader is a worker process (memory, start-up)
+    ds = ray.data.read_parquet(str(units_path), override_num_blocks=blocks, concurrency=1)
     options = {Ingest.name.value: {"done_keys": done_keys, "dedupe": DedupeRegistry.remote(claimed)}}
     for pool in plan_pools(cfg):
         ds = ds.map_batches(chain_class(pool.stages), batch_format="pyarrow",
@@ -170,7 +175,7 @@ def run(cfg: RunConfig) -> RunResult:
     if n_units:
         claimed = claimed_digests([str(out.shards / f"{n}.parquet") for n in out.complete_shards()])
         ds = build_dataset(cfg, units_path, n_units, done, claimed)
-        ds.write_datasink(ShardSink(out.shards, seg, cfg.sink))
+        ds.write_datasink(ShardSink(out.shards, seg, cfg.sink), concurrency=cfg.sink.concurrency)
     stats = finalize(out)
     seconds = time.perf_counter() - started
     end_run(out.run_json, stats, seconds)

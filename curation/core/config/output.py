@@ -15,6 +15,9 @@ class SinkConfig(Strict):
     #: sink CPU (the defaults: the cheapest measured whose files stay close to the smallest; docs/bench.md)
     png_compression: int = Field(1, ge=0, le=9)
     png_filter: Literal["none", "sub", "up", "avg", "paeth", "adaptive"] = "up"
+    #: at most this many shards written at once, each by its own worker process (None: as many as free CPUs
+    #: allow; a small machine saves a worker's memory with 1, a cluster needs several to keep up)
+    concurrency: int | None = Field(None, ge=1)
 
 
 class VerifyConfig(Strict):
