@@ -163,7 +163,8 @@ def run(cfg: RunConfig) -> RunResult:
         for stage in STAGES:
             stage.preflight(cfg)
     init_ray(cfg)
-    check_fit(plan_pools(cfg), *cluster_capacity())
+    if cfg.ray.check_resources:
+        check_fit(plan_pools(cfg), *cluster_capacity())
     start_run(out.run_json, cfg, seg, len(done), removed)
     units_path = out.work / f"units-{seg}.parquet"
     n_units = write_units(cfg, units_path)

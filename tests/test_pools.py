@@ -79,3 +79,4 @@ def test_a_run_asking_for_a_gpu_the_cluster_lacks_stops_before_it_starts(ray_ses
     with pytest.raises(ConfigError, match="masks.resources"):
         run(cfg)
     assert not (tmp_path / "run.json").exists()  # nothing was started
+
