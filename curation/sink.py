@@ -26,7 +26,8 @@ from ray.data import Datasink
 
 from curation.core.config import SinkConfig
 from curation.core.imageio import encode_png
-from curation.core.schema import CAPTION_COLUMNS, INDEX_COLUMNS, LAYER_MEMBERS, OK, ROW_SCHEMA, Row, get_image, get_json
+from curation.core.schema import (CAPTION_COLUMNS, INDEX_COLUMNS, JSON_COLUMNS, LAYER_MEMBERS, OK, ROW_SCHEMA, Row,
+                                  get_image, get_json, image_identity, table_rows)
 
 INDEX_SCHEMA = pa.schema([ROW_SCHEMA.field(c) for c in INDEX_COLUMNS if c != "shard"] + [pa.field("shard", pa.string())])
 
@@ -76,7 +77,23 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], png_compression: int = 3) -> dict[str, Any]:
+class PngEncoder:
+    """PNG for one member of the samples. An image that the previous call encoded is not encoded again: the
+    instances of one photo arrive one after another and share its composite (only the last image is kept,
+    so a shard's pixels are not held until it ends)."""
+
+    def __init__(self, cfg: SinkConfig):
+        self.cfg = cfg
+        self.last: tuple[tuple, Any, bytes] | None = None  # (identity, the array kept alive, its PNG)
+
+    def __call__(self, image: Any) -> bytes:
+        key = image_identity(image)
+        if self.last is None or self.last[0] != key:
+            self.last = (key, image, encode_png(image, self.cfg.png_compression, self.cfg.png_filter))
+        return self.last[2]
+
+
+def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], cfg: SinkConfig = SinkConfig()) -> dict[str, Any]:
     """Write one complete shard from a stream of rows; returns its stats (also written as ``_stats.json``)."""
     shards_dir.mkdir(parents=True, exist_ok=True)
     tar_path, index_path = shards_dir / f"{name}.tar", shards_dir / f"{name}.parquet"
@@ -84,16 +101,17 @@ def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], png_compressio
     index: list[dict[str, Any]] = []
     reasons: Counter[str] = Counter()
     sources: Counter[str] = Counter()
+    png = {member: PngEncoder(cfg) for member in LAYER_MEMBERS}
     with tarfile.open(tar_tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
         for row in rows:
             sources[row["source"]] += 1
             if row["status"] == OK:
                 for member in LAYER_MEMBERS:
-                    _add_member(tar, f"{row['key']}.{member}.png", encode_png(get_image(row, member), png_compression))
+                    _add_member(tar, f"{row['key']}.{member}.png", png[member](get_image(row, member)))
                 _add_member(tar, f"{row['key']}.json", json.dumps(sample_json(row)).encode())
             else:
                 reasons[f"{row['reject_stage']}/{row['reject_reason']}"] += 1
-            entry = {c: row[c] for c in INDEX_COLUMNS if c != "shard"}
+            entry = {c: json.dumps(row[c]) if c in JSON_COLUMNS else row[c] for c in INDEX_COLUMNS if c != "shard"}
             entry["shard"] = name
             index.append(entry)
     if not index:  # e.g. a resumed run whose rows were all done before: no shard at all
@@ -115,8 +133,7 @@ def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], png_compressio
 def _rows(blocks: Iterable[Any]) -> Iterable[Row]:
     for block in blocks:
         table = block if isinstance(block, pa.Table) else pa.Table.from_pandas(block, preserve_index=False)
-        for batch in table.to_batches(max_chunksize=16):
-            yield from batch.to_pylist()
+        yield from table_rows(table)
 
 
 class ShardSink(Datasink):
@@ -132,7 +149,7 @@ class ShardSink(Datasink):
         return self.cfg.shard_size
 
     def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
-        return write_shard(self.shards_dir, f"{self.seg}-{ctx.task_idx:06d}", _rows(blocks), self.cfg.png_compression)
+        return write_shard(self.shards_dir, f"{self.seg}-{ctx.task_idx:06d}", _rows(blocks), self.cfg)
 
     def get_name(self) -> str:
         return "WebDatasetShards"

@@ -48,8 +48,9 @@ class MasksAndLayers(RowStage):
         ann = get_json(row, "ann")
         mask = get_image(row, "ann_mask")
         box = tuple(float(v) for v in ann["bbox"]) if ann.get("bbox") and ann["bbox"][2] > 0 else None
-        return Prompt(image=composite, image_id=hashlib.blake2b(row["composite"], digest_size=16).hexdigest(),
-                      box=box, points=points_from_ann(ann), mask=None if mask is None else mask.astype(bool))
+        image_id = hashlib.blake2b(np.ascontiguousarray(composite), digest_size=16).hexdigest()
+        return Prompt(image=composite, image_id=image_id, box=box, points=points_from_ann(ann),
+                      mask=None if mask is None else mask.astype(bool))
 
     def effect_mask(self, row: Row, composite: np.ndarray, obj: np.ndarray) -> tuple[np.ndarray, str]:
         """The object's shadow region and where it came from (``source`` or the detector's name)."""
@@ -97,7 +98,7 @@ class MasksAndLayers(RowStage):
         for column in ("background", "foreground", "mask", "effect"):
             set_image(row, column, getattr(layers, column))
         for col in ("clean", "ann_mask", "ann_effect"):  # consumed: keep blocks small downstream
-            row[col] = b""
+            row[col] = None
         update_meta(row, self.name, {
             "segmenter": self.segmenter.name, "segmenter_score": round(score, 4),
             "mask_agreement": None if agreement is None else round(agreement, 4),
