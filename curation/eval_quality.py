@@ -95,15 +95,25 @@ def drifted(background: np.ndarray, obj: np.ndarray, effect: np.ndarray, rng: np
 
 def grabbed_piece(obj: np.ndarray, effect: np.ndarray, others: np.ndarray, min_px: int = 20) -> np.ndarray | None:
     """The part of a neighbouring object that an effect region reaching past its shadow would take: the
-    neighbour's pixels within a third of the object's size of the object + shadow (None when none is near)."""
-    from curation.core.morphology import dilate
+    neighbour's pixels nearest the object + shadow (a quarter of the object's size deep), when a neighbour
+    lies within one object size (None otherwise)."""
+    import cv2
+    import numpy as np
 
     size = int(obj.sum() ** 0.5)
-    piece = others & dilate(obj | effect, max(6, size // 3)) & ~obj
+    others = others & ~obj
+    if not others.any():
+        return None
+    dist = cv2.distanceTransform((~(obj | effect)).astype(np.uint8), cv2.DIST_L2, 3)
+    nearest = float(dist[others].min())
+    if nearest > size:
+        return None
+    piece = others & (dist <= nearest + max(6, size // 4))
     return piece if piece.sum() >= min_px else None
 
 
-def _synthetic_cases(split: str, count: int, size: int, fill: Inpainter, rng: np.random.Generator) -> list[Case]:
+def _synthetic_cases(split: str, count: int, size: int, fill: Inpainter, rng: np.random.Generator,
+                     stage: bool) -> list[Case]:
     from curation.core.decompose import Triplet, background_unpaired
     from curation.core.scenes import render_scene
 
@@ -118,7 +128,8 @@ def _synthetic_cases(split: str, count: int, size: int, fill: Inpainter, rng: np
             if _ring_texture(inst.background, obj) >= TEXTURED:
                 cases.append(Case(name, "synthetic", "smear", _layered(c, smeared(inst.background, obj, rng), obj)))
             cases.append(Case(name, "synthetic", "drift", _layered(c, drifted(inst.background, obj, eff, rng), obj)))
-            cases.append(Case(name, "synthetic", "stage", _layered(c, background_unpaired(c, obj, eff, fill), obj)))
+            if stage:
+                cases.append(Case(name, "synthetic", "stage", _layered(c, background_unpaired(c, obj, eff, fill), obj)))
             others = [o.mask for k, o in enumerate(scene.instances) if k != j]
             piece = grabbed_piece(obj, eff, others[0]) if others else None
             if piece is not None:
@@ -148,7 +159,7 @@ def _hole_cases(split: str, rng: np.random.Generator, per_photo: int) -> list[Ca
     return cases
 
 
-def _desoba_cases(fill: Inpainter, rng: np.random.Generator) -> list[Case]:
+def _desoba_cases(fill: Inpainter, rng: np.random.Generator, stage: bool) -> list[Case]:
     from curation.core.decompose import background_shadowfree, background_unpaired
     from curation.core.realdata import desoba_instances
 
@@ -159,7 +170,8 @@ def _desoba_cases(fill: Inpainter, rng: np.random.Generator) -> list[Case]:
             good = _layered(c, background_shadowfree(inst.shadowfree, obj, fill), obj)
             cases.append(Case(inst.name, "real", "good", good))
             cases.append(Case(inst.name, "real", "drift", _layered(c, drifted(good.background, obj, eff, rng), obj)))
-        cases.append(Case(inst.name, "real", "stage", _layered(c, background_unpaired(c, obj, eff, fill), obj)))
+        if stage:
+            cases.append(Case(inst.name, "real", "stage", _layered(c, background_unpaired(c, obj, eff, fill), obj)))
         piece = grabbed_piece(obj, eff, inst.others)
         if piece is not None:
             cases.append(Case(inst.name, "real", "foreign", _layered(c, background_unpaired(c, obj, eff | piece, fill), obj)))
@@ -167,15 +179,16 @@ def _desoba_cases(fill: Inpainter, rng: np.random.Generator) -> list[Case]:
 
 
 def cases(split: str, fill: Inpainter, synthetic: int = 30, size: int = 256, holes_per_photo: int = 4,
-          desoba: bool = True, seed: int = 0) -> list[Case]:
-    """Every good, bad and stage-made triplet of one split (``tune`` or ``report``; DESOBA only in ``report``)."""
+          desoba: bool = True, seed: int = 0, stage: bool = True) -> list[Case]:
+    """Every good, bad and (with ``stage``) stage-made triplet of one split (``tune`` or ``report``; DESOBA
+    only in ``report``)."""
     import numpy as np
 
     rng = np.random.default_rng([seed, 0 if split == "tune" else 1])
-    out = _synthetic_cases(split, synthetic, size, fill, rng) if synthetic else []
+    out = _synthetic_cases(split, synthetic, size, fill, rng, stage) if synthetic else []
     out += _hole_cases(split, rng, holes_per_photo) if holes_per_photo else []
     if desoba and split == "report":
-        out += _desoba_cases(fill, rng)
+        out += _desoba_cases(fill, rng, stage)
     return out
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from curation.core.compositing import to_float, to_uint8
 from curation.core.config.masks import InpaintOptions
 from curation.core.devices import resolve_device
-from curation.core.morphology import bbox_of
+from curation.core.morphology import bbox_of, dilate
 from curation.core.registry import Registry
 
 
@@ -107,7 +107,6 @@ class ShiftMapInpainter(XPhotoInpainter):
     Works in CIE Lab, as the method expects (intensity first)."""
 
     method, flag = "shiftmap", cv2.xphoto.INPAINT_SHIFTMAP
-    context = 1.5
 
     def _fill(self, window: np.ndarray, valid: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(super()._fill(cv2.cvtColor(window, cv2.COLOR_RGB2Lab), valid), cv2.COLOR_Lab2RGB)
@@ -123,6 +122,7 @@ class TexturedFSRInpainter:
     """
 
     detail_sigma: ClassVar[float] = 1.0
+    detail_clip: ClassVar[float] = 3.0
 
     def __init__(self):
         self.name = "xphoto-fsr+shiftmap-texture"
@@ -136,7 +136,19 @@ class TexturedFSRInpainter:
         if not region.any():
             return image
         texture = self.texture(image, region).astype(np.float32)
-        detail = texture - cv2.GaussianBlur(texture, (0, 0), self.detail_sigma)
+        # the detail is taken within the fill only: a blur across the region's border would turn the step
+        # between the copied texture and its surroundings into an outline of the object
+        inside = region.astype(np.float32)
+        weight = np.maximum(cv2.GaussianBlur(inside, (0, 0), self.detail_sigma), 1e-3)[..., None]
+        detail = texture - cv2.GaussianBlur(texture * inside[..., None], (0, 0), self.detail_sigma) / weight
+        # no stronger than the ground's own detail around the region: a copied texture keeps its amplitude,
+        # the edges of a copied object (a neighbour the exemplar search picked up) fade to it
+        ring = dilate(region, 6) & ~region
+        if ring.any():
+            image_f = image.astype(np.float32)
+            around = image_f - cv2.GaussianBlur(image_f, (0, 0), self.detail_sigma)
+            limit = self.detail_clip * np.median(np.abs(around[ring]), axis=0) + 1.0
+            detail = np.clip(detail, -limit, limit)
         filled = to_uint8((self.structure(image, region).astype(np.float32) + detail) / 255.0)
         return np.where(region[..., None], filled, image)
 
