@@ -31,7 +31,7 @@ def hole_metrics(truth: np.ndarray, filled: np.ndarray, hole: np.ndarray) -> dic
 
     from curation.core.compositing import psnr
     from curation.core.morphology import bbox_of, erode
-    from curation.core.quality import _gradient
+    from curation.core.quality import gradient
 
     x, y, w, h = bbox_of(hole)
     ys, xs = slice(max(0, y - 8), y + h + 8), slice(max(0, x - 8), x + w + 8)
@@ -40,7 +40,7 @@ def hole_metrics(truth: np.ndarray, filled: np.ndarray, hole: np.ndarray) -> dic
     inner = inner if inner.any() else hole
     return {"psnr": min(psnr(filled, truth, hole), 60.0),
             "ssim": float(ssim_map.mean(axis=2)[hole[ys, xs]].mean()),
-            "gradient_ratio": float(_gradient(filled)[inner].mean() / max(float(_gradient(truth)[inner].mean()), 1e-3))}
+            "gradient_ratio": float(gradient(filled)[inner].mean() / max(float(gradient(truth)[inner].mean()), 1e-3))}
 
 
 def real_holes(split: str, per_photo: int) -> list[tuple[str, np.ndarray, np.ndarray]]:

@@ -53,11 +53,11 @@ def _layered(composite: np.ndarray, background: np.ndarray, obj: np.ndarray) -> 
 
 def _ring_texture(background: np.ndarray, obj: np.ndarray) -> float:
     from curation.core.morphology import dilate
-    from curation.core.quality import _gradient
+    from curation.core.quality import gradient
 
     size = int((obj.sum()) ** 0.5)
     ring = dilate(obj, max(4, size // 4) + 2) & ~dilate(obj, 3)
-    return float(_gradient(background)[ring].mean())
+    return float(gradient(background)[ring].mean())
 
 
 def smeared(background: np.ndarray, obj: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -217,6 +217,5 @@ def evaluate(split: str, fill: Inpainter, opts: QualityOptions, **kw) -> dict[st
     measured = []
     for case in cases(split, fill, **kw):
         t = case.triplet
-        measured.append((case, [str(r) for r, _ in failures(measure(t.composite, t.background, t.foreground,
-                                                                    t.mask, t.effect), opts)]))
+        measured.append((case, [str(r) for r, _ in failures(measure(t.composite, t.background, t.mask, t.effect), opts)]))
     return rates(measured)

@@ -98,7 +98,7 @@ class MasksAndLayers(RowStage):
         effect = layers.effect > 0
         if self._check(row, composite, background, layers.foreground, obj, effect):
             return
-        quality = measure(composite, background, layers.foreground, obj, effect)
+        quality = measure(composite, background, obj, effect)
         failed = failures(quality, cfg.quality) if cfg.quality.enabled else []
         if failed:
             (reason, detail), more = failed[0], [str(r) for r, _ in failed[1:]]

@@ -23,7 +23,7 @@ from stages.masks import MasksAndLayers
 
 
 def _fails(t) -> list[str]:
-    return [str(r) for r, _ in failures(measure(t.composite, t.background, t.foreground, t.mask, t.effect), QualityOptions())]
+    return [str(r) for r, _ in failures(measure(t.composite, t.background, t.mask, t.effect), QualityOptions())]
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +46,26 @@ def test_each_check_catches_its_failure(shares):
 
 
 def test_a_grabbed_neighbour_is_caught_where_the_true_shadow_passes():
-    inst = next(i for i in desoba_instances() if i.name == "desoba/07/other-1")
-    fill = build_inpainter(MasksConfig().inpaint)
+    """Every real DESOBA instance whose true shadow passes: grabbing a neighbour's piece raises the foreign
+    measure; most such grabs are rejected (the held-out rate is in docs/layers.md)."""
     from curation.core.decompose import background_unpaired
 
-    piece = grabbed_piece(inst.mask, inst.shadow, inst.others)
-    assert piece is not None
-    bad = decompose(inst.composite, background_unpaired(inst.composite, inst.mask, inst.shadow | piece, fill), inst.mask, 1)
-    good = decompose(inst.composite, background_unpaired(inst.composite, inst.mask, inst.shadow, fill), inst.mask, 1)
-    assert "effect_implausible" in _fails(bad) and "effect_implausible" not in _fails(good)
+    fill = build_inpainter(MasksConfig().inpaint)
+    opts = QualityOptions()
+    compared = caught = 0
+    for inst in desoba_instances():
+        piece = grabbed_piece(inst.mask, inst.shadow, inst.others)
+        if piece is None:
+            continue
+        good, bad = (measure(t.composite, t.background, t.mask, t.effect) for t in (
+            decompose(inst.composite, background_unpaired(inst.composite, inst.mask, eff, fill), inst.mask, 1)
+            for eff in (inst.shadow, inst.shadow | piece)))
+        if failures(good, opts):
+            continue
+        compared += 1
+        assert bad.effect_foreign > good.effect_foreign, inst.name
+        caught += "effect_implausible" in [str(r) for r, _ in failures(bad, opts)]
+    assert compared >= 6 and caught >= compared - 2, (compared, caught)
 
 
 def _stage(**masks) -> MasksAndLayers:

@@ -185,7 +185,8 @@ class ExportedInpainter:
         return np.where(region[..., None], out, image)
 
 
-INPAINTERS: Registry[OpenCVInpainter | XPhotoInpainter | TexturedFSRInpainter | ExportedInpainter] = Registry("masks.inpaint.backend", "inpainter", {
+Fill = OpenCVInpainter | XPhotoInpainter | TexturedFSRInpainter | ExportedInpainter
+INPAINTERS: Registry[Fill] = Registry("masks.inpaint.backend", "inpainter", {
     "telea": "curation.core.inpaint:TeleaInpainter",
     "navier_stokes": "curation.core.inpaint:NavierStokesInpainter",
     "fsr_fast": "curation.core.inpaint:FSRFastInpainter",

@@ -64,7 +64,8 @@ def _luma(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
-def _gradient(image: np.ndarray) -> np.ndarray:
+def gradient(image: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude of an RGB image's luma (grey levels per pixel)."""
     g = _luma(image)
     return np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))
 
@@ -76,9 +77,9 @@ def _crop(*masks: np.ndarray, pad: int) -> tuple[slice, slice]:
     return (slice(max(0, y - pad), y + h + pad), slice(max(0, x - pad), x + w + pad))
 
 
-def measure(composite: np.ndarray, background: np.ndarray, foreground: np.ndarray, mask: np.ndarray,
-            effect: np.ndarray) -> Quality:
-    """Every quality value of one triplet (uint8 layers, bool or 0/255 masks)."""
+def measure(composite: np.ndarray, background: np.ndarray, mask: np.ndarray, effect: np.ndarray) -> Quality:
+    """Every quality value of one triplet (uint8 layers, bool or 0/255 masks). The foreground is not needed:
+    stage 2 derives it from composite and background, which is why its recomposite cannot fail."""
     obj, eff = mask.astype(bool), effect.astype(bool)
     size = int(np.sqrt(max(obj.sum(), 1)))
     ys, xs = _crop(obj, eff, pad=size // 2 + 8)
@@ -86,8 +87,8 @@ def measure(composite: np.ndarray, background: np.ndarray, foreground: np.ndarra
     drift = max(_unexplained(composite, background, obj, eff), _unexplained(c, b, o, e))
     brightened, too_dark, roughness, foreign = _shadow_values(c, b, e)
     texture, seam, ghost = _fill_values(c, b, o, e, size)
-    return Quality(drift=drift, brightened=brightened, too_dark=too_dark, ratio_roughness=roughness, fill_texture=texture,
-                   fill_seam=seam, fill_ghost=ghost, effect_area=float(eff.sum() / max(obj.sum(), 1)),
+    return Quality(drift=drift, brightened=brightened, too_dark=too_dark, ratio_roughness=roughness,
+                   fill_texture=texture, fill_seam=seam, fill_ghost=ghost, effect_area=float(eff.sum() / max(obj.sum(), 1)),
                    effect_foreign=foreign)
 
 
@@ -163,7 +164,7 @@ def _fill_values(c: np.ndarray, b: np.ndarray, o: np.ndarray, e: np.ndarray,
         band_out = ring
     step = np.abs(lab[band_in].mean(axis=0) - lab[band_out].mean(axis=0)).max()
     seam = float(step / (lab[ring].std(axis=0).max() + 2.0))
-    gb, gc = _gradient(b), _gradient(c)
+    gb, gc = gradient(b), gradient(c)
     a, z = gb[inner] - gb[inner].mean(), gc[inner] - gc[inner].mean()
     ghost = float((a * z).mean() / max(float(a.std() * z.std()), 1e-6))
     return texture, seam, ghost
