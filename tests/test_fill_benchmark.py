@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from curation.core.config import MasksConfig
-from curation.core.inpaint import INPAINTERS, build_inpainter
 from curation.core.config.masks import InpaintOptions
+from curation.core.inpaint import INPAINTERS, build_inpainter
 from curation.core.realdata import HOLE_PHOTOS, cut_holes
 from curation.eval_fill import benchmark, hole_metrics, real_holes
 
@@ -54,3 +54,24 @@ def test_on_held_out_photos_the_default_keeps_the_texture_telea_smears():
     telea, new = report["telea"], report[default]
     assert telea["gradient_ratio"] < 0.6 and new["gradient_ratio"] > 0.7, report
     assert new["psnr"] > telea["psnr"] - 1.5, report
+
+
+def test_window_px_bounds_the_window_a_fill_works_on_and_changes_only_the_region():
+    from curation.core.inpaint import ShiftMapInpainter, TexturedFSRInpainter
+
+    rng = np.random.default_rng(0)
+    image = (rng.random((256, 256, 3)) * 255).astype(np.uint8)
+    region = np.zeros((256, 256), bool)
+    region[80:180, 60:200] = True
+    seen: list[tuple[int, ...]] = []
+
+    class Spy(ShiftMapInpainter):
+        def _fill(self, window, valid):
+            seen.append(window.shape)
+            return super()._fill(window, valid)
+
+    filled = Spy(window_px=96)(image, region)
+    assert seen and max(seen[0][:2]) <= 96
+    assert np.array_equal(filled[~region], image[~region]) and filled.shape == image.shape
+    full = TexturedFSRInpainter(window_px=96)(image, region)
+    assert np.array_equal(full[~region], image[~region])

@@ -62,17 +62,35 @@ class XPhotoInpainter:
     flag: ClassVar[int]
     context: ClassVar[float] = 1.0
 
-    def __init__(self):
+    def __init__(self, window_px: int = 1024):
         self.name = f"xphoto-{self.method}"
+        self.window_px = window_px
 
     @classmethod
     def from_options(cls, opts: InpaintOptions) -> XPhotoInpainter:
-        return cls()
+        return cls(opts.window_px)
 
     def _fill(self, window: np.ndarray, valid: np.ndarray) -> np.ndarray:
         out = np.zeros_like(window)
         cv2.xphoto.inpaint(window, valid.astype(np.uint8) * 255, out, self.flag)
         return out
+
+    def _fill_within(self, window: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """Fill ``hole`` in ``window``, on a copy reduced to ``window_px`` on its long side when larger.
+
+        These fills cost more than linearly in the window's pixels; a smaller ``window_px`` bounds the cost
+        of a large object in a large photo at the price of its finest texture (docs/layers.md). A reduced
+        pixel that touches the hole counts as hole.
+        """
+        side = max(window.shape[:2])
+        if side <= self.window_px:
+            return self._fill(window, ~hole)
+        scale = self.window_px / side
+        small = cv2.resize(window, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        size = (small.shape[1], small.shape[0])
+        small_hole = cv2.resize(hole.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
+        filled = self._fill(small, ~small_hole)
+        return cv2.resize(filled, (window.shape[1], window.shape[0]), interpolation=cv2.INTER_CUBIC)
 
     def __call__(self, image: np.ndarray, region: np.ndarray) -> np.ndarray:
         box = bbox_of(region)
@@ -83,7 +101,7 @@ class XPhotoInpainter:
         ys = slice(max(0, y - pad), min(image.shape[0], y + h + pad))
         xs = slice(max(0, x - pad), min(image.shape[1], x + w + pad))
         hole = region[ys, xs]
-        filled = self._fill(np.ascontiguousarray(image[ys, xs]), ~hole)
+        filled = self._fill_within(np.ascontiguousarray(image[ys, xs]), hole)
         out = image.copy()
         out[ys, xs] = np.where(hole[..., None], filled, image[ys, xs])
         return out
@@ -124,13 +142,13 @@ class TexturedFSRInpainter:
     detail_sigma: ClassVar[float] = 1.0
     detail_clip: ClassVar[float] = 3.0
 
-    def __init__(self):
+    def __init__(self, window_px: int = 1024):
         self.name = "xphoto-fsr+shiftmap-texture"
-        self.structure, self.texture = FSRFastInpainter(), ShiftMapInpainter()
+        self.structure, self.texture = FSRFastInpainter(window_px), ShiftMapInpainter(window_px)
 
     @classmethod
     def from_options(cls, opts: InpaintOptions) -> TexturedFSRInpainter:
-        return cls()
+        return cls(opts.window_px)
 
     def __call__(self, image: np.ndarray, region: np.ndarray) -> np.ndarray:
         if not region.any():

@@ -49,6 +49,9 @@ class InpaintOptions(Strict):
 
     backend: Literal["telea", "navier_stokes", "fsr_fast", "fsr_best", "shiftmap", "fsr_texture", "exported"] = "fsr_texture"
     radius: int = Field(5, ge=1)
+    #: the xphoto fills work on the object's window reduced to at most this many pixels on its long side:
+    #: lower it to bound stage 2's CPU on large photos, at the cost of the finest texture (docs/layers.md)
+    window_px: int = Field(1024, ge=32)
     #: a ``torch.export`` program (.pt2) ``(image[1,3,H,W] in 0..1, mask[1,1,H,W]) -> image``, e.g. LaMa
     checkpoint: Path | None = None
     device: str = "auto"
