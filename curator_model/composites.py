@@ -90,10 +90,21 @@ def _crop(rng: np.random.Generator, photos: tuple[str, ...], h: int, w: int) -> 
 
 
 def _shape_object(rng: np.random.Generator, photos: tuple[str, ...], h: int, w: int) -> Cutout:
+    """A shape textured from the split's photos; most are made of two or three differently coloured parts
+    (a shirt over trousers, a penguin's back and belly), so that two looks in one layer is normal for an
+    object and only an occluder's shape and place give an occlusion away."""
     alpha = silhouette(rng, SHAPES[int(rng.integers(len(SHAPES)))], h, w)
     shade = np.linspace(1.1, 0.8, h, dtype=np.float32)[:, None, None]
-    rgb = np.clip(_crop(rng, photos, h, w) * rng.uniform(0.7, 1.3, 3) * shade, 0.02, 1.0)
-    return Cutout(rgb.astype(np.float32), alpha, None)
+    rgb = _crop(rng, photos, h, w) * rng.uniform(0.7, 1.3, 3)
+    parts = int(rng.choice((1, 2, 3), p=(0.35, 0.4, 0.25)))
+    if parts > 1:  # split along random lines through the shape
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        for _ in range(parts - 1):
+            angle = rng.uniform(0, np.pi) if rng.random() < 0.5 else rng.normal(0, 0.3)  # often across, like clothes
+            side = (yy - rng.uniform(0.25, 0.75) * h) * np.cos(angle) + (xx - rng.uniform(0.25, 0.75) * w) * np.sin(angle) > 0
+            other = _crop(rng, photos, h, w) * (rng.uniform(0.2, 1.4, 3) if rng.random() < 0.7 else rng.uniform(0.1, 0.3))
+            rgb = np.where(side[..., None], other, rgb)
+    return Cutout(np.clip(rgb * shade, 0.02, 1.0).astype(np.float32), alpha, None)
 
 
 def _resized(c: Cutout, height: int, flip: bool) -> Cutout:

@@ -38,7 +38,7 @@ from curator_model.network import CLASSES
 from curator_model.physical import ghost_ratio, physical_score
 from curator_model.splits import SEED_BASE, split_of, texture_photos
 
-GENERATOR_VERSION = 7  # bump when the data change, so cached arrays are rebuilt
+GENERATOR_VERSION = 8  # bump when the data change, so cached arrays are rebuilt
 SCENE_SIZES = (160, 192, 224, 256)
 PSNR_FLOOR = 35.0  # stage 2's default: a good triplet below it would never reach stage 4
 KINDS: tuple[str, ...] = ("synthetic", "composite", "real")

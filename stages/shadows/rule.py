@@ -44,9 +44,9 @@ class RuleShadowDetector:
     (``python -m stages.shadows.tune``; figures in docs/layers.md).
     """
 
-    ratio: float = 0.88  # a shadow pixel is at most this bright relative to the lit surface
-    chroma_tol: float = 0.3  # max change of normalised rgb between shadow and lit surface
-    search: float = 0.8  # search radius, in object heights
+    ratio: float = 0.84  # a shadow pixel is at most this bright relative to the lit surface
+    chroma_tol: float = 0.45  # max change of normalised rgb between shadow and lit surface
+    search: float = 0.6  # search radius, in object heights
     base_band: float = 0.2  # the object's lowest fraction (of its height) counts as its base
     window: float = 0.8  # median window for the lit surface, in object sizes
     name: str = "rule"

@@ -7,8 +7,9 @@ parameters chosen on all photos are what ships (their in-sample IoU is printed t
 
 The confidence's threshold for stage 4 (``curate.min_shadow_confidence``) is chosen on rendered scenes
 (seeds 5000+, where the rule really misses shadows), as the value that rejects the most missed shadows
-(IoU < 0.3) while keeping at least 90 % of the found ones (IoU ≥ 0.5); the real instances then say how many
-real detections it would reject.
+(IoU < 0.3) while keeping at least 80 % of the found ones (IoU ≥ 0.5): a missed shadow ships a wrong
+layer, a wrongly rejected one costs only a sample. The real instances then say how many real detections it
+would reject.
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def leave_one_photo_out(grid: dict[str, tuple[float, ...]] = GRID) -> dict:
     }
 
 
-def confidence_threshold(detector: RuleShadowDetector, keep: float = 0.9) -> dict:
+def confidence_threshold(detector: RuleShadowDetector, keep: float = 0.8) -> dict:
     """The stage-4 threshold on the detector's confidence, from rendered scenes; and what it does on real photos."""
     rows = []
     for seed in CONFIDENCE_SEEDS:
@@ -77,7 +78,10 @@ def confidence_threshold(detector: RuleShadowDetector, keep: float = 0.9) -> dic
     ok = [t for t in candidates if (a[found, 1] >= t).mean() >= keep]
     t = float(max(ok)) if ok else 0.0
     real = [(i.name, detector.detect_scored(i.composite, i.mask).confidence) for i in real_instances()]
-    return {"threshold": round(t, 3), "synthetic_missed_rejected": round(float((a[missed, 1] < t).mean()), 3),
+    curve = {f"{c:.1f}": {"missed_rejected": round(float((a[missed, 1] < c).mean()), 3),
+                          "found_kept": round(float((a[found, 1] >= c).mean()), 3)} for c in (0.3, 0.5, 0.7)}
+    return {"threshold": round(t, 3), "synthetic_mean_iou": round(float(a[:, 0].mean()), 3), "curve": curve,
+            "synthetic_missed_rejected": round(float((a[missed, 1] < t).mean()), 3),
             "synthetic_found_kept": round(float((a[found, 1] >= t).mean()), 3),
             "synthetic_missed": int(missed.sum()), "synthetic_found": int(found.sum()),
             "real_rejected": [n for n, c in real if c < t],
@@ -97,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     conf = confidence_threshold(RuleShadowDetector(**loo["chosen"]))
     print(f"confidence threshold {conf['threshold']}: synthetic missed shadows rejected {conf['synthetic_missed_rejected']} "
           f"(n={conf['synthetic_missed']}), found kept {conf['synthetic_found_kept']} (n={conf['synthetic_found']}); "
-          f"real detections rejected: {conf['real_rejected'] or 'none'}")
+          f"real detections rejected: {conf['real_rejected'] or 'none'}; rendered scenes' mean IoU {conf['synthetic_mean_iou']}; "
+          f"other thresholds: {conf['curve']}")
     if args.json:
         args.json.write_text(json.dumps({"leave_one_photo_out": loo, "confidence": conf}, indent=1))
     return 0

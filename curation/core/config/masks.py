@@ -41,9 +41,9 @@ class DetectorOptions(Strict):
     """
 
     backend: Literal["rule", "sam", "exported"] = "rule"
-    ratio: float = Field(0.88, gt=0, lt=1)
-    chroma_tol: float = Field(0.3, gt=0)
-    search: float = Field(0.8, gt=0)
+    ratio: float = Field(0.84, gt=0, lt=1)
+    chroma_tol: float = Field(0.45, gt=0)
+    search: float = Field(0.6, gt=0)
     base_band: float = Field(0.2, gt=0, le=1)
     window: float = Field(0.8, gt=0)
     #: ``sam``: a local SAM ``.pth``; ``exported``: a ``.pt2`` program
