@@ -19,6 +19,7 @@ EXTRAS = {
     "ingest_coco": "COCO ingest (issue 3)",
     "caption_bench": "captioning (issue 5)",
     "sam_cpu": "SAM on CPU (issue 4)",
+    "loader_bench": "training loader, 256 px (issue 14)",
 }
 
 

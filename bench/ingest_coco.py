@@ -32,6 +32,7 @@ def _ingest_child(ann: str, images: str, work: str, out: Any) -> None:
 
     from curation.core.config import parse_config
     from curation.worklist import write_units
+    from curation.core.schema import table_rows
     from stages.ingest import Ingest
 
     cfg = parse_config({"run": {"out": work}, "sources": [
@@ -48,7 +49,7 @@ def _ingest_child(ann: str, images: str, work: str, out: Any) -> None:
     reasons: dict[str, int] = {}
     pf = pq.ParquetFile(units_path)
     for i in range(pf.num_row_groups):
-        for r in ingest(pf.read_row_group(i)).to_pylist():
+        for r in ingest.run(table_rows(pf.read_row_group(i))):  # as the fused actor runs it
             rows += 1
             accepted += r["status"] == "ok"
             if r["reject_reason"]:

@@ -10,6 +10,14 @@ from curation.pipeline import STAGES
 
 MB = 1e6
 
+#: the issue-15 table: figure -> (what it is, how it is compared, target)
+TARGETS: dict[str, tuple[str, str, float]] = {
+    "efficiency_at_n": ("pipeline efficiency vs the CPU ideal at N", ">=", 0.85),
+    "speedup_vs_sequential": ("speed-up over the sequential loop (N)", ">=", 1.7),
+    "cpu_vs_stage_code_at_n": ("pipeline CPU per sample / stage-code CPU per sample (N)", "<=", 1.15),
+    "memory_4n_over_n": ("peak memory 4N / N", "<=", 1.1),
+}
+
 
 def stage_gpus(cfg: RunConfig) -> dict[str, float]:
     """GPUs each step asks for (ingest and the sink are CPU work)."""
@@ -89,3 +97,21 @@ def _pipe(run: PipelineRun, ideal: dict[str, Any]) -> dict[str, Any]:
                         "top_pss_mb": {k: round(v / MB, 1) for k, v in run.usage.top.items()},
                         "timeline_s_pss_uss_mb": run.usage.timeline},
     }
+
+
+def headline(w: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The issue's table from one workload's figures: value, target and whether it is met, per figure
+    (the memory ratio only when the 4N run happened)."""
+    values = {"efficiency_at_n": w["pipeline"]["efficiency"], "speedup_vs_sequential": w["speedup_vs_sequential"],
+              "cpu_vs_stage_code_at_n": w["pipeline"]["cpu_vs_stage_code"],
+              "memory_4n_over_n": w.get("memory_ratio_large_vs_small")}
+    out = {}
+    for key, (label, op, target) in TARGETS.items():
+        value = values[key]
+        if value is not None:
+            met = value >= target if op == ">=" else value <= target
+            out[key] = {"figure": label, "value": round(value, 3), "target": f"{op} {target}", "met": met}
+    if "pipeline_large" in w:
+        out["efficiency_at_4n"] = {"figure": "pipeline efficiency vs the CPU ideal at 4N",
+                                   "value": round(w["pipeline_large"]["efficiency"], 3)}
+    return out

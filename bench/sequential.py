@@ -1,9 +1,11 @@
 """The baseline: the same stage code, one process, one sample batch after another, no Ray.
 
-Each stage is called exactly as its Ray actor calls it (``Ingest`` on a pyarrow table of units,
-each row stage on row tables of the stage's configured ``batch_size``, ``write_shard`` on
-``shard_size`` rows), so the loop doubles as the per-stage isolation measurement: one stage runs at
-a time, and its wall and CPU seconds (all threads of the process) are summed per stage.
+A plain loop over Python rows: ``Ingest.run`` on each work-list batch of ``ingest.resources.batch_size``
+units, each row stage's ``run`` on lists of its configured ``batch_size`` rows, ``write_shard`` on
+``shard_size`` rows; nothing is converted to Arrow. The loop doubles as the per-stage isolation
+measurement: one stage runs at a time, and its wall and CPU seconds (all threads of the process) are
+summed per stage. What the pipeline spends beyond this is orchestration: Ray, Arrow where rows leave an
+actor, and start-up.
 The only thing left out is the cluster-wide duplicate registry (a Ray actor); its hash check costs
 about a millisecond per image.
 """
@@ -15,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from curation.core.config import RunConfig
+from curation.core.schema import Row, table_rows
 from curation.pipeline import STAGES
 from curation.sink import write_shard
 from curation.worklist import unit_batches
@@ -61,40 +62,36 @@ def run_sequential(cfg: RunConfig, shards_dir: Path) -> SequentialResult:
     actors = [(s.name.value, s(cfg), s.resources(cfg).batch_size) for s in STAGES]
     res = SequentialResult(units=0, rows=0, accepted=0, wall=0.0, startup=time.perf_counter() - started)
     res.stages = {"ingest": StageTime(), **{name: StageTime() for name, _, _ in actors}, "sink": StageTime()}
-    buffers: list[list[pa.Table]] = [[] for _ in range(len(actors) + 1)]
+    buffers: list[list[Row]] = [[] for _ in range(len(actors) + 1)]
 
-    def write(rows: list[dict[str, Any]]) -> None:
-        stats = res.stages["sink"].timed(write_shard, shards_dir, f"seq-{res.shards:06d}", rows, cfg.sink.png_compression)
+    def write(rows: list[Row]) -> None:
+        stats = res.stages["sink"].timed(write_shard, shards_dir, f"seq-{res.shards:06d}", rows, cfg.sink)
         res.stages["sink"].rows_in += len(rows)
         res.shard_bytes += stats["tar_bytes"]
         res.accepted += stats["accepted"]
         res.shards += 1
 
-    def push(level: int, table: pa.Table | None, flush: bool = False) -> None:
-        """Queue ``table`` for stage ``level`` and run that stage on every full batch (all of it when flushing)."""
-        if table is not None and table.num_rows:
-            buffers[level].append(table)
-        queued = pa.concat_tables(buffers[level]) if buffers[level] else None
+    def push(level: int, rows: list[Row], flush: bool = False) -> None:
+        """Queue ``rows`` for stage ``level`` and run that stage on every full batch (all of it when flushing)."""
+        queued = buffers[level] + rows
         size = actors[level][2] if level < len(actors) else cfg.sink.shard_size
-        while queued is not None and (queued.num_rows >= size or (flush and queued.num_rows)):
-            batch, queued = queued.slice(0, size), queued.slice(size)
+        while len(queued) >= size or (flush and queued):
+            batch, queued = queued[:size], queued[size:]
             if level == len(actors):
-                write(batch.to_pylist())
+                write(batch)
             else:
                 name, actor, _ = actors[level]
-                res.stages[name].rows_in += batch.num_rows
-                push(level + 1, res.stages[name].timed(actor, batch))
-        buffers[level] = [queued] if queued is not None and queued.num_rows else []
+                res.stages[name].rows_in += len(batch)
+                push(level + 1, res.stages[name].timed(actor.run, batch))
+        buffers[level] = queued
 
     for units in unit_batches(cfg):
         res.units += units.num_rows
-        rows = res.stages["ingest"].timed(ingest, units)
+        rows = res.stages["ingest"].timed(ingest.run, table_rows(units))
         res.stages["ingest"].rows_in += units.num_rows
-        res.rows += rows.num_rows
+        res.rows += len(rows)
         push(0, rows)
     for level in range(len(actors) + 1):
-        push(level, None, flush=True)
+        push(level, [], flush=True)
     res.wall = time.perf_counter() - started
     return res
-
-

@@ -20,7 +20,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.workers:
             cfg = cfg.model_copy(update={
                 section: getattr(cfg, section).model_copy(update={
-                    "resources": getattr(cfg, section).resources.model_copy(update={"concurrency": args.workers})})
+                    "resources": getattr(cfg, section).resources.model_copy(update={"concurrency": args.workers,
+                                                                                  "max_concurrency": None})})
                 for section in ("ingest", "masks", "caption", "curate")})
     except ConfigError as err:
         print(err, file=sys.stderr)
@@ -28,7 +29,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from curation.finalize import run_files
     from curation.pipeline import run
 
-    result = run(cfg)
+    try:
+        result = run(cfg)
+    except ConfigError as err:  # pools that the cluster cannot place: found at start, before any work
+        print(err, file=sys.stderr)
+        return 2
     s = result.stats
     print(f"\n{s['ingested']} ingested = {s['accepted']} accepted + {s['rejected']} rejected "
           f"in {s['shards']} shards, {result.seconds:.1f} s (segment {result.segment})")
@@ -56,7 +61,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 #: modules that add more sub-commands: each defines ``register(subparsers)`` (imports stay lazy inside)
-PLUGINS: tuple[str, ...] = ("curation.eval_layers", "curator_model.cli")
+PLUGINS: tuple[str, ...] = ("curation.eval_layers", "curation.shards", "curator_model.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config", nargs="?", help="run config YAML (default: manifests/demo.yaml)")
     r.add_argument("--out", type=Path, help="output folder (run.out)")
     r.add_argument("--limit", type=int, help="at most this many source units (run.limit)")
-    r.add_argument("--workers", type=int, help="actor-pool size of every stage (resources.concurrency)")
+    r.add_argument("--workers", type=int, help="fixed actor-pool size of every stage (resources.concurrency)")
     r.set_defaults(func=cmd_run)
     v = sub.add_parser("verify", help="read every shard back and check the contract")
     v.add_argument("out", type=Path)

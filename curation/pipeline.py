@@ -1,7 +1,11 @@
 """The DAG: sources → ingest → masks+layers → caption → curate → WebDataset shards, on Ray Data.
 
 Streaming end to end: the driver writes a light work list of source units, Ray Data reads it and
-pushes blocks through one actor pool per model stage, and write tasks turn them into shards.
+pushes blocks through the stages' actor pools, and write tasks turn them into shards. With
+``ray.fusion: auto`` consecutive CPU-only stages share one pool (:func:`plan_pools`), so their rows never
+leave the actor between them; a GPU stage keeps a pool of its own. Before anything runs, the pools are
+checked against what the cluster has (:func:`check_fit`): a pool that can never be placed fails at
+start, naming its config key, instead of stalling the run.
 """
 from __future__ import annotations
 
@@ -15,9 +19,9 @@ from typing import Any
 
 import ray
 
-from curation.core.config import RunConfig
+from curation.core.config import ConfigError, Resources, RunConfig
 from curation.core.schema import ROW_SCHEMA, UNIT_SCHEMA
-from curation.core.stage import RowStage, Stage, map_kwargs
+from curation.core.stage import RowStage, Stage, chain_class, chain_resources, map_kwargs
 from curation.finalize import finalize
 from curation.layout import OutDir
 from curation.runinfo import end_run, start_run
@@ -33,6 +37,60 @@ log = logging.getLogger(__name__)
 #: the row stages after ingest, in the order the data flows
 STAGES: tuple[type[RowStage], ...] = (MasksAndLayers, Caption, Curate)
 PROJECT_PACKAGES = ("curation", "stages", "curator_model")
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One actor pool of the DAG: the stages its actors run, one after another, and what each actor asks for."""
+
+    stages: tuple[type[Stage], ...]
+    resources: Resources
+
+    @property
+    def keys(self) -> str:
+        """The config keys that set this pool (for error messages)."""
+        return " / ".join(f"{s.name.value}.resources" for s in self.stages)
+
+
+def plan_pools(cfg: RunConfig) -> list[Pool]:
+    """The DAG's actor pools, in data order: with ``ray.fusion: auto``, each run of consecutive stages that
+    ask for no GPU becomes one pool; otherwise (and for every GPU stage) one pool per stage."""
+    groups: list[list[type[Stage]]] = []
+    for stage in (Ingest, *STAGES):
+        fuse = (cfg.ray.fusion == "auto" and groups and not stage.resources(cfg).num_gpus
+                and not groups[-1][-1].resources(cfg).num_gpus)
+        if fuse:
+            groups[-1].append(stage)
+        else:
+            groups.append([stage])
+    return [Pool(tuple(g), chain_resources(tuple(g), cfg)) for g in groups]
+
+
+def check_fit(pools: list[Pool], total: dict[str, float], largest_node: dict[str, float]) -> None:
+    """Raise :class:`ConfigError` when a pool can never start: one actor needs more than any node has, or
+    the pools at their minimum size (plus one CPU for the read and write tasks) need more than the cluster."""
+    for kind, attr in (("CPU", "num_cpus"), ("GPU", "num_gpus")):
+        for pool in pools:
+            one = getattr(pool.resources, attr)
+            if one > largest_node.get(kind, 0.0):
+                raise ConfigError(f"{pool.keys}: one actor asks for {attr} {one:g}, but the largest node of the "
+                                  f"cluster has {largest_node.get(kind, 0.0):g} {kind}")
+        tasks = 1.0 if kind == "CPU" else 0.0
+        need = sum(p.resources.concurrency * getattr(p.resources, attr) for p in pools) + tasks
+        if need > total.get(kind, 0.0) + 1e-9:
+            asks = ", ".join(f"{p.keys}: {p.resources.concurrency} x {getattr(p.resources, attr):g}" for p in pools
+                             if getattr(p.resources, attr))
+            extra = " + 1 for the read and write tasks" if tasks else ""
+            raise ConfigError(f"the actor pools need {need:g} {kind} at their minimum size ({asks}{extra}), but the "
+                              f"cluster has {total.get(kind, 0.0):g}; lower concurrency or {attr} there"
+                              + (", or raise ray.num_cpus" if kind == "CPU" else ""))
+
+
+def cluster_capacity() -> tuple[dict[str, float], dict[str, float]]:
+    """What the running Ray cluster has in all, and on its largest node (CPU and GPU)."""
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    total = {k: float(ray.cluster_resources().get(k, 0.0)) for k in ("CPU", "GPU")}
+    return total, {k: max((float(n.get(k, 0.0)) for n in nodes), default=0.0) for k in ("CPU", "GPU")}
 
 
 @dataclass
@@ -54,6 +112,10 @@ def init_ray(cfg: RunConfig) -> None:
         return
     # Ray schedules by logical CPUs: give the local node enough for every pool plus the reads to start.
     num_cpus = cfg.ray.num_cpus or max(4, 2 * (os.cpu_count() or 1))
+    # no idle workers started ahead of need (the raylet reads this from its environment): the pools, reads and
+    # writes start the workers they use, and a prestarted one that nothing claims is a Python process importing
+    # Ray on the cores the stages need
+    os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
     ray.init(num_cpus=num_cpus, include_dashboard=cfg.ray.dashboard, log_to_driver=True,
              configure_logging=True, logging_level=logging.WARNING)
 
@@ -66,14 +128,12 @@ def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: fro
     resumed run did, so each sample and each image is handled once across the whole output folder.
     """
     blocks = max(1, min(1000, -(-n_units // cfg.ingest.resources.batch_size)))
-    ds = ray.data.read_parquet(str(units_path), override_num_blocks=blocks)
-    ds = ds.map_batches(
-        Ingest, batch_format="pyarrow",
-        fn_constructor_kwargs={"cfg": cfg, "done_keys": done_keys, "dedupe": DedupeRegistry.remote(claimed)},
-        **map_kwargs(Ingest.resources(cfg)),
-    )
-    for stage in STAGES:
-        ds = ds.map_batches(stage, batch_format="pyarrow", fn_constructor_args=(cfg,), **map_kwargs(stage.resources(cfg)))
+    # one read task at a time: units are light, and every extra reader is a worker process (memory, start-up)
+    ds = ray.data.read_parquet(str(units_path), override_num_blocks=blocks, concurrency=1)
+    options = {Ingest.name.value: {"done_keys": done_keys, "dedupe": DedupeRegistry.remote(claimed)}}
+    for pool in plan_pools(cfg):
+        ds = ds.map_batches(chain_class(pool.stages), batch_format="pyarrow",
+                            fn_constructor_kwargs={"cfg": cfg, "options": options}, **map_kwargs(pool.resources))
     return ds
 
 
@@ -102,15 +162,21 @@ def run(cfg: RunConfig) -> RunResult:
     if not cfg.ray_address():  # on a cluster the checkpoints live on the workers, not necessarily here
         for stage in STAGES:
             stage.preflight(cfg)
+    init_ray(cfg)
+    if cfg.ray.check_resources:
+        check_fit(plan_pools(cfg), *cluster_capacity())
     start_run(out.run_json, cfg, seg, len(done), removed)
     units_path = out.work / f"units-{seg}.parquet"
     n_units = write_units(cfg, units_path)
-    init_ray(cfg)
-    ray.data.DataContext.get_current().target_max_block_size = cfg.ray.target_block_mb * 1024 * 1024
+    ctx = ray.data.DataContext.get_current()
+    ctx.target_max_block_size = cfg.ray.target_block_mb * 1024 * 1024
+    # the work list is one file the driver just wrote: Ray Data's v2 parquet reader would start actors to
+    # read its footer, which cost more CPU at start-up than reading the whole list
+    ctx.use_datasource_v2 = False
     if n_units:
         claimed = claimed_digests([str(out.shards / f"{n}.parquet") for n in out.complete_shards()])
         ds = build_dataset(cfg, units_path, n_units, done, claimed)
-        ds.write_datasink(ShardSink(out.shards, seg, cfg.sink))
+        ds.write_datasink(ShardSink(out.shards, seg, cfg.sink), concurrency=cfg.sink.concurrency)
     stats = finalize(out)
     seconds = time.perf_counter() - started
     end_run(out.run_json, stats, seconds)

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import html
-from typing import Any
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
-import webdataset as wds
+from PIL import Image
 
 from curation.core.preview import data_uri, on_checkerboard
 from curation.layout import OutDir
@@ -14,19 +18,32 @@ from curation.layout import OutDir
 GALLERY = 16
 
 
+def _samples(tars: list[Path]) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {member: bytes}) per sample, read with the standard library: the report runs inside every run,
+    and ``import webdataset`` would import torch into the driver for a gallery of a few pictures."""
+    for path in tars:
+        key, members = None, {}
+        with tarfile.open(path) as tar:
+            for info in tar:
+                k, member = info.name.split(".", 1)
+                if k != key and members:
+                    yield key, members
+                    members = {}
+                key, members[member] = k, tar.extractfile(info).read()
+        if members:
+            yield key, members
+
+
 def _gallery(out: OutDir, names: list[str]) -> list[str]:
     cells: list[str] = []
-    urls = [str(out.shards / f"{n}.tar") for n in names]
-    if not urls:
-        return cells
-    # "pilrgba", not "pil": webdataset's "pil" converts to RGB and would drop the foreground's alpha
-    for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode("pilrgba"):
-        fg = sample["foreground.png"]
-        caps = sample["json"]["captions"]
-        layers = (("composite", sample["composite.png"].convert("RGB")),
-                  ("background", sample["background.png"].convert("RGB")), ("foreground", on_checkerboard(fg)))
+    for key, sample in _samples([out.shards / f"{n}.tar" for n in names]):
+        fg = Image.open(io.BytesIO(sample["foreground.png"])).convert("RGBA")
+        caps = json.loads(sample["json"])["captions"]
+        layers = (("composite", Image.open(io.BytesIO(sample["composite.png"])).convert("RGB")),
+                  ("background", Image.open(io.BytesIO(sample["background.png"])).convert("RGB")),
+                  ("foreground", on_checkerboard(fg)))
         imgs = "".join(f'<img src="{data_uri(im)}" title="{t}">' for t, im in layers)
-        cells.append(f'<div class="s"><div>{imgs}</div><code>{html.escape(sample["__key__"])}</code>'
+        cells.append(f'<div class="s"><div>{imgs}</div><code>{html.escape(key)}</code>'
                      f'<p>{html.escape(caps["composite"])}<br><i>fg:</i> {html.escape(caps["foreground"])}'
                      f'<br><i>bg:</i> {html.escape(caps["background"])}</p></div>')
         if len(cells) >= GALLERY:

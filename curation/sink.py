@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tarfile
 import time
@@ -25,19 +26,42 @@ from ray.data import Datasink
 
 from curation.core.config import SinkConfig
 from curation.core.imageio import encode_png
-from curation.core.schema import CAPTION_COLUMNS, INDEX_COLUMNS, LAYER_MEMBERS, OK, ROW_SCHEMA, Row, get_image, get_json
+from curation.core.schema import (CAPTION_COLUMNS, INDEX_COLUMNS, JSON_COLUMNS, LAYER_MEMBERS, OK, ROW_SCHEMA, Row,
+                                  get_image, get_json, image_identity, table_rows)
 
 INDEX_SCHEMA = pa.schema([ROW_SCHEMA.field(c) for c in INDEX_COLUMNS if c != "shard"] + [pa.field("shard", pa.string())])
 
 
+#: bumped when the fields of the ``{key}.json`` member change
+SAMPLE_JSON_VERSION = 1
+
+
+def _finite(value: float | None) -> float | None:
+    """NaN and infinities are not JSON (strict parsers, Arrow's among them, refuse them): null instead."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
 def sample_json(row: Row) -> dict[str, Any]:
-    """The ``{key}.json`` member: captions, invariant, provenance and what each stage measured."""
+    """The ``{key}.json`` member: one fixed schema for every source, so schema-inferring readers keep every field.
+
+    Readers such as Hugging Face ``datasets`` and Ray infer one column type from the first samples: a field
+    that differs by source would be dropped or retyped. So every top-level field has one type, whatever the
+    source (ids are strings, the box is four floats), and what varies by source or backend travels as JSON
+    text: ``annotation`` (the source's own fields) and ``meta`` (what each stage measured and used).
+    Per-stage timings stay in the shard's index parquet (``meta.timings``): the sample's bytes depend
+    only on its inputs, not on how busy the machine was.
+    """
     ann = get_json(row, "ann")
+    meta = {stage: values for stage, values in get_json(row, "meta").items() if stage != "timings"}
+    bbox = ann.get("bbox")
     return {
+        "version": SAMPLE_JSON_VERSION,
         "key": row["key"], "source": row["source"], "source_ref": row["source_ref"], "label": row["label"],
-        "captions": {c.removeprefix("caption_"): row[c] for c in CAPTION_COLUMNS},
-        "recomposite_psnr": row["psnr"], "curator_score": row["score"], "bbox": ann.get("bbox"),
-        "annotation": ann, "meta": get_json(row, "meta"),
+        "image_id": str(ann.get("image_id", "")), "instance_id": str(ann.get("instance_id", "")),
+        "captions": {c.removeprefix("caption_"): row[c] or "" for c in CAPTION_COLUMNS},
+        "recomposite_psnr": _finite(row["psnr"]), "curator_score": _finite(row["score"]),
+        "bbox": None if bbox is None else [float(v) for v in bbox],
+        "annotation": json.dumps(ann, sort_keys=True), "meta": json.dumps(meta, sort_keys=True),
     }
 
 
@@ -53,7 +77,23 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], png_compression: int = 3) -> dict[str, Any]:
+class PngEncoder:
+    """PNG for one member of the samples. An image that the previous call encoded is not encoded again: the
+    instances of one photo arrive one after another and share its composite (only the last image is kept,
+    so a shard's pixels are not held until it ends)."""
+
+    def __init__(self, cfg: SinkConfig):
+        self.cfg = cfg
+        self.last: tuple[tuple, Any, bytes] | None = None  # (identity, the array kept alive, its PNG)
+
+    def __call__(self, image: Any) -> bytes:
+        key = image_identity(image)
+        if self.last is None or self.last[0] != key:
+            self.last = (key, image, encode_png(image, self.cfg.png_compression, self.cfg.png_filter))
+        return self.last[2]
+
+
+def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], cfg: SinkConfig = SinkConfig()) -> dict[str, Any]:
     """Write one complete shard from a stream of rows; returns its stats (also written as ``_stats.json``)."""
     shards_dir.mkdir(parents=True, exist_ok=True)
     tar_path, index_path = shards_dir / f"{name}.tar", shards_dir / f"{name}.parquet"
@@ -61,16 +101,17 @@ def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], png_compressio
     index: list[dict[str, Any]] = []
     reasons: Counter[str] = Counter()
     sources: Counter[str] = Counter()
+    png = {member: PngEncoder(cfg) for member in LAYER_MEMBERS}
     with tarfile.open(tar_tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
         for row in rows:
             sources[row["source"]] += 1
             if row["status"] == OK:
                 for member in LAYER_MEMBERS:
-                    _add_member(tar, f"{row['key']}.{member}.png", encode_png(get_image(row, member), png_compression))
+                    _add_member(tar, f"{row['key']}.{member}.png", png[member](get_image(row, member)))
                 _add_member(tar, f"{row['key']}.json", json.dumps(sample_json(row)).encode())
             else:
                 reasons[f"{row['reject_stage']}/{row['reject_reason']}"] += 1
-            entry = {c: row[c] for c in INDEX_COLUMNS if c != "shard"}
+            entry = {c: json.dumps(row[c]) if c in JSON_COLUMNS else row[c] for c in INDEX_COLUMNS if c != "shard"}
             entry["shard"] = name
             index.append(entry)
     if not index:  # e.g. a resumed run whose rows were all done before: no shard at all
@@ -92,8 +133,7 @@ def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], png_compressio
 def _rows(blocks: Iterable[Any]) -> Iterable[Row]:
     for block in blocks:
         table = block if isinstance(block, pa.Table) else pa.Table.from_pandas(block, preserve_index=False)
-        for batch in table.to_batches(max_chunksize=16):
-            yield from batch.to_pylist()
+        yield from table_rows(table)
 
 
 class ShardSink(Datasink):
@@ -109,7 +149,7 @@ class ShardSink(Datasink):
         return self.cfg.shard_size
 
     def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
-        return write_shard(self.shards_dir, f"{self.seg}-{ctx.task_idx:06d}", _rows(blocks), self.cfg.png_compression)
+        return write_shard(self.shards_dir, f"{self.seg}-{ctx.task_idx:06d}", _rows(blocks), self.cfg)
 
     def get_name(self) -> str:
         return "WebDatasetShards"

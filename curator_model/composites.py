@@ -21,7 +21,7 @@ import numpy as np
 
 from curation.core.compositing import to_float, to_uint8
 from curation.core.morphology import bbox_of, dilate
-from curation.core.realdata import RealInstance, load_photo, real_instances
+from curation.core.realdata import RealInstance, read_photo, real_instances
 from curation.core.scenes import SHAPES, cast_shadow, silhouette
 from curator_model.splits import background_photos, split_of
 
@@ -72,7 +72,7 @@ def cutouts(split: str) -> tuple[Cutout, ...]:
 
 @functools.lru_cache(maxsize=16)
 def _photo(name: str) -> np.ndarray:
-    return to_float(load_photo(name))
+    return to_float(read_photo(name))
 
 
 def _crop(rng: np.random.Generator, photos: tuple[str, ...], h: int, w: int) -> np.ndarray:

@@ -32,7 +32,7 @@ from curation.core.morphology import bbox_of, dilate
 from curation.core.realdata import RealInstance, real_instances
 from curation.core.scenes import PHOTOS, render_scene
 from curator_model.composites import compose, jpeg
-from curator_model.corruptions import CORRUPTIONS, decompose, inpaint, safe_crop
+from curator_model.corruptions import CORRUPTIONS, STAGE2, decompose, inpaint, safe_crop
 from curator_model.features import CHANNELS, features
 from curator_model.network import CLASSES
 from curator_model.physical import ghost_ratio, physical_score
@@ -207,7 +207,7 @@ def build_split(split: str, synthetic: int, composite: int, real_views: int, inp
                 cache_dir: Path | None = None) -> Arrays:
     """One split (``train``, ``calibration`` or ``test``), from the .npz cache when this recipe was built before."""
     recipe = {"v": GENERATOR_VERSION, "split": split, "synthetic": synthetic, "composite": composite,
-              "real_views": real_views, "input_size": input_size}
+              "real_views": real_views, "input_size": input_size, "fill": STAGE2.inpaint.model_dump(mode="json")}
     cache = None
     if cache_dir is not None:
         digest = hashlib.sha1(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]

@@ -10,12 +10,12 @@ from curation.core.scenes import PHOTOS
 
 SPLITS: tuple[str, ...] = ("train", "calibration", "test")
 
-#: photo names as :func:`curation.core.realdata.load_photo` reads them; ``desoba/NN`` is that DESOBA sample
+#: photo names as :func:`curation.core.realdata.read_photo` reads them; ``desoba/NN`` is that DESOBA sample
 #: (its instances, and its shadow-free photo as a background)
 PHOTO_SPLITS: dict[str, tuple[str, ...]] = {
     "train": ("desoba/05", "bundled:sam_dog.jpg", "bundled:sam_truck.jpg", "bundled:sam_groceries.jpg",
-              "skimage:astronaut", "skimage:rocket", "skimage:brick", "skimage:grass", "sklearn:china"),
-    "calibration": ("bundled:soba_web-shadow0573.jpg", "skimage:chelsea", "skimage:gravel", "sklearn:flower"),
+              "skimage:astronaut", "skimage:rocket", "skimage:brick", "skimage:grass", "sklearn:china.jpg"),
+    "calibration": ("bundled:soba_web-shadow0573.jpg", "skimage:chelsea", "skimage:gravel", "sklearn:flower.jpg"),
     "test": ("desoba/06", "desoba/07", "skimage:coffee"),
 }
 

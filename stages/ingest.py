@@ -14,14 +14,13 @@ import traceback
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
 from curation.core.config import RunConfig
 from curation.core.imageio import ImageError
 from curation.core.schema import (ROW_SCHEMA, UNIT_SCHEMA, Reason, Row, StageName, get_image, is_ok, new_row, reject,
-                                  rows_to_table, update_meta)
+                                  update_meta)
 from curation.core.stage import Stage
 from stages.selection import select_instances
 from stages.sources import Source, Unit, build_source, make_key
@@ -135,14 +134,14 @@ class Ingest(Stage):
                 update_meta(r, "timings", {self.name.value: elapsed})
         return rows
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    def run(self, units: list[Row]) -> list[Row]:
+        """Work-list rows (source, unit_id, ref) in, candidate rows out."""
         out: list[Row] = []
-        for u in batch.to_pylist():
+        for u in units:
             source = self.sources.get(u["source"])
-            unit = Unit(unit_id=u["unit_id"], ref=json.loads(u["ref"]))
             if source is None:
                 out.append(reject(new_row(make_key(u["source"], u["unit_id"]), u["source"], u["ref"]), self.name,
                                   Reason.BAD_MANIFEST_ROW, f"no source named {u['source']!r} in the run config"))
                 continue
-            out.extend(self.ingest_unit(source, unit))
-        return rows_to_table(out)
+            out.extend(self.ingest_unit(source, Unit(unit_id=u["unit_id"], ref=json.loads(u["ref"]))))
+        return out

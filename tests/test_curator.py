@@ -235,7 +235,7 @@ def test_stage4_model_backend_scores_batched_and_rejects_below_threshold(tmp_pat
     stage.process_isolated(rows)
     assert [r["status"] for r in rows] == [OK, OK, REJECTED]
     assert rows[2]["reject_reason"] == "size_mismatch"
-    assert all(0 <= r["score"] <= 1 for r in rows[:2]) and '"backend": "model"' in rows[0]["meta"]
+    assert all(0 <= r["score"] <= 1 for r in rows[:2]) and rows[0]["meta"]["curate"]["backend"] == "model"
     strict = _rows(scene, 2)
     Curate(_cfg(tmp_path, backend="model", checkpoint=str(ckpt), threshold=1.0)).process_isolated(strict)
     assert {r["reject_reason"] for r in strict} == {"low_curator_score"}

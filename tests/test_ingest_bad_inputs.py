@@ -18,7 +18,7 @@ from PIL import Image
 
 from curation.core.imageio import ImageError, decode_image
 from curation.worklist import write_units
-from curation.core.schema import IMAGE_COLUMNS, OK, REJECTED, get_image, rows_to_table
+from curation.core.schema import IMAGE_COLUMNS, OK, REJECTED, get_image, rows_to_table, table_rows
 from stages.ingest import DedupeRegistry, Ingest, claimed_digests
 from tests.fixtures.coco_synth import encode, write_dataset
 from tests.conftest import small_config
@@ -127,7 +127,7 @@ def _ingest(cfg, tmp_path) -> list[dict]:
     table = pq.read_table(units)
     assert table.num_rows == n
     ingest = Ingest(cfg, dedupe=DedupeRegistry.remote())
-    return ingest(table).to_pylist()
+    return table_rows(ingest(table))
 
 
 def test_every_bad_input_is_a_rejected_row_with_its_reason(ray_session, corpus, tmp_path):
@@ -185,7 +185,7 @@ def test_duplicate_claims_survive_a_resume(ray_session, corpus, tmp_path):
     units = tmp_path / "units.parquet"
     write_units(cfg, units)
     resumed = Ingest(cfg, done_keys=frozenset(r["key"] for r in written),
-                     dedupe=DedupeRegistry.remote(seed))(pq.read_table(units)).to_pylist()
+                     dedupe=DedupeRegistry.remote(seed)).run(table_rows(pq.read_table(units)))
     by_key = {r["key"]: r for r in resumed}
     assert "coco-1-1" not in by_key and by_key["coco-1-2"]["status"] == OK  # same unit: not its own duplicate
     assert by_key["coco-12-201"]["reject_reason"] == "duplicate_image"  # the twin stays rejected

@@ -29,7 +29,7 @@ def test_a_shadow_goes_to_the_object_it_touches_and_stray_shadows_are_dropped():
 
 
 def test_the_bundled_photos_own_annotations_and_the_package_photos_load():
-    from curation.core.realdata import PACKAGE_PHOTOS, annotated_instances, load_photo, real_instances
+    from curation.core.realdata import PACKAGE_PHOTOS, annotated_instances, read_photo, real_instances
 
     inst = annotated_instances()
     assert [i.name for i in inst] == [f"soba_web-shadow0573/{n}" for n in ("bollard-1", "bollard-2", "boy")]
@@ -38,6 +38,6 @@ def test_the_bundled_photos_own_annotations_and_the_package_photos_load():
         assert i.mask.any() and i.shadow.any() and not (i.mask & i.shadow).any() and not (i.mask & i.others).any()
     assert len(real_instances()) == 12
     for name in PACKAGE_PHOTOS:
-        photo = load_photo(name)
+        photo = read_photo(name)
         assert photo.ndim == 3 and photo.shape[2] == 3 and min(photo.shape[:2]) >= 256, name
-    assert load_photo("desoba/05:shadowfree").shape == (256, 256, 3)
+    assert read_photo("desoba/05:shadowfree").shape == (256, 256, 3)

@@ -1,9 +1,13 @@
 """What every stage shares: a class that Ray builds once per actor and calls with a batch of rows.
 
 A stage names itself, declares the columns it reads and writes, and takes its resources from its own
-section of the run config, so the DAG can be checked before anything runs. Row stages (masks, caption,
-curate) fill in columns of ``ok`` rows; rejected rows pass through untouched, and an exception for one
-row rejects that row (``stage_error``) instead of killing the batch.
+section of the run config, so the DAG can be checked before anything runs. Its work is :meth:`Stage.run`:
+rows in, rows out, as plain dicts (see :mod:`curation.core.schema`). Row stages (masks, caption, curate)
+fill in columns of ``ok`` rows; rejected rows pass through untouched, and an exception for one row
+rejects that row (``stage_error``) instead of killing the batch.
+
+Consecutive stages can share one actor (:class:`StageChain`): rows then pass from stage to stage as the
+same Python objects, and become an Arrow table only where they leave the actor.
 """
 from __future__ import annotations
 
@@ -18,13 +22,13 @@ from ray.data import ActorPoolStrategy
 
 from curation.core.config import Resources, RunConfig
 from curation.core.reasons import Reason, StageName
-from curation.core.schema import Row, is_ok, reject, rows_to_table, update_meta
+from curation.core.schema import Row, is_ok, reject, rows_to_table, table_rows, update_meta
 
 log = logging.getLogger(__name__)
 
 
 class Stage(ABC):
-    """One step of the DAG and the Ray callable that runs it; models load in ``__init__``."""
+    """One step of the DAG; models load in ``__init__``. Called with an Arrow batch, it is a Ray callable."""
 
     name: ClassVar[StageName]
     #: the columns this stage reads from its input batch, and the row columns it fills in. Besides these a
@@ -46,8 +50,12 @@ class Stage(ABC):
         checkpoint, say); raise with a clear message. Stages without such a dependency need nothing here."""
 
     @abstractmethod
+    def run(self, rows: list[Row]) -> list[Row]:
+        """The rows this batch becomes (row stages change them in place and return them)."""
+
     def __call__(self, batch: pa.Table) -> pa.Table:
         """One Ray Data batch in, the rows it becomes out (in :data:`curation.core.schema.ROW_SCHEMA`)."""
+        return rows_to_table(self.run(table_rows(batch)))
 
 
 class RowStage(Stage):
@@ -76,16 +84,55 @@ class RowStage(Stage):
             if is_ok(row):
                 update_meta(row, "timings", {self.name.value: round(per_row, 5)})
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = batch.to_pylist()
+    def run(self, rows: list[Row]) -> list[Row]:
         self.process_isolated([r for r in rows if is_ok(r)])
-        return rows_to_table(rows)
+        return rows
+
+
+class StageChain:
+    """Consecutive stages in one actor: the batch is converted from Arrow once on the way in and once on the
+    way out, and each stage in between gets the previous one's rows in chunks of its own ``batch_size``.
+
+    ``options`` are extra constructor arguments by stage name (ingest's resume keys and dedupe registry).
+    Build it with :func:`chain_class`, which names it after its stages (the name Ray Data shows).
+    """
+
+    stages: ClassVar[tuple[type[Stage], ...]]
+
+    def __init__(self, cfg: RunConfig, options: dict[str, dict[str, Any]] | None = None):
+        self.steps = [(s(cfg, **(options or {}).get(s.name.value, {})), s.resources(cfg).batch_size) for s in self.stages]
+
+    def run(self, rows: list[Row]) -> list[Row]:
+        for i, (stage, batch_size) in enumerate(self.steps):
+            if i == 0:  # the chain's input batch is already the first stage's batch
+                rows = stage.run(rows)
+            else:
+                rows = [r for start in range(0, len(rows), batch_size) for r in stage.run(rows[start:start + batch_size])]
+        return rows
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return rows_to_table(self.run(table_rows(batch)))
+
+
+def chain_class(stages: tuple[type[Stage], ...]) -> type[StageChain]:
+    """A :class:`StageChain` subclass for ``stages``, named ``Ingest+MasksAndLayers+...``."""
+    return type("+".join(s.__name__ for s in stages), (StageChain,), {"stages": tuple(stages)})
+
+
+def chain_resources(stages: tuple[type[Stage], ...], cfg: RunConfig) -> Resources:
+    """What one actor running ``stages`` asks for: the most any of them asks (they run one after another),
+    the first stage's batch size (the chain's input), and the largest pool any of them declares."""
+    res = [s.resources(cfg) for s in stages]
+    return Resources(num_cpus=max(r.num_cpus for r in res), num_gpus=max(r.num_gpus for r in res),
+                     batch_size=res[0].batch_size, concurrency=max(r.concurrency for r in res),
+                     max_concurrency=max(r.max_concurrency or r.concurrency for r in res))
 
 
 def map_kwargs(res: Resources) -> dict[str, Any]:
-    """Ray Data ``map_batches`` arguments for a stage's resource declaration."""
-    kwargs: dict[str, Any] = dict(batch_size=res.batch_size, num_cpus=res.num_cpus,
-                                  compute=ActorPoolStrategy(size=res.concurrency))
+    """Ray Data ``map_batches`` arguments for a resource declaration (a fixed or an autoscaling pool)."""
+    pool = (ActorPoolStrategy(size=res.concurrency) if res.max_concurrency in (None, res.concurrency)
+            else ActorPoolStrategy(min_size=res.concurrency, max_size=res.max_concurrency))
+    kwargs: dict[str, Any] = dict(batch_size=res.batch_size, num_cpus=res.num_cpus, compute=pool)
     if res.num_gpus:
         kwargs["num_gpus"] = res.num_gpus
     return kwargs

@@ -11,12 +11,12 @@ import json
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
 
-from curation.core.schema import Row, get_image, get_json, set_image
+from curation.core.schema import Row, get_image, get_json, image_identity, set_image
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -69,26 +69,33 @@ def resize_mask(mask: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def downscale_rows(rows: list[Row], max_side: int | None) -> float:
-    """Shrink every image of a unit's rows in place (long side <= ``max_side``); returns the scale."""
+    """Shrink every image of a unit's rows in place (long side <= ``max_side``); returns the scale.
+
+    An image that several rows share (the photo of a multi-instance unit) is shrunk once and stays shared.
+    """
     comp = get_image(rows[0], "composite") if rows else None
     if comp is None:
         return 1.0
     h, w, scale = fit_size(*comp.shape[:2], max_side)
     if scale == 1.0:
         return 1.0
+    done: dict[tuple, np.ndarray] = {}
+
+    def shrink(image: np.ndarray, resize: Callable[[np.ndarray, int, int], np.ndarray]) -> np.ndarray:
+        key = (image_identity(image), resize)
+        if key not in done:
+            done[key] = resize(image, h, w)
+        return done[key]
+
     for row in rows:
-        for col in ("composite", "clean"):
+        for col, resize in (("composite", resize_image), ("clean", resize_image), ("ann_mask", resize_mask),
+                            ("ann_effect", resize_mask)):
             img = get_image(row, col)
             if img is not None:
-                set_image(row, col, resize_image(img, h, w))
-        for col in ("ann_mask", "ann_effect"):
-            m = get_image(row, col)
-            if m is not None:
-                set_image(row, col, resize_mask(m, h, w))
+                set_image(row, col, shrink(img, resize))
         ann = get_json(row, "ann")
         if "bbox" in ann:
             ann["bbox"] = [round(v * scale, 2) for v in ann["bbox"]]
-            row["ann"] = json.dumps(ann)
     return scale
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError
@@ -47,7 +47,14 @@ class RaySection(Strict):
     address: str | None = None
     #: logical CPUs for the embedded local Ray; None = max(4, 2 × cores) so that every pool can start
     num_cpus: float | None = Field(None, gt=0)
+    #: Ray's web dashboard for the embedded local Ray (off: its processes would share the cores with the stages)
     dashboard: bool = False
+    #: ``auto``: consecutive stages that ask for no GPU run in one actor pool, rows passed between them as
+    #: Python objects; a GPU stage keeps its own pool. ``off``: one actor pool per stage.
+    fusion: Literal["auto", "off"] = "auto"
+    #: fail at start when the pools at their minimum size cannot fit the cluster as it is now (turn off for a
+    #: cluster whose autoscaler adds nodes on demand: there Ray waits for them)
+    check_resources: bool = True
     #: Ray Data's target block size: small blocks keep every actor's in-flight memory bounded
     #: (Ray's 128 MiB default holds ~40 rows of 512-px layers per block, ~1 GB per stage actor)
     target_block_mb: int = Field(16, ge=1, le=1024)

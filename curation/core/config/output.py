@@ -1,14 +1,23 @@
 """Sink and verify config: shard size, PNG compression, the PSNR floor verify enforces."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from curation.core.config.base import Strict
 
+
 class SinkConfig(Strict):
     #: target samples per shard (Ray hands each write task at least this many rows when it can)
     shard_size: int = Field(256, ge=1)
-    png_compression: int = Field(3, ge=0, le=9)
+    #: zlib level and PNG row filter of the layers: lossless at any setting, they trade shard bytes for
+    #: sink CPU (the defaults: the cheapest measured whose files stay close to the smallest; docs/bench.md)
+    png_compression: int = Field(1, ge=0, le=9)
+    png_filter: Literal["none", "sub", "up", "avg", "paeth", "adaptive"] = "up"
+    #: at most this many shards written at once, each by its own worker process (None: as many as free CPUs
+    #: allow; a small machine saves a worker's memory with 1, a cluster needs several to keep up)
+    concurrency: int | None = Field(None, ge=1)
 
 
 class VerifyConfig(Strict):
