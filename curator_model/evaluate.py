@@ -20,6 +20,7 @@ from curator_model.network import CLASSES, FAILURES
 
 if TYPE_CHECKING:
     from curator_model.generate import Arrays
+    from curator_model.network import Curator
 
 
 def threshold_at_recall(p_good: np.ndarray, good: np.ndarray, target_recall: float) -> float:
@@ -74,6 +75,28 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def real_photo_report(curator: Curator, split: str, views: int, threshold: float) -> dict:
+    """The split's real instances (:func:`generate.real_samples`, ``views`` views each) as a run would judge
+    them: the curator at ``threshold``, stage 2's quality checks (``masks.quality`` defaults), and the two
+    together (a sample either rejects never reaches the shards). Per label: samples and share rejected."""
+    from curation.core.config import MasksConfig
+    from curation.core.quality import failures, measure
+    from curator_model.features import features
+    from curator_model.generate import real_indices, real_samples
+
+    opts = MasksConfig().quality
+    samples = [s for i in real_indices(split) for v in range(views) for s in real_samples(i, v)]
+    p = curator.predict(np.stack([features(s.triplet, curator.spec.input_size) for s in samples]))[:, 0]
+    stage2 = np.array([bool(failures(measure(s.triplet.composite, s.triplet.background, s.triplet.mask > 0,
+                                             s.triplet.effect > 0), opts)) for s in samples])
+    labels = np.array([s.label for s in samples])
+    curated = p < threshold
+    return {c: {"samples": int((labels == c).sum()), "curator": round(float(curated[labels == c].mean()), 4),
+                "stage2_checks": round(float(stage2[labels == c].mean()), 4),
+                "either": round(float((curated | stage2)[labels == c].mean()), 4)}
+            for c in CLASSES if (labels == c).any()}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Score a checkpoint on the calibration and test splits at its own threshold (before/after comparisons)."""
     from curator_model.generate import build_split
@@ -84,9 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     p.add_argument("--threshold", type=float, help="default: the checkpoint's own")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--real-views", type=int, default=0,
+                   help="instead: the real test photos, this many views of each instance, layered by the current "
+                        "code; share of each label rejected by the curator, by stage 2's checks, by either")
     args = p.parse_args(argv)
     curator = Curator(args.checkpoint, "cpu")
     threshold = curator.spec.threshold if args.threshold is None else args.threshold
+    if args.real_views:  # only the real test photos, layered now (no split to build)
+        report = real_photo_report(curator, "test", args.real_views, threshold)
+        print("| label | samples | rejected by the curator | by stage 2's checks | by either |\n|---|---|---|---|---|")
+        for label, r in report.items():
+            print(f"| {label} | {r['samples']} | {r['curator']:.3f} | {r['stage2_checks']:.3f} | {r['either']:.3f} |")
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1))
+        return 0
     d = TrainConfig().data
     results = {}
     for split in ("calibration", "test"):

@@ -141,7 +141,7 @@ def _row_with_detected_shadow(confidence: float):
     for name, value in (("composite", image), ("background", image), ("foreground", fg),
                         ("mask", obj.astype(np.uint8) * 255), ("effect", np.zeros_like(obj, np.uint8))):
         set_image(row, name, value)
-    row["meta"] = '{"masks": {"effects": "detector-rule", "shadow_confidence": %s}}' % confidence
+    row["meta"] = {"masks": {"effects": "detector-rule", "shadow_confidence": confidence}}
     return row
 
 
