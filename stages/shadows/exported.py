@@ -12,7 +12,7 @@ import numpy as np
 
 from curation.core.compositing import to_float
 from curation.core.config.masks import DetectorOptions
-from curation.core.devices import resolve_device
+from curation.core.devices import load_exported, resolve_device
 from curation.core.morphology import bbox_of, dilate
 from stages.shadows import ShadowDetection
 
@@ -22,11 +22,7 @@ class ExportedShadowDetector:
         import torch
 
         path = str(checkpoint)
-        try:
-            self.model = torch.export.load(path).module().to(device)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same configuration error
-            raise RuntimeError(f"shadow detector {path} cannot be loaded (masks.detector.checkpoint): "
-                               f"{type(exc).__name__}: {exc}") from None
+        self.model = load_exported(path, device, "shadow detector", "masks.detector.checkpoint")
         self.torch, self.device, self.search = torch, device, search
         self.name = f"exported:{path.rsplit('/', 1)[-1]}"
 
