@@ -13,24 +13,20 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "checkpoint"
 def cmd_train(args: argparse.Namespace) -> int:
     from curator_model.labels import LabelsError
     from curator_model.network import CheckpointError
-    from curator_model.train import DataConfig, load_train_config, train
+    from curator_model.train import load_train_config, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     overrides = {"epochs": args.epochs, "seed": args.seed, "labels": args.labels, "shards": args.shards,
                  "human_ratio": args.human_ratio, "pretrained": args.pretrained}
     try:
         cfg = load_train_config(args.config, overrides)
-        if args.train_scenes or args.heldout_scenes:
-            data = cfg.data.model_dump()
-            data.update({k: v for k, v in (("train_scenes", args.train_scenes), ("heldout_scenes", args.heldout_scenes)) if v})
-            cfg = cfg.model_copy(update={"data": DataConfig.model_validate(data)})
         if cfg.labels is not None and not cfg.shards:
             raise ValueError("--labels needs --shards: the run folder(s) whose shards hold the labelled keys")
         card = train(cfg, args.out)
     except (ValueError, LabelsError, CheckpointError) as err:
         print(err, file=sys.stderr)
         return 2
-    print(card["metrics"]["table"])
+    print("test split (metrics only), at the threshold chosen on the calibration split:\n" + card["metrics"]["table_test"])
     print(f"\ncheckpoint {args.out / card['checkpoint']} ({card['size_bytes'] / 1e6:.1f} MB), threshold "
           f"{card['threshold']:.4f}, trained in {card['training']['train_seconds']:.0f} s; model card {args.out / 'model_card.json'}")
     return 0
@@ -38,7 +34,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_label_export(args: argparse.Namespace) -> int:
     from curator_model.network import DEFAULT_CHECKPOINT, CheckpointError, Curator
-    from curator_model.review import least_sure, write_review
+    from curator_model.review import review_candidates, write_review
 
     try:
         curator = Curator(args.checkpoint or DEFAULT_CHECKPOINT, "cpu")
@@ -46,13 +42,14 @@ def cmd_label_export(args: argparse.Namespace) -> int:
         print(err, file=sys.stderr)
         return 2
     threshold = args.threshold if args.threshold is not None else curator.spec.threshold
-    candidates = least_sure(curator, [args.out], args.n, threshold)
+    candidates = review_candidates(curator, [args.out], args.n, threshold)
     if not candidates:
         print(f"no complete shards with samples under {args.out / 'shards'}", file=sys.stderr)
         return 1
     page = args.html or args.out / "label_review.html"
     write_review(page, candidates, threshold, str(args.out))
-    print(json.dumps({"page": str(page), "samples": len(candidates), "threshold": round(threshold, 4)}))
+    print(json.dumps({"page": str(page), "samples": len(candidates), "real_rejects": sum(c.real and c.rejected for c in candidates),
+                      "threshold": round(threshold, 4)}))
     return 0
 
 
@@ -65,14 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--human-ratio", type=float, help="fraction of each epoch drawn from the human labels")
     t.add_argument("--epochs", type=int)
     t.add_argument("--seed", type=int)
-    t.add_argument("--train-scenes", type=int)
-    t.add_argument("--heldout-scenes", type=int)
     t.add_argument("--pretrained", type=Path, help="local backbone weights for the architecture (never downloaded)")
     t.set_defaults(func=cmd_train)
 
     lab = sub.add_parser("label", help="the labelling loop")
     lsub = lab.add_subparsers(dest="label_command", required=True)
-    e = lsub.add_parser("export", help="write an HTML review page of the samples the curator is least sure about")
+    e = lsub.add_parser("export", help="write an HTML review page: real-photo rejects first, then the samples the curator is least sure about")
     e.add_argument("out", type=Path, help="a run folder (its complete shards are scored)")
     e.add_argument("--n", type=int, default=48, help="how many samples to show")
     e.add_argument("--html", type=Path, help="page path (default: OUT/label_review.html)")

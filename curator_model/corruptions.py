@@ -18,7 +18,7 @@ from curation.core.decompose import Triplet
 from curation.core.decompose import decompose as decompose_with
 from curation.core.inpaint import build_inpainter
 from curation.core.morphology import dilate, erode
-from curation.core.scenes import SHAPES, photo_crop, silhouette
+from curation.core.scenes import SHAPES, silhouette
 
 STAGE2 = MasksConfig()  # stage 2's defaults: the curator learns from layers made the way a default run makes them
 inpaint = build_inpainter(STAGE2.inpaint)
@@ -126,7 +126,7 @@ def occluded(t: Triplet, rng: np.random.Generator) -> Triplet | None:
             break
     else:
         return None
-    colour[y : y + oh, x : x + ow] = photo_crop(rng, oh, ow) * rng.uniform(0.6, 1.2, 3)
+    colour[y : y + oh, x : x + ow] = _scene_texture(t.composite, oh, ow, rng) * rng.uniform(0.6, 1.2, 3)
     a = alpha[..., None]
 
     def paint(img: np.ndarray) -> np.ndarray:
@@ -136,6 +136,16 @@ def occluded(t: Triplet, rng: np.random.Generator) -> Triplet | None:
     if rng.random() < 0.5:  # in front, part of the scene: the target's layer has a hole
         return decompose(comp, paint(t.background), obj & (alpha < 0.5))
     return decompose(comp, t.background, obj | (alpha > 0.5))  # merged with the target
+
+
+def _scene_texture(image: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """An occluder's look, cut from the same photo (float, h×w): like the clutter of good samples, so that
+    only where it stands (on the object, or merged into its layer) tells an occlusion apart."""
+    H, W = image.shape[:2]
+    ch, cw = int(rng.integers(max(1, H // 6), H + 1)), int(rng.integers(max(1, W // 6), W + 1))
+    y, x = int(rng.integers(0, H - ch + 1)), int(rng.integers(0, W - cw + 1))
+    patch = image[y : y + ch, x : x + cw].astype(np.float32) / 255.0
+    return cv2.resize(patch[:, ::-1] if rng.random() < 0.5 else patch, (w, h), interpolation=cv2.INTER_AREA)
 
 
 def crop(t: Triplet, x0: int, y0: int, x1: int, y1: int) -> Triplet:

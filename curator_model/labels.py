@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -70,8 +71,9 @@ def read_labels(path: str | Path) -> list[Label]:
     return list(out.values())
 
 
-def shard_samples(out_dirs: Iterable[str | Path], keys: set[str] | None = None) -> Iterator[tuple[str, Triplet]]:
-    """Triplets from the complete shards of run folders (``OUT/shards/*.tar``), optionally only ``keys``."""
+def shard_samples(out_dirs: Iterable[str | Path], keys: set[str] | None = None) -> Iterator[tuple[str, Triplet, dict]]:
+    """Triplets and their ``{key}.json`` from the complete shards of run folders (``OUT/shards/*.tar``),
+    optionally only ``keys``."""
     urls = []
     for out in out_dirs:
         shards = Path(out) / "shards"
@@ -83,4 +85,4 @@ def shard_samples(out_dirs: Iterable[str | Path], keys: set[str] | None = None) 
         if keys is not None and key not in keys:
             continue
         layers = {n: decode_png(sample[f"{n}.png"]) for n in ("composite", "background", "foreground", "mask", "effect")}
-        yield key, Triplet(**layers)
+        yield key, Triplet(**layers), json.loads(sample.get("json", b"{}"))

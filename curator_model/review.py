@@ -1,4 +1,5 @@
-"""The labelling loop's review page: the samples the curator is least sure about, one self-contained HTML file.
+"""The labelling loop's review page: real-photo rejects first, then the samples the curator is least sure
+about, one self-contained HTML file.
 
 Each card shows the composite, background, foreground on a checkerboard (so shadow alpha is visible)
 and the alpha itself, with the curator's P(good) and its guess of the failure. Good/bad buttons (and an
@@ -26,22 +27,41 @@ class Candidate:
     key: str
     triplet: Triplet
     p_good: float
-    likely: str
+    likely: str  # the likeliest failure mode
+    p_likely: float  # its probability
+    real: bool  # from a real photo (not a rendered scene)
+    rejected: bool  # P(good) below the threshold
 
 
-def least_sure(curator: Curator, runs: list[Path], n: int, threshold: float) -> list[Candidate]:
-    """The ``n`` samples whose P(good) lies closest to the threshold (most informative to label)."""
-    keys, triplets, feats = [], [], []
-    for key, t in shard_samples(runs):
+def is_real(info: dict) -> bool:
+    """A sample of a real photo: every source but the synthetic one (whose refs start with ``synthetic:``)."""
+    return not str(info.get("source_ref", "")).startswith("synthetic:")
+
+
+def review_candidates(curator: Curator, runs: list[Path], n: int, threshold: float) -> list[Candidate]:
+    """What a person should look at first, ``n`` samples: the real-photo samples the curator rejects (the
+    ones it most likely gets wrong, since it learned from generated labels; lowest P(good) first), then
+    the samples whose P(good) lies closest to the threshold (the most informative to label)."""
+    keys, triplets, feats, real = [], [], [], []
+    for key, t, info in shard_samples(runs):
         keys.append(key)
         triplets.append(t)
         feats.append(features(t, curator.spec.input_size))
+        real.append(is_real(info))
     if not keys:
         return []
     probs = curator.predict(np.stack(feats))
-    order = np.argsort(np.abs(probs[:, 0] - threshold), kind="stable")[:n]
-    return [Candidate(keys[i], triplets[i], float(probs[i, 0]), curator.spec.classes[1 + int(np.argmax(probs[i, 1:]))])
-            for i in order]
+    p_good, is_real_photo = probs[:, 0], np.array(real)
+    rejected_real = np.flatnonzero(is_real_photo & (p_good < threshold))
+    rest = np.setdiff1d(np.arange(len(keys)), rejected_real)
+    order = np.r_[rejected_real[np.argsort(p_good[rejected_real], kind="stable")],
+                  rest[np.argsort(np.abs(p_good[rest] - threshold), kind="stable")]][:n]
+    out = []
+    for i in order:
+        k = 1 + int(np.argmax(probs[i, 1:]))
+        out.append(Candidate(keys[i], triplets[i], float(p_good[i]), curator.spec.classes[k], float(probs[i, k]),
+                             bool(is_real_photo[i]), bool(p_good[i] < threshold)))
+    return out
 
 
 def _card(c: Candidate) -> str:
@@ -53,7 +73,8 @@ def _card(c: Candidate) -> str:
     opts = "".join(f'<option value="{f}">{f}</option>' for f in ("",) + FAILURES)
     key = html.escape(c.key, quote=True)
     return (f'<div class="s" data-key="{key}"><div>{cells}</div><code>{key}</code> '
-            f'P(good) <b>{c.p_good:.3f}</b>, likely failure: {html.escape(c.likely)}<br>'
+            f'{"real photo, " if c.real else ""}{"<b>rejected</b>, " if c.rejected else ""}'
+            f'P(good) <b>{c.p_good:.3f}</b>, likely failure: {html.escape(c.likely)} ({c.p_likely:.2f})<br>'
             f'<button class="good">good</button><button class="bad">bad</button> '
             f'failure <select>{opts}</select> <span class="state"></span></div>')
 
@@ -96,8 +117,10 @@ def write_review(path: Path, candidates: list[Candidate], threshold: float, titl
 <style>body{{font-family:sans-serif;margin:1.5em}}.s{{display:inline-block;vertical-align:top;margin:6px;padding:6px;
 border:2px solid #ccc;font-size:13px}}.s.good{{border-color:#2a2}}.s.bad{{border-color:#c22}}figure{{display:inline-block;
 margin:0 3px;text-align:center;font-size:11px}}img{{display:block}}</style>
-<h1>Curator review: {len(candidates)} samples it is least sure about</h1>
-<p>Threshold {threshold:.3f}. Mark each sample good or bad (optionally the failure), then
+<h1>Curator review: {len(candidates)} samples</h1>
+<p>First the real-photo samples the curator rejects (it learned from generated labels: these are where it is most
+likely wrong), then the samples it is least sure about.
+ Threshold {threshold:.3f}. Mark each sample good or bad (optionally the failure), then
 <button id="download">download labels.csv</button> and train with
 <code>curate train-curator --labels labels.csv --shards {html.escape(title)}</code>.</p>
 {''.join(_card(c) for c in candidates)}

@@ -1,4 +1,4 @@
-"""Training the curator: generated labels (plus human labels when given), then the held-out evaluation.
+"""Training the curator: generated labels (plus human labels when given), the threshold, the test metrics.
 
 The loss is a cross-entropy over the *set* of classes a label allows: a generated sample allows exactly its
 class; a human ``good`` allows ``good``; a human ``bad`` allows its failure mode, or any failure mode when
@@ -20,24 +20,38 @@ import yaml
 from pydantic import Field, ValidationError
 
 from curation.core.config.base import Strict
+from curation.core.realdata import real_instances
 from curator_model import generate
-from curator_model.evaluate import metrics, table
+from curator_model.evaluate import by_kind, calibrate, table
 from curator_model.features import features
 from curator_model.labels import read_labels, shard_samples
 from curator_model.network import CLASSES, Curator, ModelSpec, build_model, save_checkpoint
+from curator_model.splits import PHOTO_SPLITS, SEED_BASE
 
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "curator.safetensors"
 CARD_NAME = "model_card.json"
 
 
-class DataConfig(Strict):
-    """The generated data: scene counts per split (see :mod:`curator_model.generate`)."""
+class SplitSize(Strict):
+    """How much of each kind of data one split holds (see :mod:`curator_model.generate`)."""
 
-    train_scenes: int = Field(1200, ge=1)
-    heldout_scenes: int = Field(150, ge=1)
-    #: augmented copies of each bundled DESOBA photo (real scenes: 05 train, 06 held out)
-    desoba_copies: int = Field(12, ge=1)
+    #: rendered scenes of textured shapes
+    synthetic: int = Field(ge=0)
+    #: scenes composited on the split's real photos, with real cutouts and clutter
+    composite: int = Field(ge=0)
+    #: views of every annotated real instance of the split's photos (view 0 is the photo as it is)
+    real_views: int = Field(ge=0)
+
+
+class DataConfig(Strict):
+    """The generated data per split; splits are by photo (:mod:`curator_model.splits`)."""
+
+    train: SplitSize = SplitSize(synthetic=600, composite=900, real_views=16)
+    #: the threshold is chosen on this split only
+    calibration: SplitSize = SplitSize(synthetic=100, composite=250, real_views=16)
+    #: metrics only
+    test: SplitSize = SplitSize(synthetic=150, composite=200, real_views=16)
     #: generated arrays are cached here, so a rerun spends its time on the model
     cache_dir: Path | None = Path("out/curator_cache")
     workers: int = Field(2, ge=1)
@@ -65,7 +79,7 @@ class TrainConfig(Strict):
     shards: list[Path] = []
     #: fraction of every epoch drawn from the human-labelled samples (with replacement)
     human_ratio: float = Field(0.3, ge=0, lt=1)
-    #: the shipped threshold keeps this fraction of good held-out samples
+    #: the shipped threshold keeps at least this fraction of the good calibration samples of every kind
     target_recall: float = Field(0.9, gt=0, le=1)
 
 
@@ -83,7 +97,7 @@ def human_arrays(labels_path: Path, shards: list[Path], input_size: int) -> tupl
     """Features and allowed-class masks of the human-labelled samples found in ``shards``."""
     labels = {lab.key: lab for lab in read_labels(labels_path)}
     xs, allowed, keys = [], [], []
-    for key, triplet in shard_samples(shards, set(labels)):
+    for key, triplet, _ in shard_samples(shards, set(labels)):
         lab = labels[key]
         row = np.zeros(len(CLASSES), bool)
         if lab.good:
@@ -168,9 +182,11 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
         hx, hallowed, keys = human_arrays(cfg.labels, cfg.shards, cfg.input_size)
         human = {"labels": str(cfg.labels), "samples": len(keys), "good": int(hallowed[:, 0].sum()), "ratio": cfg.human_ratio}
     d = cfg.data
-    train_set = generate.build_split("train", d.train_scenes, cfg.input_size, d.workers, d.cache_dir, d.desoba_copies)
-    heldout = generate.build_split("heldout", d.heldout_scenes, cfg.input_size, d.workers, d.cache_dir, d.desoba_copies)
+    splits = {name: generate.build_split(name, size.synthetic, size.composite, size.real_views, cfg.input_size,
+                                         d.workers, d.cache_dir)
+              for name, size in (("train", d.train), ("calibration", d.calibration), ("test", d.test))}
     data_seconds = time.perf_counter() - started
+    train_set, calib, test = splits["train"], splits["calibration"], splits["test"]
     x, allowed = train_set.x, np.eye(len(CLASSES), dtype=bool)[train_set.y]
     if human["samples"]:
         x, allowed = np.concatenate([x, hx]), np.concatenate([allowed, hallowed])
@@ -186,11 +202,18 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
     save_checkpoint(net, spec, ckpt)  # provisional threshold; rewritten below once it is chosen
     curator = Curator(ckpt, "cpu")
     t0 = time.perf_counter()
-    p_good = curator.predict(heldout.x)[:, 0]
-    per_s = len(heldout.x) / (time.perf_counter() - t0)
-    results = {"curator": metrics(p_good, heldout.y, cfg.target_recall),
-               "physical_rule": metrics(heldout.physical, heldout.y, cfg.target_recall)}
-    spec = spec.model_copy(update={"threshold": results["curator"]["threshold"]})
+    p_calib = curator.predict(calib.x)[:, 0]
+    per_s = len(calib.x) / (time.perf_counter() - t0)
+    p_test = curator.predict(test.x)[:, 0]
+    threshold = calibrate(p_calib, calib.y, calib.kind, cfg.target_recall)  # the calibration split only
+    rule_threshold = calibrate(calib.physical, calib.y, calib.kind, cfg.target_recall)
+    results = {"curator": {"calibration": by_kind(p_calib, calib, threshold), "test": by_kind(p_test, test, threshold)},
+               "physical_rule": {"calibration": by_kind(calib.physical, calib, rule_threshold),
+                                 "test": by_kind(test.physical, test, rule_threshold)}}
+    tables = {split: table({f"{scorer} / {kind}": results[scorer][split][kind]
+                            for kind in results["curator"][split] for scorer in results})
+              for split in ("test", "calibration")}
+    spec = spec.model_copy(update={"threshold": threshold})
     save_checkpoint(net, spec, ckpt)
     card = {
         "name": "layered-triplet curator",
@@ -201,17 +224,18 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
         "parameters": int(sum(p.numel() for p in net.parameters())),
         "spec": json.loads(spec.model_dump_json()),
         "threshold": spec.threshold,
-        "threshold_rule": f"keeps {cfg.target_recall:.0%} of good held-out samples",
+        "threshold_rule": f"chosen on the calibration split only: keeps >= {cfg.target_recall:.0%} of its good samples of every kind",
         "train_config": json.loads(cfg.model_dump_json()),
         "data": {
             "generator_version": generate.GENERATOR_VERSION,
-            "train": {"scenes": cfg.data.train_scenes, "seed_base": generate.TRAIN_SEED_BASE,
-                      "desoba": list(generate.DESOBA_SPLIT["train"]), "desoba_copies": d.desoba_copies, "counts": train_set.counts()},
-            "heldout": {"scenes": cfg.data.heldout_scenes, "seed_base": generate.HELDOUT_SEED_BASE,
-                        "desoba": list(generate.DESOBA_SPLIT["heldout"]), "counts": heldout.counts()},
+            "splits": {name: {"photos": list(PHOTO_SPLITS[name]),
+                              "real_instances": [real_instances()[i].name for i in generate.real_indices(name)],
+                              "scene_seed_base": SEED_BASE[name], "size": getattr(d, name).model_dump(),
+                              "counts": splits[name].counts()} for name in splits},
+            "synthetic_test_textures": "the 4 bundled photos (as the first curator's held-out scenes), for before/after",
             "human": human,
         },
-        "metrics": {"heldout": results, "table": table(results)},
+        "metrics": {"results": results, "table_test": tables["test"], "table_calibration": tables["calibration"]},
         "training": {"epochs": cfg.epochs, "loss_per_epoch": [round(v, 5) for v in losses],
                      "train_seconds": round(train_seconds, 1), "data_seconds": round(data_seconds, 1),
                      "torch_threads": cfg.threads},

@@ -5,7 +5,8 @@ triplet, loaded once per actor from a safetensors checkpoint, batched on the act
 the failures that still recomposite exactly (ghosts, lost shadows, stolen background, truncation,
 occlusion). ``physical`` scores what physics can check without a model: the recomposite PSNR against
 the floor, and a ghost test (does the background still show edges along the removed object's outline
-that its surroundings do not have?).
+that its surroundings do not have?). With either, a row whose shadow came from stage 2's detector with a
+confidence below ``curate.min_shadow_confidence`` is rejected as a lost shadow before it is scored.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from curation.core.config import RunConfig
 from curation.core.decompose import Triplet
-from curation.core.schema import LAYER_MEMBERS, Reason, Row, StageName, get_image, reject, update_meta
+from curation.core.schema import LAYER_MEMBERS, Reason, Row, StageName, get_image, get_json, reject, update_meta
 from curation.core.stage import RowStage
 from curator_model.physical import PHYSICAL_THRESHOLD, ghost_ratio, physical_score
 
@@ -44,10 +45,25 @@ class Curate(RowStage):
             load_checkpoint(cfg.curate.checkpoint or DEFAULT_CHECKPOINT)
 
     def process(self, rows: list[Row]) -> None:
+        scored = [row for row in rows if not self._missed_shadow(row)]
         if self.curator is None:
-            self._physical(rows)
+            self._physical(scored)
         else:
-            self._model(rows)
+            self._model(scored)
+
+    def _missed_shadow(self, row: Row) -> bool:
+        """Reject a row whose shadow stage 2's detector does not trust: a missed shadow stays in the
+        background and the layer ships without it, which no score of the layers alone reliably shows."""
+        confidence = get_json(row, "meta").get("masks", {}).get("shadow_confidence")
+        limit = self.cfg.curate.min_shadow_confidence
+        if confidence is None or confidence >= limit:
+            return False
+        row["score"] = 0.0
+        update_meta(row, self.name, {"likely_failure": "lost_shadow", "shadow_confidence": confidence,
+                                     "min_shadow_confidence": limit})
+        reject(row, self.name, Reason.LOW_CURATOR_SCORE,
+               f"shadow detector confidence {confidence:.2f} < {limit}; most likely lost_shadow (a shadow the detector missed)")
+        return True
 
     def _physical(self, rows: list[Row]) -> None:
         for row in rows:

@@ -41,9 +41,10 @@ class MasksAndLayers(RowStage):
 
     @staticmethod
     def preflight(cfg: RunConfig) -> None:
-        """A SAM or inpainting checkpoint that is not there fails now, not in every actor."""
+        """A SAM, shadow-detector or inpainting checkpoint that is not there fails now, not in every actor."""
         m = cfg.masks
         for key, path in (("masks.sam.checkpoint", m.sam.checkpoint if m.segmenter == "sam" else None),
+                          ("masks.detector.checkpoint", m.detector.checkpoint if m.detector.backend != "rule" else None),
                           ("masks.inpaint.checkpoint", m.inpaint.checkpoint if m.inpaint.backend == "exported" else None)):
             if path is not None and not path.is_file():
                 raise FileNotFoundError(f"{key}: {path} is not a file")
@@ -56,13 +57,15 @@ class MasksAndLayers(RowStage):
         return Prompt(image=composite, image_id=image_id, box=box, points=points_from_ann(ann),
                       mask=None if mask is None else mask.astype(bool))
 
-    def effect_mask(self, row: Row, composite: np.ndarray, obj: np.ndarray) -> tuple[np.ndarray, str]:
-        """The object's shadow region and where it came from (``source`` or the detector's name)."""
+    def effect_mask(self, row: Row, composite: np.ndarray, obj: np.ndarray) -> tuple[np.ndarray, str, float | None]:
+        """The object's shadow region, where it came from (``source`` or the detector's name) and the
+        detector's confidence in it (None for a source annotation)."""
         eff = get_image(row, "ann_effect")
         mode = self.cfg.masks.effects
         if mode == "source" or (mode == "auto" and eff is not None):
-            return (np.zeros_like(obj) if eff is None else (eff.astype(bool) & ~obj)), "source"
-        return self.detector.detect(composite, obj), f"detector-{self.detector.name}"
+            return (np.zeros_like(obj) if eff is None else (eff.astype(bool) & ~obj)), "source", None
+        found = self.detector.detect_scored(composite, obj)
+        return found.mask, f"detector-{self.detector.name}", round(found.confidence, 4)
 
     def process(self, rows: list[Row]) -> None:
         composites = [get_image(row, "composite") for row in rows]
@@ -86,13 +89,14 @@ class MasksAndLayers(RowStage):
         if clean is not None and clean.shape != composite.shape:
             reject(row, self.name, Reason.SIZE_MISMATCH, f"clean {clean.shape} vs composite {composite.shape}")
             return
+        shadow_confidence = None
         if clean is not None and ann.get("clean_kind", "background") == "background":
             background, method, effect_source = clean, "paired", "paired"
         elif clean is not None:
             background, method, effect_source = (background_shadowfree(clean, obj, self.inpainter),
                                                  f"shadowfree+{self.inpainter.name}", "paired")
         else:
-            effect_in, effect_source = self.effect_mask(row, composite, obj)
+            effect_in, effect_source, shadow_confidence = self.effect_mask(row, composite, obj)
             background = background_unpaired(composite, obj, effect_in, self.inpainter, cfg.relight_smooth_px)
             method = f"{self.inpainter.name}+relight"
         layers = decompose(composite, background, obj, cfg.soft_edge_px)
@@ -114,6 +118,7 @@ class MasksAndLayers(RowStage):
             "mask_agreement": None if agreement is None else round(agreement, 4),
             "effects": effect_source, "background": method, "psnr": round(float(row["psnr"]), 3),
             "object_px": int(obj.sum()), "effect_px": int(effect.sum()), "quality": quality.as_dict(),
+            "shadow_confidence": shadow_confidence,
         })
 
     @staticmethod

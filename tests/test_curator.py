@@ -9,14 +9,17 @@ from safetensors.torch import save_file
 
 from curation.core.compositing import recomposite_psnr
 from curation.core.config import ConfigError, parse_config
+from curation.core.morphology import dilate
 from curation.core.schema import OK, REJECTED, new_row, set_image
 from curator_model import generate
 from curator_model.corruptions import CORRUPTIONS
-from curator_model.evaluate import metrics
+from curation.core.realdata import real_instances
+from curator_model.evaluate import calibrate, metrics
 from curator_model.features import CHANNELS, features
 from curator_model.network import (CLASSES, FAILURES, CheckpointError, Curator, ModelSpec, build_model,
                                    load_checkpoint, save_checkpoint)
-from curator_model.train import TrainConfig, fit, set_loss
+from curator_model.splits import PHOTO_SPLITS, SPLITS, split_of
+from curator_model.train import DataConfig, TrainConfig, fit, set_loss, train
 
 # a tiny network so that tests train in seconds; same timm code path as the shipped one
 TINY = ModelSpec(arch="resnet10t", model_kwargs={"channels": [8, 16, 32, 64], "stem_width": 8}, input_size=32)
@@ -50,22 +53,53 @@ def test_corruptions_return_none_where_the_mode_does_not_apply(scene):
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
-    return cache, {split: generate.build_split(split, 2, 32, workers=1, cache_dir=cache, desoba_copies=1)
-                   for split in ("train", "heldout")}
+    return cache, {split: generate.build_split(split, 2, 3, 1, 32, workers=1, cache_dir=cache) for split in SPLITS}
 
 
-def test_generated_splits_are_deterministic_cached_and_disjoint_by_scene(splits):
+def test_generated_splits_are_deterministic_cached_and_disjoint_by_photo(splits):
     cache, arrays = splits
-    train, held = arrays["train"], arrays["heldout"]
+    train = arrays["train"]
     assert len(list(cache.glob("train-*.npz"))) == 1
-    again = generate.build_split("train", 2, 32, workers=1, cache_dir=cache, desoba_copies=1)  # from the cache
+    again = generate.build_split("train", 2, 3, 1, 32, workers=1, cache_dir=cache)  # from the cache
     assert np.array_equal(again.x, train.x) and train.x.shape[1:] == (len(CHANNELS), 32, 32)
     first, second = generate.scene_samples(SEED), generate.scene_samples(SEED)
     assert [s.label for s in first] == [s.label for s in second]
     assert all(np.array_equal(a.triplet.foreground, b.triplet.foreground) for a, b in zip(first, second))
-    assert not set(train.scene) & set(held.scene)
-    assert "desoba:05" in set(train.scene) and "desoba:06" in set(held.scene)
+    scenes = {s: set(a.scene) for s, a in arrays.items()}
+    assert not scenes["train"] & scenes["calibration"] and not scenes["train"] & scenes["test"]
+    assert not scenes["calibration"] & scenes["test"]
+    assert {k for a in arrays.values() for k in a.kind} == set(generate.KINDS)
+    # every real instance sits in the split of its photo, and no photo is in two splits
+    photos = [p for ps in PHOTO_SPLITS.values() for p in ps]
+    assert len(photos) == len(set(photos))
+    for split, a in arrays.items():
+        real = {s.removeprefix("real:") for s in a.scene if s.startswith("real:")}
+        assert real and all(split_of(i.photo) == split for i in real_instances() if i.name in real)
+    assert {"desoba/05/target", "desoba/06/target", "desoba/07/target"} <= {
+        s.removeprefix("real:") for a in arrays.values() for s in a.scene}
     assert set(np.unique(train.y)) == set(range(len(CLASSES)))
+
+
+def test_composites_use_only_their_split_photos_and_keep_clutter_off_the_target():
+    from curator_model.composites import compose, cutouts
+
+    assert all(split_of(p) == "train" for p in PHOTO_SPLITS["train"])
+    assert len(cutouts("calibration")) == 3 and len(cutouts("test")) == 4  # whole instances only (07: two cut)
+    for seed in range(6):
+        scene = compose(np.random.default_rng(seed), "test")
+        if scene is None:
+            continue
+        # plate = photo away from the target (a shadow's faint tail below EFFECT_MIN may move a level or two)
+        changed = np.abs(scene.composite.astype(int) - scene.plate.astype(int)).max(2) > 2
+        assert not (changed & ~dilate(scene.mask | scene.effect, 6)).any()
+
+
+def test_real_border_cut_instances_are_truncated_samples():
+    names = [i.name for i in real_instances()]
+    cut = generate.real_samples(names.index("desoba/07/target"), 0)
+    assert [s.label for s in cut] == ["truncated"] and cut[0].kind == "real"
+    whole = generate.real_samples(names.index("desoba/06/target"), 0)
+    assert whole[0].label == "good" and {s.label for s in whole[1:]} <= set(FAILURES)
 
 
 def test_training_a_few_steps_lowers_the_loss(splits):
@@ -128,15 +162,48 @@ def test_pretrained_backbone_weights_load_from_a_local_file(tmp_path):
         build_model(TINY, tmp_path / "nope.safetensors")
 
 
-def test_metrics_pick_the_threshold_at_the_target_recall():
+def test_metrics_at_a_threshold_and_the_calibration_rule():
     y = np.array([0] * 10 + [1, 2, 3, 4, 5] * 2)
     p = np.r_[np.linspace(0.5, 1.0, 10), np.full(10, 0.2)]
     p[10] = 0.9  # one ghost scores like a good sample
-    m = metrics(p, y, target_recall=0.9)
-    assert m["threshold"] == pytest.approx(np.linspace(0.5, 1.0, 10)[1])
+    kind = np.array(["synthetic"] * 20)
+    t = calibrate(p, y, kind, 0.9)
+    assert t == pytest.approx(np.linspace(0.5, 1.0, 10)[1])
+    m = metrics(p, y, t)
     assert m["good_kept"] == 0.9 and m["recall_per_failure"]["ghost"] == 0.5 and m["recall_per_failure"]["occluded"] == 1.0
-    assert m["precision_at_90_recall"] == pytest.approx(9 / 10)
-    assert 0.9 < m["roc_auc"] < 1.0
+    assert m["precision"] == pytest.approx(9 / 10) and 0.9 < m["roc_auc"] < 1.0
+    # a second kind whose good samples score lower pulls the threshold down: each kind keeps its 90 %
+    real_p, real_y = np.r_[np.linspace(0.2, 0.4, 10), 0.1], np.r_[[0] * 10, 1]
+    both = calibrate(np.r_[p, real_p], np.r_[y, real_y], np.r_[kind, ["real"] * 11], 0.9)
+    assert both == pytest.approx(np.linspace(0.2, 0.4, 10)[1])
+
+
+def test_the_threshold_comes_from_the_calibration_split_only(tmp_path, monkeypatch):
+    """Training twice with the same train and calibration data but different test data gives the same
+    checkpoint and threshold; changing the calibration data moves the threshold."""
+    rng = np.random.default_rng(0)
+
+    def arrays(n: int, seed: int) -> generate.Arrays:
+        r = np.random.default_rng(seed)
+        return generate.Arrays(r.integers(0, 256, (n, len(CHANNELS), 32, 32), dtype=np.uint8),
+                               np.r_[np.zeros(n // 2, np.int64), r.integers(1, len(CLASSES), n - n // 2)],
+                               r.random(n).astype(np.float32), np.array([f"s{i}" for i in range(n)]),
+                               np.array(["composite", "real"] * (n // 2)))
+
+    data = {"train": arrays(40, 1), "calibration": arrays(30, 2), "test": arrays(30, 3)}
+    monkeypatch.setattr(generate, "build_split", lambda split, *a, **k: data[split])
+    cfg = TrainConfig(arch=TINY.arch, model_kwargs=TINY.model_kwargs, input_size=32, epochs=1, batch_size=8,
+                      data=DataConfig(cache_dir=None, workers=1))
+    first = train(cfg, tmp_path / "a")
+    data["test"] = generate.Arrays(data["test"].x[::-1].copy(), rng.permutation(data["test"].y), *(
+        getattr(data["test"], f) for f in ("physical", "scene", "kind")))  # other test images and labels
+    second = train(cfg, tmp_path / "b")
+    assert second["threshold"] == first["threshold"] and second["sha256"] == first["sha256"]
+    assert second["metrics"]["results"]["curator"]["test"] != first["metrics"]["results"]["curator"]["test"]
+    data["calibration"] = arrays(30, 4)
+    third = train(cfg, tmp_path / "c")
+    assert third["threshold"] != first["threshold"]
+    assert set(first["data"]["splits"]) == set(SPLITS) and first["data"]["splits"]["test"]["photos"] == list(PHOTO_SPLITS["test"])
 
 
 def _rows(scene, n=3):

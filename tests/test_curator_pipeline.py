@@ -19,7 +19,9 @@ def test_the_shipped_checkpoint_matches_its_model_card():
     assert card["sha256"] == hashlib.sha256(data).hexdigest() and card["size_bytes"] == len(data) < 20e6
     _, spec = load_checkpoint(DEFAULT_CHECKPOINT)
     assert spec.threshold == card["threshold"] and spec.arch == card["train_config"]["arch"]
-    assert {"curator", "physical_rule"} <= set(card["metrics"]["heldout"])
+    results = card["metrics"]["results"]
+    assert {"curator", "physical_rule"} <= set(results)
+    assert all({"calibration", "test"} <= set(r) and "real" in r["test"] for r in results.values())
 
 
 @pytest.fixture(scope="module")

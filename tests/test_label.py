@@ -17,10 +17,13 @@ from curator_model import generate
 from curator_model.features import features
 from curator_model.labels import COLUMNS, Label, LabelsError, read_labels, shard_samples, to_csv
 from curator_model.network import Curator, ModelSpec, build_model, save_checkpoint
-from curator_model.review import least_sure
-from curator_model.train import DataConfig, TrainConfig, train
+from curator_model.review import review_candidates, write_review
+from curator_model.train import DataConfig, SplitSize, TrainConfig, train
 
 TINY = ModelSpec(arch="resnet10t", model_kwargs={"channels": [8, 16, 32, 64], "stem_width": 8}, input_size=32)
+TINY_DATA = DataConfig(train=SplitSize(synthetic=1, composite=1, real_views=0),
+                       calibration=SplitSize(synthetic=1, composite=2, real_views=0),
+                       test=SplitSize(synthetic=1, composite=1, real_views=0), cache_dir=None, workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     rows = []
     for i, s in enumerate(generate.scene_samples(10_000_002) + generate.scene_samples(10_000_003)):
-        row = new_row(key=f"synth-{i:06d}-0", source="synth", source_ref="test", psnr=60.0, score=0.5)
+        row = new_row(key=f"synth-{i:06d}-0", source="synth", source_ref=f"synthetic:seed={i}:instance=0", psnr=60.0, score=0.5)
         for name in ("composite", "background", "foreground", "mask", "effect"):
             set_image(row, name, getattr(s.triplet, name))
         rows.append(row)
@@ -58,13 +61,12 @@ def test_labels_round_trip_export_edit_train(run_dir, checkpoint, tmp_path):
     labels.write_text(to_csv(edited))
     assert read_labels(labels) == edited
     cfg = TrainConfig(arch=TINY.arch, model_kwargs=TINY.model_kwargs, input_size=32, epochs=1, batch_size=8,
-                      data=DataConfig(train_scenes=1, heldout_scenes=2, cache_dir=None, workers=1, desoba_copies=1),
-                      labels=labels, shards=[out], human_ratio=0.5)
+                      data=TINY_DATA, labels=labels, shards=[out], human_ratio=0.5)
     card = train(cfg, tmp_path / "ckpt")
     assert card["data"]["human"] == {"labels": str(labels), "samples": 3, "good": 1, "ratio": 0.5}
     assert (tmp_path / "ckpt" / "curator.safetensors").exists()
     saved = json.loads((tmp_path / "ckpt" / "model_card.json").read_text())
-    assert saved["threshold"] == card["spec"]["threshold"] and "physical_rule" in saved["metrics"]["heldout"]
+    assert saved["threshold"] == card["spec"]["threshold"] and "physical_rule" in saved["metrics"]["results"]
 
 
 def test_train_curator_cli_reads_the_labels_and_says_what_is_wrong(run_dir, tmp_path, capsys):
@@ -95,9 +97,38 @@ def test_read_labels_validates_and_reads_parquet(tmp_path):
 def test_export_picks_the_samples_closest_to_the_threshold(run_dir, checkpoint):
     out = run_dir
     curator = Curator(checkpoint, "cpu")
-    picked = least_sure(curator, [out], 3, 0.4)
-    p_all = curator.predict(np.stack([features(t, 32) for _, t in shard_samples([out])]))[:, 0]
+    picked = review_candidates(curator, [out], 3, 0.4)
+    p_all = curator.predict(np.stack([features(t, 32) for _, t, _ in shard_samples([out])]))[:, 0]
     assert np.allclose(sorted(abs(c.p_good - 0.4) for c in picked), np.sort(np.abs(p_all - 0.4))[:3], atol=1e-6)
+    assert not any(c.real for c in picked)  # the run holds rendered scenes only
+
+
+def test_export_shows_real_photo_rejects_first(tmp_path, checkpoint):
+    """Real-photo samples the curator rejects come first (lowest P(good) first), whatever their distance to
+    the threshold; the page says which are real and rejected, and names the likeliest failure."""
+    samples = generate.scene_samples(10_000_002)[:6]
+    rows = []
+    for i, s in enumerate(samples):
+        real = i % 2 == 1
+        row = new_row(key=f"{'photo' if real else 'synth'}-{i:06d}-0", source="src",
+                      source_ref=f"photos/{i}.jpg" if real else f"synthetic:seed={i}:instance=0", psnr=60.0, score=0.5)
+        for name in ("composite", "background", "foreground", "mask", "effect"):
+            set_image(row, name, getattr(s.triplet, name))
+        rows.append(row)
+    write_shard(tmp_path / "shards", "r000-000000", rows)
+    curator = Curator(checkpoint, "cpu")
+    p = {k: float(v) for k, v in zip((r["key"] for r in rows),
+                                     curator.predict(np.stack([features(s.triplet, 32) for s in samples]))[:, 0])}
+    threshold = float(np.median(list(p.values()))) + 1e-6  # about half of them rejected
+    picked = review_candidates(curator, [tmp_path], 6, threshold)
+    real_rejects = sorted((k for k in p if k.startswith("photo") and p[k] < threshold), key=p.get)
+    assert real_rejects and [c.key for c in picked[: len(real_rejects)]] == real_rejects
+    assert all(c.real and c.rejected for c in picked[: len(real_rejects)])
+    assert not any(c.real and c.rejected for c in picked[len(real_rejects):])
+    write_review(tmp_path / "page.html", picked, threshold, str(tmp_path))
+    page = (tmp_path / "page.html").read_text()
+    assert page.index(real_rejects[0]) < page.index(next(c.key for c in picked if not c.real))
+    assert "real photo, <b>rejected</b>" in page and f"likely failure: {picked[0].likely} ({picked[0].p_likely:.2f})" in page
 
 
 NODE_DOM = """

@@ -26,3 +26,18 @@ def test_a_shadow_goes_to_the_object_it_touches_and_stray_shadows_are_dropped():
     (left, left_shadow), (right, right_shadow) = split_pairs(objects, shadows, min_object_px=10)
     assert left[10, 10] and right[10, 45]
     assert left_shadow.sum() == 60 and not right_shadow.any()
+
+
+def test_the_bundled_photos_own_annotations_and_the_package_photos_load():
+    from curation.core.realdata import PACKAGE_PHOTOS, annotated_instances, read_photo, real_instances
+
+    inst = annotated_instances()
+    assert [i.name for i in inst] == [f"soba_web-shadow0573/{n}" for n in ("bollard-1", "bollard-2", "boy")]
+    for i in inst:
+        assert i.photo == "bundled:soba_web-shadow0573.jpg" and i.shadowfree is None and not i.touches_border
+        assert i.mask.any() and i.shadow.any() and not (i.mask & i.shadow).any() and not (i.mask & i.others).any()
+    assert len(real_instances()) == 12
+    for name in PACKAGE_PHOTOS:
+        photo = read_photo(name)
+        assert photo.ndim == 3 and photo.shape[2] == 3 and min(photo.shape[:2]) >= 256, name
+    assert read_photo("desoba/05:shadowfree").shape == (256, 256, 3)

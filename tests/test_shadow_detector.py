@@ -10,6 +10,7 @@ import numpy as np
 
 from curation.core.morphology import iou
 from curation.core.config import MasksConfig
+from curation.core.config.curate import CurateConfig
 from curation.eval_layers import desoba_truths, synthetic_truths
 from stages.shadows import build_detector
 from stages.shadows.rule import RuleShadowDetector
@@ -40,15 +41,29 @@ def test_no_shadow_found_where_there_is_none():
     assert det.detect(image, np.zeros_like(obj)).sum() == 0
 
 
-def test_a_cast_shadow_is_found_and_never_overlaps_the_object():
+def _cast(length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     image = np.full((128, 128, 3), 180, np.uint8)
     obj = np.zeros((128, 128), bool)
     obj[30:80, 55:70] = True
     shadow = np.zeros_like(obj)
-    shadow[74:84, 66:110] = True
+    shadow[74:84, 66 : 70 + length] = True
     shadow &= ~obj
     image[shadow] = (image[shadow] * 0.45).astype(np.uint8)
     image[obj] = (40, 90, 160)
-    found = RuleShadowDetector().detect(image, obj)
-    assert not (found & obj).any()
-    assert iou(found, shadow) >= 0.9
+    return image, obj, shadow
+
+
+def test_a_cast_shadow_is_found_and_never_overlaps_the_object():
+    image, obj, shadow = _cast(25)  # half the object's height
+    found = RuleShadowDetector().detect_scored(image, obj)
+    assert not (found.mask & obj).any()
+    assert iou(found.mask, shadow) >= 0.9 and found.confidence > 0.9
+
+
+def test_a_shadow_beyond_the_search_radius_is_cut_and_says_so():
+    """The tuned search radius (0.6 object heights, from the real instances) cuts a long evening shadow;
+    the confidence sees the rest at its wider view and stage 4 would reject the row as lost_shadow."""
+    image, obj, shadow = _cast(55)
+    found = RuleShadowDetector().detect_scored(image, obj)
+    assert 0.5 < iou(found.mask, shadow) < 0.9
+    assert found.confidence < CurateConfig().min_shadow_confidence

@@ -1,4 +1,4 @@
-"""Which torch device a model runs on, decided once when its actor starts, with a clear error."""
+"""Which torch device a model runs on, and loading a model onto it, decided once when its actor starts, with a clear error."""
 from __future__ import annotations
 
 
@@ -15,3 +15,14 @@ def resolve_device(name: str, key: str = "device") -> str:
         raise RuntimeError(f"{key}: device {name!r} was asked for but this actor sees no CUDA device "
                            "(set resources.num_gpus for the stage, or device: auto)")
     return name
+
+
+def load_exported(path: str, device: str, what: str, key: str):
+    """A ``torch.export`` program (``.pt2``) as a module on ``device``; any unreadable file is one
+    configuration error naming ``what`` it was meant to be and the config ``key`` it came from."""
+    import torch
+
+    try:
+        return torch.export.load(str(path)).module().to(device)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same configuration error
+        raise RuntimeError(f"{what} {path} cannot be loaded ({key}): {type(exc).__name__}: {exc}") from None

@@ -13,7 +13,7 @@ import numpy as np
 
 from curation.core.compositing import to_float, to_uint8
 from curation.core.config.masks import InpaintOptions
-from curation.core.devices import resolve_device
+from curation.core.devices import load_exported, resolve_device
 from curation.core.morphology import bbox_of, dilate
 from curation.core.registry import Registry
 
@@ -182,11 +182,7 @@ class ExportedInpainter:
         import torch
 
         path = str(checkpoint)
-        try:
-            self.model = torch.export.load(path).module().to(device)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same configuration error
-            raise RuntimeError(f"inpainting model {path} cannot be loaded (masks.inpaint.checkpoint): "
-                               f"{type(exc).__name__}: {exc}") from None
+        self.model = load_exported(path, device, "inpainting model", "masks.inpaint.checkpoint")
         self.device, self.torch, self.name = device, torch, f"exported:{path.rsplit('/', 1)[-1]}"
 
     @classmethod

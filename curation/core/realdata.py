@@ -1,4 +1,8 @@
-"""Real object–shadow instances from the bundled DESOBA photos: the real ground truth metrics are measured on.
+"""Real photos and real object–shadow instances: the ground truth that metrics are measured on.
+
+Instances come from the bundled DESOBA photos and from the project's own annotations of the other bundled
+photos (``annotated/``). Photos without annotations, bundled or shipped inside installed packages, are
+named here too, so that every user of real pixels refers to a photo by one name (splits are by photo).
 
 Each DESOBA sample annotates one target (object mask, shadow mask, and the photo with that shadow removed)
 and, as two merged masks, every other object and every other shadow. Split into connected components and
@@ -7,13 +11,14 @@ photo. Only the target has a shadow-free photo: DESOBA removes just the target's
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from curation.core.data import DESOBA
+from curation.core.data import BUNDLED, DESOBA
 from curation.core.imageio import read_image, read_mask
 from curation.core.morphology import dilate
 
@@ -24,7 +29,7 @@ MAX_PIXELS = 1 << 26
 class RealInstance:
     """One annotated object of a real photo and its cast shadow (both bool masks, never overlapping)."""
 
-    photo: str  # e.g. "desoba/05": instances of one photo share it, so splits by photo keep them together
+    photo: str  # e.g. "desoba/05", "bundled:soba_web-shadow0573.jpg": instances of one photo share it, so splits by photo keep them together
     name: str  # e.g. "desoba/05/target", "desoba/05/other-1"
     composite: np.ndarray  # RGB uint8
     mask: np.ndarray
@@ -77,6 +82,70 @@ def desoba_instances(root: Path = DESOBA) -> list[RealInstance]:
             out.append(RealInstance(photo, f"{photo}/other-{k}", composite, mask, shadow & ~mask, None,
                                     target | (objects & ~mask)))
     return out
+
+
+#: the bundled photos' hand-made annotations: ``annotated/<photo stem>/<name>_object.png`` + ``_shadow.png``
+ANNOTATED = BUNDLED / "annotated"
+
+
+def annotated_instances(root: Path = ANNOTATED) -> list[RealInstance]:
+    """Instances annotated for this project on the bundled photos (how: curation/data/real/README.md).
+
+    No shadow-free photo exists for these; ``others`` is the union of the photo's other annotated objects.
+    """
+    out: list[RealInstance] = []
+    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        photo = next(BUNDLED.glob(f"{folder.name}.*"))
+        composite = read_image(photo, MAX_PIXELS)
+        names = sorted(p.name.removesuffix("_object.png") for p in folder.glob("*_object.png"))
+        masks = {n: read_mask(folder / f"{n}_object.png", MAX_PIXELS) for n in names}
+        for n in names:
+            others = np.zeros_like(masks[n])
+            for m in names:
+                if m != n:
+                    others |= masks[m]
+            out.append(RealInstance(f"bundled:{photo.name}", f"{folder.name}/{n}", composite, masks[n],
+                                    read_mask(folder / f"{n}_shadow.png", MAX_PIXELS) & ~masks[n], None, others & ~masks[n]))
+    return out
+
+
+def real_instances() -> list[RealInstance]:
+    """Every annotated real instance the project ships: DESOBA's, then the bundled photos' own."""
+    return desoba_instances() + annotated_instances()
+
+
+#: permissively licensed photos that ship inside installed packages (credits: curation/data/real/README.md);
+#: grey ones are textures (brick, grass, gravel) that make plausible ground
+PACKAGE_PHOTOS: dict[str, tuple[str, str]] = {
+    "skimage:astronaut": ("skimage", "data/astronaut.png"),  # NASA, public domain
+    "skimage:coffee": ("skimage", "data/coffee.png"),  # Rachel Michetti, CC0
+    "skimage:chelsea": ("skimage", "data/chelsea.png"),  # Stefan van der Walt, CC0
+    "skimage:rocket": ("skimage", "data/rocket.jpg"),  # SpaceX, public domain
+    "skimage:brick": ("skimage", "data/brick.png"),  # CC0Textures, CC0
+    "skimage:grass": ("skimage", "data/grass.png"),  # linolafett (DeviantArt), CC0
+    "skimage:gravel": ("skimage", "data/gravel.png"),  # CC0Textures, CC0
+    "sklearn:china.jpg": ("sklearn", "datasets/images/china.jpg"),  # danielbuechele (Flickr), CC BY 2.0
+    "sklearn:flower.jpg": ("sklearn", "datasets/images/flower.jpg"),  # vultilion (Flickr), CC BY 2.0
+}
+
+
+def photo_path(name: str) -> Path:
+    """The file of a named photo: ``bundled:<file>``, ``desoba/NN:<composite|shadowfree>`` or a package photo."""
+    kind, _, rest = name.partition(":")
+    if kind == "bundled":
+        return BUNDLED / rest
+    if kind.startswith("desoba/"):
+        return DESOBA / kind.removeprefix("desoba/") / f"{rest}.png"
+    package, rel = PACKAGE_PHOTOS[name]
+    spec = importlib.util.find_spec(package)  # locates the package's files without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"photo {name}: package {package} is not installed")
+    return Path(spec.submodule_search_locations[0]) / rel
+
+
+def read_photo(name: str) -> np.ndarray:
+    """A named photo as RGB uint8 (grey textures as three equal channels)."""
+    return read_image(photo_path(name), MAX_PIXELS)
 
 
 # --- the hole benchmark: real photos, object-shaped holes where the truth is the photo itself -------------
@@ -142,16 +211,8 @@ def load_photo(spec: PhotoSpec, root: Path = DESOBA) -> tuple[np.ndarray, np.nda
     allowed = np.zeros((HOLE_SIZE, HOLE_SIZE), bool)
     for x0, y0, x1, y1 in spec.ground:
         allowed[y0:y1, x0:x1] = True
-    if kind == "skimage":
-        import skimage.data
-
-        image = getattr(skimage.data, ref)()
-    elif kind == "sklearn":
-        from sklearn.datasets import load_sample_image
-
-        image = load_sample_image(ref)
-    elif kind == "bundled":
-        image = read_image(DESOBA.parent / ref, MAX_PIXELS)
+    if kind != "desoba":
+        image = read_photo(spec.origin)
     else:
         folder = Path(root) / ref
         image = read_image(folder / "shadowfree.png", MAX_PIXELS)
@@ -159,9 +220,7 @@ def load_photo(spec: PhotoSpec, root: Path = DESOBA) -> tuple[np.ndarray, np.nda
         for name in ("object_mask", "other_objects_mask", "other_shadows_mask"):
             busy |= read_mask(folder / f"{name}.png", MAX_PIXELS)
         allowed &= ~square(dilate(busy, 4).astype(np.uint8)).astype(bool)
-    if image.ndim == 2:
-        image = np.dstack([image] * 3)
-    return square(np.ascontiguousarray(image[..., :3])), allowed
+    return square(image), allowed
 
 
 def hole_shapes(seed: int = 0, synthetic: int = 6) -> list[tuple[str, np.ndarray]]:

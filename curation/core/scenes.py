@@ -43,10 +43,10 @@ class Scene:
     instances: list[Instance] = field(default_factory=list)
 
 
-@functools.lru_cache(maxsize=1)
-def _photos() -> tuple[np.ndarray, ...]:
+@functools.lru_cache(maxsize=8)
+def _photos(names: tuple[str, ...] = PHOTOS) -> tuple[np.ndarray, ...]:
     out = []
-    for name in PHOTOS:
+    for name in names:
         bgr = cv2.imread(str(BUNDLED / name), cv2.IMREAD_COLOR)
         if bgr is None:
             raise FileNotFoundError(f"bundled photo {BUNDLED / name} is missing")
@@ -54,8 +54,10 @@ def _photos() -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
-def photo_crop(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    photo = _photos()[rng.integers(len(_photos()))]
+def photo_crop(rng: np.random.Generator, h: int, w: int, photos: tuple[str, ...] = PHOTOS) -> np.ndarray:
+    """A random crop of one of ``photos`` (bundled file names), float RGB resized to (h, w)."""
+    pool = _photos(photos)
+    photo = pool[rng.integers(len(pool))]
     ph, pw = photo.shape[:2]
     scale = rng.uniform(0.3, 0.9)
     ch, cw = max(8, int(ph * scale)), max(8, int(pw * scale * w / max(h, 1) * ph / pw))
@@ -64,10 +66,10 @@ def photo_crop(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return cv2.resize(photo[y : y + ch, x : x + cw], (w, h), interpolation=cv2.INTER_AREA)
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def _background(rng: np.random.Generator, size: int, photos: tuple[str, ...]) -> np.ndarray:
     """A textured ground: a real photo crop, or procedural tiles/noise with a light gradient."""
     if rng.random() < 0.5:
-        bg = photo_crop(rng, size, size)
+        bg = photo_crop(rng, size, size, photos)
     else:
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
         base = rng.uniform(0.35, 0.85, 3).astype(np.float32)
@@ -108,7 +110,7 @@ def silhouette(rng: np.random.Generator, shape: str, h: int, w: int) -> np.ndarr
     return cv2.resize(canvas.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_AREA)
 
 
-def _cast_shadow(alpha: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+def cast_shadow(alpha: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """Project the silhouette onto the ground plane: anchored at its base, sheared and squashed."""
     h, w = alpha.shape
     ys = np.nonzero(alpha.max(axis=1) > 0.5)[0]
@@ -124,10 +126,15 @@ def _cast_shadow(alpha: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
     return np.clip(sh, 0, 1), softness
 
 
-def render_scene(seed: int, size: int = 256, max_objects: int = 2, occlusion_rate: float = 0.15) -> Scene:
-    """Render one scene with per-instance ground truth. Same arguments, same pixels."""
+def render_scene(seed: int, size: int = 256, max_objects: int = 2, occlusion_rate: float = 0.15,
+                 photos: tuple[str, ...] = PHOTOS) -> Scene:
+    """Render one scene with per-instance ground truth. Same arguments, same pixels.
+
+    ``photos`` (bundled file names) are where ground and object textures come from; a caller that splits
+    data by photo passes its split's share.
+    """
     rng = np.random.default_rng(seed)
-    bg = _background(rng, size)
+    bg = _background(rng, size, photos)
     n = int(rng.integers(1, max_objects + 1))
     occlude = n > 1 and rng.random() < occlusion_rate
     alphas, colours, shadows, labels, params = [], [], [], [], []
@@ -149,12 +156,12 @@ def render_scene(seed: int, size: int = 256, max_objects: int = 2, occlusion_rat
         shape = SHAPES[int(rng.integers(len(SHAPES)))]
         a = np.zeros((size, size), np.float32)
         a[y : y + oh, x : x + ow] = silhouette(rng, shape, oh, ow)
-        tex = photo_crop(rng, oh, ow)
+        tex = photo_crop(rng, oh, ow, photos)
         tint = rng.uniform(0.6, 1.3, 3).astype(np.float32)
         shade = np.linspace(1.1, 0.8, oh, dtype=np.float32)[:, None, None]
         col = np.zeros((size, size, 3), np.float32)
         col[y : y + oh, x : x + ow] = np.clip(tex * tint * shade, 0.02, 1.0)
-        sh, softness = _cast_shadow(a, rng)
+        sh, softness = cast_shadow(a, rng)
         darkness = float(rng.uniform(0.35, 0.75))
         alphas.append(a)
         colours.append(col)

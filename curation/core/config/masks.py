@@ -34,14 +34,31 @@ class GrabCutOptions(Strict):
 
 
 class DetectorOptions(Strict):
-    """The single-image shadow detector (``effects: detector`` or ``auto`` without a source effect)."""
+    """The single-image shadow detector (``effects: detector`` or ``auto`` without a source effect).
 
-    backend: Literal["rule"] = "rule"
-    ratio: float = Field(0.88, gt=0, lt=1)
-    chroma_tol: float = Field(0.3, gt=0)
-    search: float = Field(0.8, gt=0)
+    ``rule`` needs no weights (the offline default); ``sam`` prompts SAM inside the shadow the rule found;
+    ``exported`` runs a learned detector from a ``torch.export`` program. The rule's parameters serve all three.
+    """
+
+    backend: Literal["rule", "sam", "exported"] = "rule"
+    ratio: float = Field(0.84, gt=0, lt=1)
+    chroma_tol: float = Field(0.45, gt=0)
+    search: float = Field(0.6, gt=0)
     base_band: float = Field(0.2, gt=0, le=1)
     window: float = Field(0.8, gt=0)
+    #: ``sam``: a local SAM ``.pth``; ``exported``: a ``.pt2`` program
+    #: ``model(image[1,3,H,W] 0..1, object[1,1,H,W] {0,1}) -> shadow probability[1,1,H,W]``, dynamic H, W
+    checkpoint: Path | None = None
+    #: ``sam`` only: checked against the weights at start-up; ``auto`` accepts any encoder geometry
+    model_type: Literal["vit_b", "vit_l", "vit_h", "auto"] = "vit_b"
+    #: ``auto`` = cuda when this actor has a GPU, else cpu
+    device: str = "auto"
+
+    @model_validator(mode="after")
+    def _models_have_weights(self) -> "DetectorOptions":
+        if self.backend != "rule" and self.checkpoint is None:
+            raise ValueError(f"shadow detector '{self.backend}' needs masks.detector.checkpoint (a local path)")
+        return self
 
 
 class InpaintOptions(Strict):
