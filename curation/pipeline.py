@@ -24,6 +24,7 @@ from curation.core.schema import ROW_SCHEMA, UNIT_SCHEMA
 from curation.core.stage import RowStage, Stage, chain_class, chain_resources, map_kwargs
 from curation.finalize import finalize
 from curation.layout import OutDir
+from curation.lock import OutLock
 from curation.runinfo import end_run, start_run
 from curation.sink import ShardSink
 from curation.worklist import write_units
@@ -156,6 +157,12 @@ def run(cfg: RunConfig) -> RunResult:
     check_dataflow((Ingest, *STAGES))
     out = OutDir(Path(cfg.run.out))
     out.create()
+    with OutLock(out.root):  # before anything in OUT is touched: a second run stops here
+        return _run_segment(cfg, out, started)
+
+
+def _run_segment(cfg: RunConfig, out: OutDir, started: float) -> RunResult:
+    """One segment of a run into ``out``, whose lock the caller holds."""
     removed = out.remove_torn()
     done = out.done_keys()
     seg = out.next_segment()

@@ -2,6 +2,8 @@
 and 0 duplicated, checked against the keys a clean run records."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -68,3 +70,69 @@ def test_a_flipped_byte_is_caught_by_the_checksum(clean_run, tmp_path):
     assert shard_problem(out / "shards", name) is None
     assert "SHA-256" in shard_problem(out / "shards", name, deep=True)
     assert any("SHA-256" in p for p in verify(out, 35.0).problems)
+
+
+def write_config(path, out, **sections) -> None:
+    """A small run config as a YAML file (JSON is YAML) for the command line."""
+    import json
+
+    data = {"run": {"out": str(out)}, "ray": {"num_cpus": 4},
+            "sources": [{"type": "synthetic", "name": "synth", "count": 10, "size": 96, "seed": 3, "paired_fraction": 0.5}],
+            "sink": {"shard_size": 4}}
+    data.update(sections)
+    path.write_text(json.dumps(data))
+
+
+def curate(*args: str, **kwargs):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "curation.cli", *args], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def test_a_second_run_into_the_same_out_is_refused_while_the_first_runs(clean_run, tmp_path):
+    import json
+    import time
+
+    _, _, expected = clean_run
+    out = tmp_path / "out"
+    write_config(tmp_path / "run.yaml", out)
+    first = curate("run", str(tmp_path / "run.yaml"))
+    lock = out / ".lock"
+    deadline = time.monotonic() + 120
+    while not (lock.exists() and lock.read_text()) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    holder = json.loads(lock.read_text())
+    second = curate("run", str(tmp_path / "run.yaml"))
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 2
+    assert err.strip().count("\n") == 0 and f"pid {holder['pid']}" in err and "in use by another run" in err
+    _, err1 = first.communicate(timeout=300)
+    assert first.returncode == 0, err1
+    info = json.loads((out / "run.json").read_text())
+    assert len(info["history"]) == 1  # the second run wrote nothing
+    assert_complete(out, expected)
+
+
+def test_the_lock_of_a_killed_run_is_taken_over(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from curation.lock import OutLock
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from curation.lock import OutLock; "
+                               f"OutLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(Path(__file__).parents[1])})
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(Exception, match=f"pid {holder.pid} on"):
+        OutLock(tmp_path).acquire()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    with OutLock(tmp_path):  # the dead run's lock file is still there, its flock is gone
+        assert str(__import__("os").getpid()) in (tmp_path / ".lock").read_text()
