@@ -156,6 +156,8 @@ def run(cfg: RunConfig) -> RunResult:
     started = time.perf_counter()
     check_dataflow((Ingest, *STAGES))
     out = OutDir(Path(cfg.run.out))
+    if out.root.exists() and not out.root.is_dir():
+        raise ConfigError(f"run.out: {out.root} is a file, not a folder")
     out.create()
     with OutLock(out.root):  # before anything in OUT is touched: a second run stops here
         return _run_segment(cfg, out, started)
@@ -166,6 +168,8 @@ def _run_segment(cfg: RunConfig, out: OutDir, started: float) -> RunResult:
     removed = out.remove_torn()
     done = out.done_keys()
     seg = out.next_segment()
+    units_path = out.work / f"units-{seg}.parquet"
+    n_units = write_units(cfg, units_path)  # before Ray starts: a missing source is a one-line error
     if not cfg.ray_address():  # on a cluster the checkpoints live on the workers, not necessarily here
         for stage in STAGES:
             stage.preflight(cfg)
@@ -173,8 +177,6 @@ def _run_segment(cfg: RunConfig, out: OutDir, started: float) -> RunResult:
     if cfg.ray.check_resources:
         check_fit(plan_pools(cfg), *cluster_capacity())
     start_run(out.run_json, cfg, seg, len(done), removed)
-    units_path = out.work / f"units-{seg}.parquet"
-    n_units = write_units(cfg, units_path)
     ctx = ray.data.DataContext.get_current()
     ctx.target_max_block_size = cfg.ray.target_block_mb * 1024 * 1024
     # the work list is one file the driver just wrote: Ray Data's v2 parquet reader would start actors to

@@ -88,7 +88,8 @@ class Ingest(Stage):
             return [reject(new_row(source.unit_key(unit), source.name, ref), self.name, reason, detail)], 1.0
 
         if MANIFEST_ERROR in unit.ref:
-            return failed(Reason.BAD_MANIFEST_ROW, f"{unit.ref[MANIFEST_ERROR]} (entry: {unit.ref.get('entry', '')})")
+            return failed(Reason(unit.ref.get("reason", Reason.BAD_MANIFEST_ROW)),
+                          f"{unit.ref[MANIFEST_ERROR]} (entry: {unit.ref.get('entry', '')})")
         try:
             rows, scale = source.load_scaled(unit, self.cfg.ingest.max_pixels, self.cfg.ingest.max_side)
         except ImageError as err:

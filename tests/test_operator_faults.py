@@ -136,3 +136,56 @@ def test_the_lock_of_a_killed_run_is_taken_over(tmp_path):
     holder.wait()
     with OutLock(tmp_path):  # the dead run's lock file is still there, its flock is gone
         assert str(__import__("os").getpid()) in (tmp_path / ".lock").read_text()
+
+
+
+def test_keys_longer_than_a_ustar_name_are_written_and_read_back(ray_session, tmp_path):
+    import webdataset as wds
+
+    from curation.core.data import BUNDLED
+
+    root = BUNDLED / "desoba"
+    folder = sorted(p for p in root.iterdir() if p.is_dir())[0]
+    files = {p.stem: p.relative_to(root).as_posix() for p in folder.iterdir()}
+    sid = "/".join(["a_deeply_nested_folder_of_photos"] * 6) + "/IMG_0001.jpg"  # a nested path as the id
+    (tmp_path / "m.csv").write_text("id,composite,shadowfree,object_mask\n"
+                                    f"{sid},{files['composite']},{files['shadowfree']},{files['object_mask']}\n")
+    out = tmp_path / "out"
+    result = run(small_config(out, sources=[{"type": "paired", "name": "pairs", "root": str(root),
+                                             "manifest": str(tmp_path / "m.csv")}]))
+    assert result.stats["accepted"] == 1
+    (key,) = index_keys(out)
+    assert len(key) > 200
+    samples = list(wds.WebDataset([str(p) for p in (out / "shards").glob("*.tar")], shardshuffle=False))
+    assert [s["__key__"] for s in samples] == [key]
+    assert verify(out, 35.0).ok
+
+
+@pytest.mark.parametrize("case", ["workers_negative", "workers_zero", "missing_source", "out_is_a_file", "bad_key"])
+def test_a_user_mistake_is_one_line_and_exit_2_before_anything_is_written(tmp_path, case):
+    out = tmp_path / "out"
+    write_config(tmp_path / "run.yaml", out)
+    args, expect = ["run", str(tmp_path / "run.yaml")], ""
+    if case == "workers_negative":
+        args, expect = args + ["--workers", "-1"], "--workers must be at least 1, got -1"
+    elif case == "workers_zero":
+        args, expect = args + ["--workers", "0"], "--workers must be at least 1, got 0"
+    elif case == "missing_source":
+        write_config(tmp_path / "run.yaml", out, sources=[{"type": "paired", "name": "p", "root": str(tmp_path / "nope")}])
+        expect = f"sources.0 (p): paired source 'p': root {tmp_path / 'nope'} is not a folder"
+    elif case == "out_is_a_file":
+        out.write_text("not a folder")
+        expect = f"run.out: {out} is a file, not a folder"
+    else:
+        write_config(tmp_path / "run.yaml", out, sink={"shard_size": 4, "shard_sise": 3})
+        expect = "sink.shard_sise: Extra inputs are not permitted"
+    proc = curate(*args)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert err.count("\n") == 1 and expect in err and "Traceback" not in err, err
+    assert not (out / "run.json").exists() and not (out.is_dir() and (out / "shards").exists() and
+                                                     any((out / "shards").iterdir()))
+    if case == "missing_source":  # --debug shows where it came from
+        proc = curate(*args, "--debug")
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode != 0 and "Traceback" in err

@@ -37,6 +37,7 @@ class Reason(Code):
     SIZE_MISMATCH = "size_mismatch"
     BAD_MANIFEST_ROW = "bad_manifest_row"
     DUPLICATE_IMAGE = "duplicate_image"
+    KEY_COLLISION = "key_collision"
     BAD_ANNOTATION = "bad_annotation"
     # ingest: instance selection
     CROWD = "crowd"
