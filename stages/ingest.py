@@ -112,9 +112,14 @@ class Ingest(Stage):
         return None if first == key else first
 
     def ingest_unit(self, source: Source, unit: Unit) -> list[Row]:
+        """The unit's rows less those a previous run finished; those are dropped only after selection, so
+        an instance already written still counts as an occluder of its neighbours."""
+        rows = self._select(source, unit)
+        return [r for r in rows if r["key"] not in self.done_keys] if self.done_keys else rows
+
+    def _select(self, source: Source, unit: Unit) -> list[Row]:
         started = time.perf_counter()
         rows, scale = self._load(source, unit)
-        rows = [r for r in rows if r["key"] not in self.done_keys]
         live = [r for r in rows if is_ok(r)]
         if not live:
             return rows
