@@ -131,3 +131,47 @@ def test_a_repeated_unit_id_is_rejected_as_a_key_collision(tmp_path):
     assert rows[0]["unit_id"] != rows[1]["unit_id"]
     second = Ingest(cfg).run(rows[1:])
     assert [(r["reject_reason"], "repeats an earlier unit" in r["reject_detail"]) for r in second] == [("key_collision", True)]
+
+
+def test_links_and_dotdot_that_leave_the_source_root_are_rejected(tmp_path):
+    rng = np.random.default_rng(2)
+    outside = tmp_path / "private"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(_png(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)))
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    (photos / "inside.png").write_bytes(_png(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)))
+    (photos / "sub" / "link.png").symlink_to(outside / "secret.png")
+    (photos / "sub" / "same.png").symlink_to(photos / "inside.png")  # a link that stays inside is fine
+    cfg = small_config(tmp_path / "out", ingest={"dedupe": False},
+                       sources=[{"type": "folder", "name": "photos", "root": str(photos), "max_proposals": 1}])
+    rows = _ingest(cfg, tmp_path)
+    reasons = {name: {r["reject_reason"] for r in rows if f"{name}_png" in r["key"]} for name in ("link", "same", "inside")}
+    assert reasons["link"] == {"outside_root"}
+    assert "outside_root" not in reasons["same"] | reasons["inside"] and reasons["same"] and reasons["inside"]
+    assert any("outside the source root" in r["reject_detail"] for r in rows if "link_png" in r["key"])
+
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    (pairs / "m.csv").write_text("id,composite,background\nup,../private/secret.png,../private/secret.png\n")
+    cfg = small_config(tmp_path / "out2", sources=[{"type": "paired", "name": "pairs", "root": str(pairs), "manifest": "m.csv"}])
+    (row,) = _ingest(cfg, tmp_path)
+    assert row["reject_reason"] == "outside_root"
+
+
+def test_a_nan_in_one_coco_annotation_rejects_that_annotation_only(tmp_path):
+    ann_path = _two_touching_objects(tmp_path / "coco")
+    data = json.loads(ann_path.read_text())
+    data["annotations"][0]["area"] = float("nan")  # as Python's json.dump writes it: a bare NaN
+    data["annotations"][1]["bbox"] = [30, 10, 20, float("inf")]
+    data["annotations"].append({"id": 3, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [50, 40, 8, 8],
+                                "segmentation": [[50, 40, 58, 40, 58, 48, 50, 48]]})
+    ann_path.write_text(json.dumps(data))
+    assert "NaN" in ann_path.read_text() and "Infinity" in ann_path.read_text()
+    cfg = small_config(tmp_path / "out", ingest={"dedupe": False}, sources=[
+        {"type": "coco", "name": "coco", "annotations": str(ann_path), "images": str(tmp_path / "coco" / "images")}])
+    rows = {r["key"]: r for r in _ingest(cfg, tmp_path)}
+    assert {k: r["reject_reason"] for k, r in rows.items() if k != "coco-1-3"} == {"coco-1-1": "bad_annotation",
+                                                                                   "coco-1-2": "bad_annotation"}
+    assert "NaN or Infinity" in rows["coco-1-1"]["reject_detail"]
+    assert rows["coco-1-3"]["reject_reason"] != "bad_annotation"  # the same file's clean annotation is used

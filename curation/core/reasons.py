@@ -28,6 +28,7 @@ class Reason(Code):
 
     # ingest: reading and validating files
     MISSING_FILE = "missing_file"
+    OUTSIDE_ROOT = "outside_root"
     EMPTY_FILE = "empty_file"
     NOT_IMAGE = "not_image"
     DECODE_ERROR = "decode_error"
