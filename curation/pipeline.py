@@ -182,6 +182,7 @@ def _run_segment(cfg: RunConfig, out: OutDir, started: float) -> RunResult:
     # the work list is one file the driver just wrote: Ray Data's v2 parquet reader would start actors to
     # read its footer, which cost more CPU at start-up than reading the whole list
     ctx.use_datasource_v2 = False
+    ctx.execution_options.preserve_order = cfg.sink.deterministic
     if n_units:
         claimed = claimed_digests([str(out.shards / f"{n}.parquet") for n in out.complete_shards()])
         ds = build_dataset(cfg, units_path, n_units, done, claimed)
