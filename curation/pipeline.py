@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -121,17 +122,24 @@ def init_ray(cfg: RunConfig) -> None:
              configure_logging=True, logging_level=logging.WARNING)
 
 
+def claimed_in(root: Path) -> dict[str, str]:
+    """The image digests that the complete shards of ``root`` hold (the dedupe registry's state on disk)."""
+    out = OutDir(root)
+    return claimed_digests([str(out.shards / f"{n}.parquet") for n in out.complete_shards()])
+
+
 def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: frozenset[str],
-                  claimed: dict[str, str]) -> ray.data.Dataset:
+                  out: OutDir, seg: str) -> ray.data.Dataset:
     """The lazy Ray Data plan from the work list to the curated rows.
 
-    ``done_keys`` and ``claimed`` (image digests already ingested) carry what earlier segments of a
-    resumed run did, so each sample and each image is handled once across the whole output folder.
+    ``done_keys`` and the digests in ``out``'s shards carry what earlier segments of a resumed run did, so
+    each sample and each image is handled once across the whole output folder.
     """
+    registry = DedupeRegistry.options(name=f"dedupe:{out.root.resolve()}:{seg}")  # named: an operator can find it
     blocks = max(1, min(1000, -(-n_units // cfg.ingest.resources.batch_size)))
     # one read task at a time: units are light, and every extra reader is a worker process (memory, start-up)
     ds = ray.data.read_parquet(str(units_path), override_num_blocks=blocks, concurrency=1)
-    options = {Ingest.name.value: {"done_keys": done_keys, "dedupe": DedupeRegistry.remote(claimed)}}
+    options = {Ingest.name.value: {"done_keys": done_keys, "dedupe": registry.remote(partial(claimed_in, out.root))}}
     for pool in plan_pools(cfg):
         ds = ds.map_batches(chain_class(pool.stages), batch_format="pyarrow",
                             fn_constructor_kwargs={"cfg": cfg, "options": options}, **map_kwargs(pool.resources))
@@ -184,8 +192,7 @@ def _run_segment(cfg: RunConfig, out: OutDir, started: float) -> RunResult:
     ctx.use_datasource_v2 = False
     ctx.execution_options.preserve_order = cfg.sink.deterministic
     if n_units:
-        claimed = claimed_digests([str(out.shards / f"{n}.parquet") for n in out.complete_shards()])
-        ds = build_dataset(cfg, units_path, n_units, done, claimed)
+        ds = build_dataset(cfg, units_path, n_units, done, out, seg)
         ds.write_datasink(ShardSink(out.shards, seg, cfg.sink), concurrency=cfg.sink.concurrency)
     stats = finalize(out)
     seconds = time.perf_counter() - started

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -30,17 +30,19 @@ from stages.sources.coco_json import AnnotationError
 log = logging.getLogger(__name__)
 
 
-@ray.remote(num_cpus=0)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class DedupeRegistry:
     """Cluster-wide record of image content hashes, so duplicates are caught across ingest workers.
 
     One actor serialises the claims, so of two workers holding the same pixels exactly one wins. A claim
     is idempotent (a retried task re-claims with the same key and still wins), and ``seed`` carries the
-    winners of earlier segments of a resumed run (see :func:`claimed_digests`).
+    winners already on disk (see :func:`claimed_digests`). Given as a function, it is called again when
+    Ray restarts the actor after a crash, so the registry is rebuilt from every shard written so far; only
+    claims of rows still in flight are forgotten (a duplicate among them may then pass, no row is lost).
     """
 
-    def __init__(self, seed: dict[str, str] | None = None) -> None:
-        self.first: dict[str, str] = dict(seed or {})
+    def __init__(self, seed: dict[str, str] | Callable[[], dict[str, str]] | None = None) -> None:
+        self.first: dict[str, str] = dict((seed() if callable(seed) else seed) or {})
 
     def claim(self, digest: str, key: str) -> str:
         """The key that first claimed ``digest`` (``key`` itself if it is the first)."""

@@ -206,3 +206,27 @@ def test_two_runs_of_one_config_write_byte_identical_tars(clean_run, tmp_path):
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / "shards").glob("*.tar"))}
 
     assert len(tars(first.out)) >= 2 and tars(first.out) == tars(second.out)
+
+
+def test_the_dedupe_registry_killed_mid_run_is_restarted_and_rebuilt(clean_run, tmp_path):
+    import threading
+    import time
+
+    import ray
+
+    _, _, expected = clean_run
+    out = tmp_path / "out"
+    done: dict = {}
+    worker = threading.Thread(target=lambda: done.update(result=run(faults_config(out))))
+    worker.start()
+    name, killed = f"dedupe:{out.resolve()}:r000", False
+    deadline = time.monotonic() + 120
+    while worker.is_alive() and not killed and time.monotonic() < deadline:
+        try:
+            ray.kill(ray.get_actor(name), no_restart=False)  # as if its process died: Ray restarts it
+            killed = True
+        except ValueError:  # not created yet
+            time.sleep(0.05)
+    worker.join(timeout=300)
+    assert killed and "result" in done
+    assert_complete(out, expected)
