@@ -115,9 +115,15 @@ class Ingest(Stage):
 
     def ingest_unit(self, source: Source, unit: Unit) -> list[Row]:
         """The unit's rows less those a previous run finished; those are dropped only after selection, so
-        an instance already written still counts as an occluder of its neighbours."""
-        rows = self._select(source, unit)
-        return [r for r in rows if r["key"] not in self.done_keys] if self.done_keys else rows
+        an instance already written still counts as an occluder of its neighbours. A unit whose keys are
+        all done (when its source knows them beforehand) is skipped before it is decoded."""
+        if not self.done_keys:
+            return self._select(source, unit)
+        if MANIFEST_ERROR not in unit.ref:
+            expected = source.expected_keys(unit)
+            if expected and self.done_keys.issuperset(expected):  # all done: not even read
+                return []
+        return [r for r in self._select(source, unit) if r["key"] not in self.done_keys]
 
     def _select(self, source: Source, unit: Unit) -> list[Row]:
         started = time.perf_counter()

@@ -175,3 +175,18 @@ def test_a_nan_in_one_coco_annotation_rejects_that_annotation_only(tmp_path):
                                                                                    "coco-1-2": "bad_annotation"}
     assert "NaN or Infinity" in rows["coco-1-1"]["reject_detail"]
     assert rows["coco-1-3"]["reject_reason"] != "bad_annotation"  # the same file's clean annotation is used
+
+
+def test_a_resumed_unit_whose_keys_are_all_done_is_not_decoded(tmp_path, monkeypatch):
+    import stages.sources.coco as coco
+
+    ann = _two_touching_objects(tmp_path / "coco")
+    cfg = small_config(tmp_path / "out", ingest={"dedupe": False}, sources=[
+        {"type": "coco", "name": "coco", "annotations": str(ann), "images": str(tmp_path / "coco" / "images")}])
+    keys = frozenset(r["key"] for r in _ingest(cfg, tmp_path))
+    decoded = []
+    real = coco.decode_oriented
+    monkeypatch.setattr(coco, "decode_oriented", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    assert _ingest(cfg, tmp_path, done_keys=keys) == [] and decoded == []
+    left = _ingest(cfg, tmp_path, done_keys=keys - {"coco-1-2"})  # one instance left: the photo is read
+    assert [r["key"] for r in left] == ["coco-1-2"] and decoded == [1]

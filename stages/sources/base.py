@@ -134,6 +134,11 @@ class Source(ABC):
         rows = self.load(unit, max_pixels)
         return rows, downscale_rows([r for r in rows if r["status"] == "ok"], max_side)
 
+    def expected_keys(self, unit: Unit) -> list[str] | None:
+        """The keys the unit's rows will have, when the unit says so without decoding (None: known only after
+        :meth:`load`, as for proposals). A resumed run skips a unit whose keys are all done before reading it."""
+        return None
+
     def unit_key(self, unit: Unit) -> str:
         """The key of the row that stands for a whole unit when the unit itself is rejected."""
         return make_key(self.name, unit.unit_id)

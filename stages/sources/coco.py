@@ -98,6 +98,9 @@ class CocoSource(Source):
             yield bad_unit(f"annotation_{ann_id or f'seq{seq}'}",
                            f"annotation refers to image_id {image_id!r}, which is not listed", ann)
 
+    def expected_keys(self, unit: Unit) -> list[str] | None:
+        return [make_key(self.name, unit.unit_id, inst["id"]) for inst in unit.ref["instances"]]
+
     # -- worker side ---------------------------------------------------------------------------------
     def load(self, unit: Unit, max_pixels: int) -> list[Row]:
         return self.load_scaled(unit, max_pixels, None)[0]

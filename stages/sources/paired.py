@@ -133,6 +133,9 @@ class PairedSource(Source):
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir()):
             yield Unit(unit_id=folder.name, ref={"folder": str(folder)})
 
+    def expected_keys(self, unit: Unit) -> list[str] | None:
+        return [make_key(self.name, unit.unit_id, 0)]
+
     def load(self, unit: Unit, max_pixels: int) -> list[Row]:
         files = folder_files(Path(unit.ref["folder"])) if "folder" in unit.ref else unit.ref
         for column in ("composite", "clean", "object_mask", "shadow_mask"):
