@@ -57,13 +57,13 @@ class OutDir:
             if problem:
                 log.warning("shard %s is damaged (%s): removed, its samples are done again", name, problem)
                 marker = self.shards / f"{name}_stats.json"
-                marker.unlink()
+                marker.unlink(missing_ok=True)
                 removed.append(marker.name)
         complete = set(self.complete_shards())
         for p in sorted(self.shards.glob("*")):
             stem = p.name.split(".")[0]
             if p.name.endswith(".tmp") or (p.suffix in (".tar", ".parquet") and stem not in complete):
-                p.unlink()
+                p.unlink(missing_ok=True)  # a write task of a killed run may still be renaming its files
                 removed.append(p.name)
         return removed
 

@@ -167,11 +167,11 @@ def run(cfg: RunConfig) -> RunResult:
     if out.root.exists() and not out.root.is_dir():
         raise ConfigError(f"run.out: {out.root} is a file, not a folder")
     out.create()
-    with OutLock(out.root):  # before anything in OUT is touched: a second run stops here
-        return _run_segment(cfg, out, started)
+    with OutLock(out.root) as lock:  # before anything in OUT is touched: a second run stops here
+        return _run_segment(cfg, out, started, lock.token)
 
 
-def _run_segment(cfg: RunConfig, out: OutDir, started: float) -> RunResult:
+def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str) -> RunResult:
     """One segment of a run into ``out``, whose lock the caller holds."""
     removed = out.remove_torn()
     done = out.done_keys()
@@ -193,7 +193,7 @@ def _run_segment(cfg: RunConfig, out: OutDir, started: float) -> RunResult:
     ctx.execution_options.preserve_order = cfg.sink.deterministic
     if n_units:
         ds = build_dataset(cfg, units_path, n_units, done, out, seg)
-        ds.write_datasink(ShardSink(out.shards, seg, cfg.sink), concurrency=cfg.sink.concurrency)
+        ds.write_datasink(ShardSink(out.shards, seg, cfg.sink, owner), concurrency=cfg.sink.concurrency)
     stats = finalize(out)
     seconds = time.perf_counter() - started
     end_run(out.run_json, stats, seconds)

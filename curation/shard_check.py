@@ -17,7 +17,7 @@ import json
 import os
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow.parquet as pq
 
@@ -67,16 +67,28 @@ def count_members(path: Path) -> int:
         return sum(1 for info in tar if info.isfile())
 
 
-def commit_shard(shards_dir: Path, name: str, stats: dict[str, Any]) -> dict[str, Any]:
+class Superseded(RuntimeError):
+    """The output folder belongs to another run now: this writer's run is dead, its shard is not marked."""
+
+
+def commit_shard(shards_dir: Path, name: str, stats: dict[str, Any],
+                 still_ours: Callable[[], bool] = lambda: True) -> dict[str, Any]:
     """Move ``{name}.tar.tmp`` and ``{name}.parquet.tmp`` into place, then write the marker; returns ``stats``
-    with the tar's size and SHA-256 added (``stats`` carries ``tar_members``, counted by the writer)."""
+    with the tar's size and SHA-256 added (``stats`` carries ``tar_members``, counted by the writer).
+
+    ``still_ours`` is asked right before the marker lands: False (the run that started this write has
+    died and another holds the folder) raises :class:`Superseded` and leaves an unmarked, torn shard.
+    """
     tar_tmp, index_tmp = shards_dir / f"{name}.tar.tmp", shards_dir / f"{name}.parquet.tmp"
     stats = {**stats, "tar_bytes": tar_tmp.stat().st_size, "tar_sha256": sha256_of(tar_tmp)}
     durable_replace(tar_tmp, shards_dir / f"{name}.tar")
     durable_replace(index_tmp, shards_dir / f"{name}.parquet")
     marker_tmp = shards_dir / f"{name}_stats.json.tmp"
     marker_tmp.write_text(json.dumps(stats, indent=1))
-    durable_replace(marker_tmp, shards_dir / f"{name}_stats.json")
+    fsync_file(marker_tmp)
+    if not still_ours():
+        raise Superseded(f"{shards_dir.parent} is held by another run: shard {name} left unmarked")
+    os.replace(marker_tmp, shards_dir / f"{name}_stats.json")
     fsync_dir(shards_dir)
     return stats
 

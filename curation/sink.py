@@ -20,7 +20,7 @@ import math
 import tarfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,6 +30,7 @@ from curation.core.config import SinkConfig
 from curation.core.imageio import encode_png
 from curation.core.schema import (CAPTION_COLUMNS, INDEX_COLUMNS, JSON_COLUMNS, LAYER_MEMBERS, OK, ROW_SCHEMA, Row,
                                   get_image, get_json, image_identity, table_rows)
+from curation.lock import holder_token
 from curation.shard_check import TAR_FORMAT, commit_shard
 
 INDEX_SCHEMA = pa.schema([ROW_SCHEMA.field(c) for c in INDEX_COLUMNS if c != "shard"] + [pa.field("shard", pa.string())])
@@ -93,8 +94,10 @@ class PngEncoder:
         return self.last[2]
 
 
-def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], cfg: SinkConfig = SinkConfig()) -> dict[str, Any]:
-    """Write one complete shard from a stream of rows; returns its stats (also written as ``_stats.json``)."""
+def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], cfg: SinkConfig = SinkConfig(),
+                still_ours: Callable[[], bool] = lambda: True) -> dict[str, Any]:
+    """Write one complete shard from a stream of rows; returns its stats (also written as ``_stats.json``).
+    ``still_ours``: whether the run that wants this shard still holds the output folder (see ``commit_shard``)."""
     shards_dir.mkdir(parents=True, exist_ok=True)
     tar_tmp, index_tmp = shards_dir / f"{name}.tar.tmp", shards_dir / f"{name}.parquet.tmp"
     index: list[dict[str, Any]] = []
@@ -125,7 +128,7 @@ def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], cfg: SinkConfi
         "by_reason": dict(sorted(reasons.items())), "by_source": dict(sorted(sources.items())),
         "tar_members": members,
     }
-    return commit_shard(shards_dir, name, stats)
+    return commit_shard(shards_dir, name, stats, still_ours)
 
 
 def _rows(blocks: Iterable[Any]) -> Iterable[Row]:
@@ -137,17 +140,21 @@ def _rows(blocks: Iterable[Any]) -> Iterable[Row]:
 class ShardSink(Datasink):
     """Ray Data sink: each write task writes one shard named ``{seg}-{task index:06d}``."""
 
-    def __init__(self, shards_dir: Path, seg: str, cfg: SinkConfig):
+    def __init__(self, shards_dir: Path, seg: str, cfg: SinkConfig, owner: str | None = None):
         self.shards_dir = Path(shards_dir)
         self.seg = seg
         self.cfg = cfg
+        self.owner = owner  # the run's lock token (curation.lock): a write that outlives its run marks nothing
+
+    def _still_ours(self) -> bool:
+        return self.owner is None or holder_token(self.shards_dir.parent) == self.owner
 
     @property
     def min_rows_per_write(self) -> int:
         return self.cfg.shard_size
 
     def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
-        return write_shard(self.shards_dir, f"{self.seg}-{ctx.task_idx:06d}", _rows(blocks), self.cfg)
+        return write_shard(self.shards_dir, f"{self.seg}-{ctx.task_idx:06d}", _rows(blocks), self.cfg, self._still_ours)
 
     def get_name(self) -> str:
         return "WebDatasetShards"

@@ -230,3 +230,56 @@ def test_the_dedupe_registry_killed_mid_run_is_restarted_and_rebuilt(clean_run, 
     worker.join(timeout=300)
     assert killed and "result" in done
     assert_complete(out, expected)
+
+
+def test_shards_land_as_the_run_goes_and_a_kill_costs_only_the_shards_in_flight(ray_session, tmp_path):
+    import os
+    import signal
+    import time
+
+    from curation.core.schema import table_rows
+    from curation.worklist import write_units
+    from stages.ingest import Ingest
+
+    out = tmp_path / "out"
+    sections = dict(sources=[{"type": "synthetic", "name": "synth", "count": 40, "size": 64, "seed": 5}],
+                    ingest={"resources": {"num_cpus": 0.5, "batch_size": 2, "concurrency": 1}}, sink={"shard_size": 1},
+                    masks={"resources": {"num_cpus": 0.5, "batch_size": 2, "concurrency": 2}})
+    cfg = small_config(out, **sections)
+    write_units(cfg, tmp_path / "units.parquet")  # every row ingest makes is one index row: the keys to expect
+    expected = {r["key"] for r in Ingest(cfg).run(table_rows(pq.read_table(tmp_path / "units.parquet")))}
+    write_config(tmp_path / "run.yaml", out, **sections)
+    proc = curate("run", str(tmp_path / "run.yaml"), start_new_session=True)
+    deadline = time.monotonic() + 180
+    while proc.poll() is None and time.monotonic() < deadline and len(OutDir(out).complete_shards()) < 2:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # kill -9 of the driver and the Ray it started
+    proc.communicate()
+    kept = OutDir(out).complete_shards()
+    kept_keys = {k for n in kept for k in pq.read_table(out / "shards" / f"{n}.parquet", columns=["key"]).column("key").to_pylist()}
+    assert len(kept) >= 2 and len(kept_keys) < len(expected) // 2, "the first shards landed only late in the run"
+    resumed = run(cfg)
+    assert set(OutDir(out).complete_shards()) >= set(kept)  # what was complete at the kill stays
+    assert resumed.segment == "r001"
+    assert_complete(out, expected)
+
+
+def test_a_writer_that_outlived_its_run_marks_nothing(tmp_path):
+    from curation.core.schema import rows_to_table
+    from curation.lock import OutLock
+    from curation.shard_check import Superseded
+    from curation.sink import ShardSink
+    from tests.fixtures.layered_shards import _rows as scene_rows
+
+    out = OutDir(tmp_path)
+    out.create()
+    with OutLock(tmp_path) as dead_run:
+        sink = ShardSink(out.shards, "r000", small_config(tmp_path).sink, dead_run.token)
+    with OutLock(tmp_path):  # the next run holds the folder now
+        class Ctx:
+            task_idx = 0
+        with pytest.raises(Superseded, match="held by another run"):
+            sink.write([rows_to_table(scene_rows(2, (48,), 0))], Ctx())
+        assert out.complete_shards() == []
+        out.remove_torn()
+        assert list(out.shards.iterdir()) == []
