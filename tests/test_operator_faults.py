@@ -283,3 +283,28 @@ def test_a_writer_that_outlived_its_run_marks_nothing(tmp_path):
         assert out.complete_shards() == []
         out.remove_torn()
         assert list(out.shards.iterdir()) == []
+
+
+def test_a_worker_node_lost_mid_run_on_a_multi_node_cluster(tmp_path):
+    """Three Ray nodes on this machine (its own cluster, in a subprocess: the shared session stays as it is)."""
+    import json
+    import subprocess
+    import sys
+
+    from curation.core.schema import table_rows
+    from curation.worklist import write_units
+    from stages.ingest import Ingest
+    from tests.conftest import REPO
+    from tests.fixtures.multinode import config
+
+    out = tmp_path / "out"
+    write_units(config(out), tmp_path / "units.parquet")
+    expected = {r["key"] for r in Ingest(config(out)).run(table_rows(pq.read_table(tmp_path / "units.parquet")))}
+    proc = subprocess.run([sys.executable, "-m", "tests.fixtures.multinode", str(out)], cwd=REPO, capture_output=True,
+                          text=True, timeout=400, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["error"] is None and report["removed"] is not None, report
+    assert report["alive_nodes"] == 2  # the head and the worker node that is left
+    assert report["removed"]["shards_then"] < report["stats"]["shards"]  # removed while the run was going
+    assert_complete(out, expected)
