@@ -78,7 +78,6 @@ def _grabcut(image: np.ndarray, seed: np.ndarray) -> np.ndarray:
     core = cv2.erode(seed.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     gc[core] = cv2.GC_FGD if core.sum() > 20 else cv2.GC_PR_FGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means: same input, same mask
     try:
         cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # degenerate colour model (flat region): keep the seed
