@@ -16,23 +16,27 @@ DEMO_CONFIG = Path(__file__).resolve().parents[1] / "manifests" / "demo.yaml"
 def cmd_run(args: argparse.Namespace) -> int:
     overrides = {"run.out": str(args.out) if args.out else None, "run.limit": args.limit}
     try:
+        if args.workers is not None and args.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {args.workers}")
         cfg = load_config(args.config or DEMO_CONFIG, overrides)
-        if args.workers:
+        if args.workers is not None:
             cfg = cfg.model_copy(update={
                 section: getattr(cfg, section).model_copy(update={
                     "resources": getattr(cfg, section).resources.model_copy(update={"concurrency": args.workers,
                                                                                   "max_concurrency": None})})
                 for section in ("ingest", "masks", "caption", "curate")})
     except ConfigError as err:
-        print(err, file=sys.stderr)
+        print(f"curate run: {err}", file=sys.stderr)
         return 2
     from curation.finalize import run_files
     from curation.pipeline import run
 
     try:
         result = run(cfg)
-    except ConfigError as err:  # pools that the cluster cannot place: found at start, before any work
-        print(err, file=sys.stderr)
+    except ConfigError as err:  # a missing source, a locked or unusable --out, pools the cluster cannot place
+        if args.debug:
+            raise
+        print(f"curate run: {err}", file=sys.stderr)
         return 2
     s = result.stats
     print(f"\n{s['ingested']} ingested = {s['accepted']} accepted + {s['rejected']} rejected "
@@ -66,6 +70,7 @@ PLUGINS: tuple[str, ...] = ("curation.eval_layers", "curation.shards", "curator_
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="curate", description="Curate layered image triplets into WebDataset shards.")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
     for module in PLUGINS:
         importlib.import_module(module).register(sub)
@@ -74,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, help="output folder (run.out)")
     r.add_argument("--limit", type=int, help="at most this many source units (run.limit)")
     r.add_argument("--workers", type=int, help="fixed actor-pool size of every stage (resources.concurrency)")
+    r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     r.set_defaults(func=cmd_run)
     v = sub.add_parser("verify", help="read every shard back and check the contract")
     v.add_argument("out", type=Path)
@@ -83,8 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a sub-command; an error that escapes it is one line and exit 1 (``--debug``: the traceback)."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Exception as err:  # noqa: BLE001 - the command line's last word on an unexpected failure
+        if args.debug:
+            raise
+        print(f"curate {args.command}: {type(err).__name__}: {err} (--debug shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,16 +1,22 @@
 """The output folder as DESIGN.md lays it out, and what a (re)run needs to know about it.
 
-Knows which shards are complete (their ``_stats.json`` exists), removes torn ones left by a crash,
-names the next run segment, and lists the keys already recorded so a rerun does each sample once.
+Knows which shards are complete (their ``_stats.json`` exists), removes torn ones (left by a crash, or
+damaged later: see :mod:`curation.shard_check`), names the next run segment, and lists the keys already
+recorded so a rerun does each sample once.
 """
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
+
+from curation.shard_check import shard_problem
+
+log = logging.getLogger(__name__)
 
 _STATS = re.compile(r"^(?P<name>.+)_stats\.json$")
 _SEG = re.compile(r"^r(\d{3,})-\d{6}")
@@ -43,13 +49,21 @@ class OutDir:
         return sorted(m["name"] for p in self.shards.iterdir() if (m := _STATS.match(p.name)))
 
     def remove_torn(self) -> list[str]:
-        """Delete temporaries and shard files without a stats marker; returns what was removed."""
-        complete = set(self.complete_shards())
+        """Delete temporaries, shard files without a stats marker, and marked shards that fail the quick
+        check (their marker first, so an interruption here leaves unmarked files); returns what was removed."""
         removed = []
+        for name in self.complete_shards():
+            problem = shard_problem(self.shards, name)
+            if problem:
+                log.warning("shard %s is damaged (%s): removed, its samples are done again", name, problem)
+                marker = self.shards / f"{name}_stats.json"
+                marker.unlink(missing_ok=True)
+                removed.append(marker.name)
+        complete = set(self.complete_shards())
         for p in sorted(self.shards.glob("*")):
             stem = p.name.split(".")[0]
             if p.name.endswith(".tmp") or (p.suffix in (".tar", ".parquet") and stem not in complete):
-                p.unlink()
+                p.unlink(missing_ok=True)  # a write task of a killed run may still be renaming its files
                 removed.append(p.name)
         return removed
 

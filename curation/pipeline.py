@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from curation.core.schema import ROW_SCHEMA, UNIT_SCHEMA
 from curation.core.stage import RowStage, Stage, chain_class, chain_resources, map_kwargs
 from curation.finalize import finalize
 from curation.layout import OutDir
+from curation.lock import OutLock
 from curation.runinfo import end_run, start_run
 from curation.sink import ShardSink
 from curation.worklist import write_units
@@ -120,17 +122,24 @@ def init_ray(cfg: RunConfig) -> None:
              configure_logging=True, logging_level=logging.WARNING)
 
 
+def claimed_in(root: Path) -> dict[str, str]:
+    """The image digests that the complete shards of ``root`` hold (the dedupe registry's state on disk)."""
+    out = OutDir(root)
+    return claimed_digests([str(out.shards / f"{n}.parquet") for n in out.complete_shards()])
+
+
 def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: frozenset[str],
-                  claimed: dict[str, str]) -> ray.data.Dataset:
+                  out: OutDir, seg: str) -> ray.data.Dataset:
     """The lazy Ray Data plan from the work list to the curated rows.
 
-    ``done_keys`` and ``claimed`` (image digests already ingested) carry what earlier segments of a
-    resumed run did, so each sample and each image is handled once across the whole output folder.
+    ``done_keys`` and the digests in ``out``'s shards carry what earlier segments of a resumed run did, so
+    each sample and each image is handled once across the whole output folder.
     """
+    registry = DedupeRegistry.options(name=f"dedupe:{out.root.resolve()}:{seg}")  # named: an operator can find it
     blocks = max(1, min(1000, -(-n_units // cfg.ingest.resources.batch_size)))
     # one read task at a time: units are light, and every extra reader is a worker process (memory, start-up)
     ds = ray.data.read_parquet(str(units_path), override_num_blocks=blocks, concurrency=1)
-    options = {Ingest.name.value: {"done_keys": done_keys, "dedupe": DedupeRegistry.remote(claimed)}}
+    options = {Ingest.name.value: {"done_keys": done_keys, "dedupe": registry.remote(partial(claimed_in, out.root))}}
     for pool in plan_pools(cfg):
         ds = ds.map_batches(chain_class(pool.stages), batch_format="pyarrow",
                             fn_constructor_kwargs={"cfg": cfg, "options": options}, **map_kwargs(pool.resources))
@@ -155,10 +164,20 @@ def run(cfg: RunConfig) -> RunResult:
     started = time.perf_counter()
     check_dataflow((Ingest, *STAGES))
     out = OutDir(Path(cfg.run.out))
+    if out.root.exists() and not out.root.is_dir():
+        raise ConfigError(f"run.out: {out.root} is a file, not a folder")
     out.create()
+    with OutLock(out.root) as lock:  # before anything in OUT is touched: a second run stops here
+        return _run_segment(cfg, out, started, lock.token)
+
+
+def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str) -> RunResult:
+    """One segment of a run into ``out``, whose lock the caller holds."""
     removed = out.remove_torn()
     done = out.done_keys()
     seg = out.next_segment()
+    units_path = out.work / f"units-{seg}.parquet"
+    n_units = write_units(cfg, units_path)  # before Ray starts: a missing source is a one-line error
     if not cfg.ray_address():  # on a cluster the checkpoints live on the workers, not necessarily here
         for stage in STAGES:
             stage.preflight(cfg)
@@ -166,17 +185,15 @@ def run(cfg: RunConfig) -> RunResult:
     if cfg.ray.check_resources:
         check_fit(plan_pools(cfg), *cluster_capacity())
     start_run(out.run_json, cfg, seg, len(done), removed)
-    units_path = out.work / f"units-{seg}.parquet"
-    n_units = write_units(cfg, units_path)
     ctx = ray.data.DataContext.get_current()
     ctx.target_max_block_size = cfg.ray.target_block_mb * 1024 * 1024
     # the work list is one file the driver just wrote: Ray Data's v2 parquet reader would start actors to
     # read its footer, which cost more CPU at start-up than reading the whole list
     ctx.use_datasource_v2 = False
+    ctx.execution_options.preserve_order = cfg.sink.deterministic
     if n_units:
-        claimed = claimed_digests([str(out.shards / f"{n}.parquet") for n in out.complete_shards()])
-        ds = build_dataset(cfg, units_path, n_units, done, claimed)
-        ds.write_datasink(ShardSink(out.shards, seg, cfg.sink), concurrency=cfg.sink.concurrency)
+        ds = build_dataset(cfg, units_path, n_units, done, out, seg)
+        ds.write_datasink(ShardSink(out.shards, seg, cfg.sink, owner), concurrency=cfg.sink.concurrency)
     stats = finalize(out)
     seconds = time.perf_counter() - started
     end_run(out.run_json, stats, seconds)

@@ -22,16 +22,23 @@ def _samples(tars: list[Path]) -> Iterator[tuple[str, dict[str, bytes]]]:
     """(key, {member: bytes}) per sample, read with the standard library: the report runs inside every run,
     and ``import webdataset`` would import torch into the driver for a gallery of a few pictures."""
     for path in tars:
-        key, members = None, {}
-        with tarfile.open(path) as tar:
-            for info in tar:
-                k, member = info.name.split(".", 1)
-                if k != key and members:
-                    yield key, members
-                    members = {}
-                key, members[member] = k, tar.extractfile(info).read()
-        if members:
-            yield key, members
+        try:
+            yield from _tar_samples(path)
+        except (OSError, EOFError, tarfile.TarError, ValueError):  # damaged since it was written: the rest not shown
+            continue
+
+
+def _tar_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    key, members = None, {}
+    with tarfile.open(path) as tar:
+        for info in tar:
+            k, member = info.name.split(".", 1)
+            if k != key and members:
+                yield key, members
+                members = {}
+            key, members[member] = k, tar.extractfile(info).read()
+    if members:
+        yield key, members
 
 
 def _gallery(out: OutDir, names: list[str]) -> list[str]:

@@ -18,7 +18,6 @@ import copy
 import hashlib
 import io
 import json
-import os
 import re
 import sys
 import tarfile
@@ -35,6 +34,7 @@ import pyarrow.parquet as pq
 from curation.core.schema import OK
 from curation.finalize import finalize, merge_index
 from curation.layout import OutDir
+from curation.shard_check import TAR_FORMAT, commit_shard
 
 QUANTILES = (0, 5, 25, 50, 75, 95, 100)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
@@ -162,7 +162,7 @@ class _Writer:
 
     def __init__(self, out: OutDir, seg: str, target: Target, index: pa.Table, row_of: dict[str, int]):
         self.out, self.seg, self.target, self.index, self.row_of = out, seg, target, index, row_of
-        self.count, self.tar, self.keys = 0, None, []
+        self.count, self.tar, self.keys, self.members = 0, None, [], 0
         out.shards.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -174,10 +174,11 @@ class _Writer:
         if self.tar is not None and self.target.full(len(self.keys), self.tar.fileobj.tell(), size):
             self.close()
         if self.tar is None:
-            self.tar = tarfile.open(self.out.shards / f"{self._name}.tar.tmp", "w", format=tarfile.USTAR_FORMAT)
+            self.tar = tarfile.open(self.out.shards / f"{self._name}.tar.tmp", "w", format=TAR_FORMAT)
         for info, data in members:
             self.tar.addfile(copy.copy(info), io.BytesIO(data))
         self.keys.append(key)
+        self.members += len(members)
 
     def close(self) -> None:
         """Finish the current shard: tar and index renamed into place, then the stats marker."""
@@ -188,14 +189,10 @@ class _Writer:
         rows = self.index.take([self.row_of[k] for k in self.keys])
         rows = rows.set_column(rows.schema.get_field_index("shard"), "shard", pa.array([name] * len(self.keys), pa.string()))
         pq.write_table(rows, shards / f"{name}.parquet.tmp")
-        tar_bytes = (shards / f"{name}.tar.tmp").stat().st_size
-        os.replace(shards / f"{name}.tar.tmp", shards / f"{name}.tar")
-        os.replace(shards / f"{name}.parquet.tmp", shards / f"{name}.parquet")
-        stats = {"shard": name, "ingested": len(self.keys), "accepted": len(self.keys), "rejected": 0, "by_reason": {},
-                 "by_source": dict(sorted(Counter(rows.column("source").to_pylist()).items())), "tar_bytes": tar_bytes}
-        (shards / f"{name}_stats.json.tmp").write_text(json.dumps(stats, indent=1))
-        os.replace(shards / f"{name}_stats.json.tmp", shards / f"{name}_stats.json")
-        self.count, self.tar, self.keys = self.count + 1, None, []
+        commit_shard(shards, name, {
+            "shard": name, "ingested": len(self.keys), "accepted": len(self.keys), "rejected": 0, "by_reason": {},
+            "by_source": dict(sorted(Counter(rows.column("source").to_pylist()).items())), "tar_members": self.members})
+        self.count, self.tar, self.keys, self.members = self.count + 1, None, [], 0
 
 
 def reshard(root: Path, dest: Path, target: Target, val_fraction: float = 0.0) -> dict[str, Path]:

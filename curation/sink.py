@@ -1,8 +1,12 @@
 """Sink: accepted rows → WebDataset shard, every row → the shard's parquet index and stats.
 
 A shard is complete only when its ``_stats.json`` exists: the tar and parquet are written under
-temporary names, renamed into place, and the stats file is written (and renamed) last. A crash at
-any point leaves either a complete shard or files that the next run deletes as torn.
+temporary names, flushed, renamed into place, and the stats file (with the tar's size, member count and
+SHA-256) is written last (:func:`curation.shard_check.commit_shard`). A crash at any point leaves either a
+complete shard or files that the next run deletes as torn.
+
+Tar headers are PAX (no length limit on a key) and fixed (mtime, owner): two runs on the same input write
+the same bytes.
 
 The tar is written with the standard library's ``tarfile`` in WebDataset's layout (``{key}.{member}``,
 members of a sample adjacent): ``import webdataset`` pulls in torch, which would cost every write worker
@@ -13,12 +17,10 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import tarfile
-import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,6 +30,8 @@ from curation.core.config import SinkConfig
 from curation.core.imageio import encode_png
 from curation.core.schema import (CAPTION_COLUMNS, INDEX_COLUMNS, JSON_COLUMNS, LAYER_MEMBERS, OK, ROW_SCHEMA, Row,
                                   get_image, get_json, image_identity, table_rows)
+from curation.lock import holder_token
+from curation.shard_check import TAR_FORMAT, commit_shard
 
 INDEX_SCHEMA = pa.schema([ROW_SCHEMA.field(c) for c in INDEX_COLUMNS if c != "shard"] + [pa.field("shard", pa.string())])
 
@@ -65,15 +69,12 @@ def sample_json(row: Row) -> dict[str, Any]:
     }
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    """One member with fixed header fields (mtime 0, owner 0/0, no names): the bytes depend on the data only."""
     info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), int(time.time()), 0o444
+    info.size, info.mtime, info.mode = len(data), 0, 0o444
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
     tar.addfile(info, io.BytesIO(data))
 
 
@@ -93,22 +94,25 @@ class PngEncoder:
         return self.last[2]
 
 
-def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], cfg: SinkConfig = SinkConfig()) -> dict[str, Any]:
-    """Write one complete shard from a stream of rows; returns its stats (also written as ``_stats.json``)."""
+def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], cfg: SinkConfig = SinkConfig(),
+                still_ours: Callable[[], bool] = lambda: True) -> dict[str, Any]:
+    """Write one complete shard from a stream of rows; returns its stats (also written as ``_stats.json``).
+    ``still_ours``: whether the run that wants this shard still holds the output folder (see ``commit_shard``)."""
     shards_dir.mkdir(parents=True, exist_ok=True)
-    tar_path, index_path = shards_dir / f"{name}.tar", shards_dir / f"{name}.parquet"
-    tar_tmp, index_tmp = tar_path.with_name(tar_path.name + ".tmp"), index_path.with_name(index_path.name + ".tmp")
+    tar_tmp, index_tmp = shards_dir / f"{name}.tar.tmp", shards_dir / f"{name}.parquet.tmp"
     index: list[dict[str, Any]] = []
     reasons: Counter[str] = Counter()
     sources: Counter[str] = Counter()
     png = {member: PngEncoder(cfg) for member in LAYER_MEMBERS}
-    with tarfile.open(tar_tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+    members = 0
+    with tarfile.open(tar_tmp, "w", format=TAR_FORMAT) as tar:
         for row in rows:
             sources[row["source"]] += 1
             if row["status"] == OK:
                 for member in LAYER_MEMBERS:
                     _add_member(tar, f"{row['key']}.{member}.png", png[member](get_image(row, member)))
                 _add_member(tar, f"{row['key']}.json", json.dumps(sample_json(row)).encode())
+                members += len(LAYER_MEMBERS) + 1
             else:
                 reasons[f"{row['reject_stage']}/{row['reject_reason']}"] += 1
             entry = {c: json.dumps(row[c]) if c in JSON_COLUMNS else row[c] for c in INDEX_COLUMNS if c != "shard"}
@@ -122,12 +126,9 @@ def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], cfg: SinkConfi
     stats = {
         "shard": name, "ingested": len(index), "accepted": accepted, "rejected": len(index) - accepted,
         "by_reason": dict(sorted(reasons.items())), "by_source": dict(sorted(sources.items())),
-        "tar_bytes": tar_tmp.stat().st_size,
+        "tar_members": members,
     }
-    os.replace(tar_tmp, tar_path)
-    os.replace(index_tmp, index_path)
-    _atomic_write(shards_dir / f"{name}_stats.json", json.dumps(stats, indent=1).encode())
-    return stats
+    return commit_shard(shards_dir, name, stats, still_ours)
 
 
 def _rows(blocks: Iterable[Any]) -> Iterable[Row]:
@@ -139,17 +140,21 @@ def _rows(blocks: Iterable[Any]) -> Iterable[Row]:
 class ShardSink(Datasink):
     """Ray Data sink: each write task writes one shard named ``{seg}-{task index:06d}``."""
 
-    def __init__(self, shards_dir: Path, seg: str, cfg: SinkConfig):
+    def __init__(self, shards_dir: Path, seg: str, cfg: SinkConfig, owner: str | None = None):
         self.shards_dir = Path(shards_dir)
         self.seg = seg
         self.cfg = cfg
+        self.owner = owner  # the run's lock token (curation.lock): a write that outlives its run marks nothing
+
+    def _still_ours(self) -> bool:
+        return self.owner is None or holder_token(self.shards_dir.parent) == self.owner
 
     @property
     def min_rows_per_write(self) -> int:
         return self.cfg.shard_size
 
     def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
-        return write_shard(self.shards_dir, f"{self.seg}-{ctx.task_idx:06d}", _rows(blocks), self.cfg)
+        return write_shard(self.shards_dir, f"{self.seg}-{ctx.task_idx:06d}", _rows(blocks), self.cfg, self._still_ours)
 
     def get_name(self) -> str:
         return "WebDatasetShards"

@@ -1,8 +1,9 @@
 """``curate verify OUT``: read every shard back with ``webdataset`` and check the contract.
 
-Each sample has all members, the layers agree in size, modes are right (foreground RGBA), the stated
-recomposite PSNR is at or above the floor and matches a recomputation, keys are unique and dot-free,
-and counts reconcile: ``ingested = accepted + rejected`` per shard and in total.
+Each shard is whole (size, member count and SHA-256 as recorded when it was written), each sample has
+all members, the layers agree in size, modes are right (foreground RGBA), the stated recomposite PSNR
+is at or above the floor and matches a recomputation, keys are unique and dot-free, and counts reconcile:
+``ingested = accepted + rejected`` per shard and in total.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from PIL import Image
 
 from curation.core.compositing import recomposite_psnr
 from curation.layout import OutDir
+from curation.shard_check import shard_problem
 from curation.core.schema import LAYER_MEMBERS, OK
 
 MODES = {"composite": "RGB", "background": "RGB", "foreground": "RGBA", "mask": "L", "effect": "L"}
@@ -81,8 +83,14 @@ def verify(root: Path, psnr_floor: float) -> Report:
     seen: set[str] = set()
     for name in out.complete_shards():
         rep.shards += 1
-        stats = json.loads((out.shards / f"{name}_stats.json").read_text())
-        index = pq.read_table(out.shards / f"{name}.parquet", columns=["key", "status"]).to_pylist()
+        problem = shard_problem(out.shards, name, deep=True)
+        if problem:
+            rep.problems.append(f"{name}: {problem}")
+        try:
+            stats = json.loads((out.shards / f"{name}_stats.json").read_text())
+            index = pq.read_table(out.shards / f"{name}.parquet", columns=["key", "status"]).to_pylist()
+        except (OSError, ValueError):  # named by shard_problem above; nothing more to check here
+            continue
         accepted = {r["key"] for r in index if r["status"] == OK}
         if stats["ingested"] != stats["accepted"] + stats["rejected"] or stats["ingested"] != len(index):
             rep.problems.append(f"{name}: counts do not reconcile: {stats['ingested']} ingested, "

@@ -1,7 +1,8 @@
 """The work list: every source's units streamed into one parquet file that Ray Data reads.
 
 Units are light (an image reference and its annotations, no pixels), so the driver lists even a huge
-dataset in constant memory; row groups are sized for the ingest batch.
+dataset in little memory (the unit ids of one source are kept, to reject a repeated one as
+``key_collision``); row groups are sized for the ingest batch.
 """
 from __future__ import annotations
 
@@ -13,9 +14,20 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.core.config import RunConfig
+from curation.core.config import ConfigError, RunConfig
+from curation.core.reasons import Reason
 from curation.core.schema import UNIT_SCHEMA
 from stages.sources import build_source
+from stages.sources.base import Unit, bad_unit
+
+
+def _checked(units: Iterator[Unit], where: str) -> Iterator[Unit]:
+    """A source's units; a source that cannot be listed (a missing folder, a bad manifest header) becomes a
+    :class:`ConfigError` naming it: a user's mistake, found before Ray starts."""
+    try:
+        yield from units
+    except (FileNotFoundError, NotADirectoryError, PermissionError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from err
 
 
 def unit_batches(cfg: RunConfig) -> Iterator[pa.Table]:
@@ -23,11 +35,17 @@ def unit_batches(cfg: RunConfig) -> Iterator[pa.Table]:
     batch = cfg.ingest.resources.batch_size
     remaining = cfg.run.limit
     total = 0
-    for src_cfg in cfg.sources:
+    for i, src_cfg in enumerate(cfg.sources):
         source = build_source(src_cfg)
-        units = source.units() if remaining is None else islice(source.units(), remaining - total)
+        units = _checked(source.units(), f"sources.{i} ({source.name})")
+        units = units if remaining is None else islice(units, remaining - total)
         chunk: list[dict[str, str]] = []
-        for unit in units:
+        seen: set[str] = set()
+        for n, unit in enumerate(units):
+            if unit.unit_id in seen:  # its keys would be the earlier unit's: the second must not pass as it
+                unit = bad_unit(f"{unit.unit_id}~{n}", f"unit id {unit.unit_id!r} repeats an earlier unit of "
+                                f"source {source.name!r}, so their keys would collide", unit.ref, Reason.KEY_COLLISION)
+            seen.add(unit.unit_id)
             chunk.append({"source": source.name, "unit_id": unit.unit_id, "ref": json.dumps(unit.ref)})
             if len(chunk) == batch:
                 total += len(chunk)

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -30,17 +30,19 @@ from stages.sources.coco_json import AnnotationError
 log = logging.getLogger(__name__)
 
 
-@ray.remote(num_cpus=0)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class DedupeRegistry:
     """Cluster-wide record of image content hashes, so duplicates are caught across ingest workers.
 
     One actor serialises the claims, so of two workers holding the same pixels exactly one wins. A claim
     is idempotent (a retried task re-claims with the same key and still wins), and ``seed`` carries the
-    winners of earlier segments of a resumed run (see :func:`claimed_digests`).
+    winners already on disk (see :func:`claimed_digests`). Given as a function, it is called again when
+    Ray restarts the actor after a crash, so the registry is rebuilt from every shard written so far; only
+    claims of rows still in flight are forgotten (a duplicate among them may then pass, no row is lost).
     """
 
-    def __init__(self, seed: dict[str, str] | None = None) -> None:
-        self.first: dict[str, str] = dict(seed or {})
+    def __init__(self, seed: dict[str, str] | Callable[[], dict[str, str]] | None = None) -> None:
+        self.first: dict[str, str] = dict((seed() if callable(seed) else seed) or {})
 
     def claim(self, digest: str, key: str) -> str:
         """The key that first claimed ``digest`` (``key`` itself if it is the first)."""
@@ -88,7 +90,8 @@ class Ingest(Stage):
             return [reject(new_row(source.unit_key(unit), source.name, ref), self.name, reason, detail)], 1.0
 
         if MANIFEST_ERROR in unit.ref:
-            return failed(Reason.BAD_MANIFEST_ROW, f"{unit.ref[MANIFEST_ERROR]} (entry: {unit.ref.get('entry', '')})")
+            return failed(Reason(unit.ref.get("reason", Reason.BAD_MANIFEST_ROW)),
+                          f"{unit.ref[MANIFEST_ERROR]} (entry: {unit.ref.get('entry', '')})")
         try:
             rows, scale = source.load_scaled(unit, self.cfg.ingest.max_pixels, self.cfg.ingest.max_side)
         except ImageError as err:
@@ -111,9 +114,20 @@ class Ingest(Stage):
         return None if first == key else first
 
     def ingest_unit(self, source: Source, unit: Unit) -> list[Row]:
+        """The unit's rows less those a previous run finished; those are dropped only after selection, so
+        an instance already written still counts as an occluder of its neighbours. A unit whose keys are
+        all done (when its source knows them beforehand) is skipped before it is decoded."""
+        if not self.done_keys:
+            return self._select(source, unit)
+        if MANIFEST_ERROR not in unit.ref:
+            expected = source.expected_keys(unit)
+            if expected and self.done_keys.issuperset(expected):  # all done: not even read
+                return []
+        return [r for r in self._select(source, unit) if r["key"] not in self.done_keys]
+
+    def _select(self, source: Source, unit: Unit) -> list[Row]:
         started = time.perf_counter()
         rows, scale = self._load(source, unit)
-        rows = [r for r in rows if r["key"] not in self.done_keys]
         live = [r for r in rows if is_ok(r)]
         if not live:
             return rows

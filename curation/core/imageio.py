@@ -28,6 +28,16 @@ class ImageError(Exception):
         super().__init__(f"{self.reason}: {detail}")
 
 
+def within(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """``path``, if it lies inside ``root`` once symlinks and ``..`` are resolved; else :class:`ImageError`
+    (``outside_root``): a source's root is a boundary, so a link or a manifest entry cannot pull in other files."""
+    p = Path(path)
+    real, base = p.resolve(), Path(root).resolve()
+    if not real.is_relative_to(base):
+        raise ImageError(Reason.OUTSIDE_ROOT, f"{p} resolves to {real}, outside the source root {base}")
+    return p
+
+
 #: EXIF orientation tag → the PIL transpose that shows the image upright (as ``ImageOps.exif_transpose``)
 _ORIENT = {
     2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,

@@ -28,6 +28,7 @@ class Reason(Code):
 
     # ingest: reading and validating files
     MISSING_FILE = "missing_file"
+    OUTSIDE_ROOT = "outside_root"
     EMPTY_FILE = "empty_file"
     NOT_IMAGE = "not_image"
     DECODE_ERROR = "decode_error"
@@ -37,6 +38,7 @@ class Reason(Code):
     SIZE_MISMATCH = "size_mismatch"
     BAD_MANIFEST_ROW = "bad_manifest_row"
     DUPLICATE_IMAGE = "duplicate_image"
+    KEY_COLLISION = "key_collision"
     BAD_ANNOTATION = "bad_annotation"
     # ingest: instance selection
     CROWD = "crowd"

@@ -11,6 +11,7 @@ same Python objects, and become an Arrow table only where they leave the actor.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 import traceback
@@ -58,6 +59,12 @@ class Stage(ABC):
         return rows_to_table(self.run(table_rows(batch)))
 
 
+def _snapshot(row: Row) -> Row:
+    """A copy that a stage's changes to ``row`` cannot reach: images are read-only and replaced, never written
+    into, so they are shared; the parsed JSON columns (``ann``, ``meta``) are changed in place, so they are copied."""
+    return {k: copy.deepcopy(v) if isinstance(v, (dict, list)) else v for k, v in row.items()}
+
+
 class RowStage(Stage):
     """A stage that works row by row on candidates (masks, caption, curate): one row in, the same row out."""
 
@@ -66,15 +73,22 @@ class RowStage(Stage):
         """Fill in this stage's columns on ``rows`` (all ``ok``) in place, or ``reject`` them."""
 
     def process_isolated(self, rows: list[Row]) -> None:
-        """Run :meth:`process` on the batch; if it raises, retry row by row and reject only the culprits."""
+        """Run :meth:`process` on the batch; if it raises, retry row by row and reject only the culprits.
+
+        Each retry starts from the row as it was before the batch: the failed attempt may already have
+        consumed a row's inputs (a stage empties what it has used) or half filled in its outputs.
+        """
         if not rows:
             return
         started = time.perf_counter()
+        before = [_snapshot(row) for row in rows]
         try:
             self.process(rows)
         except Exception:  # noqa: BLE001 - isolate the failing rows below
             log.warning("%s: batch failed, retrying row by row\n%s", self.name.value, traceback.format_exc())
-            for row in rows:
+            for row, fresh in zip(rows, before):
+                row.clear()
+                row.update(fresh)
                 try:
                     self.process([row])
                 except Exception as exc:  # noqa: BLE001 - a property of this row

@@ -50,6 +50,7 @@ class GrabCutSegmenter:
         else:
             mode, rect = cv2.GC_INIT_WITH_RECT, (x - xs.start, y - ys.start, max(1, bw), max(1, bh))
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means: same input, same mask
         try:
             cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), gc, rect, bgd, fgd, self.iterations, mode)
         except cv2.error:  # one colour on one side (flat region): nothing to re-decide

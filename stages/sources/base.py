@@ -16,14 +16,26 @@ from typing import Any, Callable, Iterator
 import cv2
 import numpy as np
 
+from curation.core.reasons import Reason
 from curation.core.schema import Row, get_image, get_json, image_identity, set_image
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
+def key_part(value: object) -> str:
+    """One part of a key: kept when it is letters, digits, ``_`` and ``-`` only (keys stay as earlier runs wrote
+    them); otherwise made so and suffixed with a hash of the original, so that ``a.b`` and ``a_b`` stay apart."""
+    text = str(value)
+    if text and not _KEY_UNSAFE.search(text):
+        return text
+    return f"{_KEY_UNSAFE.sub('_', text).strip('_') or 'x'}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
 def make_key(*parts: object) -> str:
-    """A deterministic, dot-free WebDataset key from source name, image id and instance id."""
-    return "-".join(_KEY_UNSAFE.sub("_", str(p)).strip("_") or "x" for p in parts)
+    """A deterministic, dot-free WebDataset key from source name, image id and instance id; ids that had to be
+    changed carry a hash of what they were. A repeated unit id is caught where the work list is written
+    (``key_collision``)."""
+    return "-".join(key_part(p) for p in parts)
 
 
 def path_id(relpath: str) -> str:
@@ -43,10 +55,10 @@ class Unit:
     ref: dict[str, Any] = field(default_factory=dict)
 
 
-def bad_unit(unit_id: str, detail: str, entry: Any = None) -> Unit:
+def bad_unit(unit_id: str, detail: str, entry: Any = None, reason: Reason = Reason.BAD_MANIFEST_ROW) -> Unit:
     """A manifest entry that cannot be used: it still travels as a unit so that it ends as a rejected row."""
     raw = json.dumps(entry, default=str)[:300] if entry is not None else ""
-    return Unit(unit_id=unit_id, ref={MANIFEST_ERROR: detail, "entry": raw})
+    return Unit(unit_id=unit_id, ref={MANIFEST_ERROR: detail, "entry": raw, "reason": reason.value})
 
 
 def fit_size(h: int, w: int, max_side: int | None) -> tuple[int, int, float]:
@@ -121,6 +133,11 @@ class Source(ABC):
         """
         rows = self.load(unit, max_pixels)
         return rows, downscale_rows([r for r in rows if r["status"] == "ok"], max_side)
+
+    def expected_keys(self, unit: Unit) -> list[str] | None:
+        """The keys the unit's rows will have, when the unit says so without decoding (None: known only after
+        :meth:`load`, as for proposals). A resumed run skips a unit whose keys are all done before reading it."""
+        return None
 
     def unit_key(self, unit: Unit) -> str:
         """The key of the row that stands for a whole unit when the unit itself is rejected."""

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from curation.core.config.sources import CocoSourceConfig
-from curation.core.imageio import ImageError, decode_oriented, orient_array, read_bytes
+from curation.core.imageio import ImageError, decode_oriented, orient_array, read_bytes, within
 from curation.core.morphology import bbox_of
 from curation.core.schema import Reason, Row, StageName, new_row, reject
 from stages.sources.base import Source, Unit, bad_unit, fit_size, make_key, resize_image, resize_mask
@@ -27,6 +27,7 @@ from stages.sources.coco_json import (
     AnnotationIndex,
     categories,
     decode_segmentation,
+    has_nonfinite,
     id_key,
     image_entry_problem,
     stream_items,
@@ -62,6 +63,8 @@ class CocoSource(Source):
                     "bbox": ann.get("bbox"), "segmentation": ann.get("segmentation")}
             if repeated:
                 inst["error"] = f"annotation id {ann.get('id')!r} is repeated"
+            elif has_nonfinite(ann):
+                inst["error"] = "annotation holds a NaN or Infinity"
             elif not label:
                 inst["error"] = f"category_id {ann.get('category_id')!r} is not among the categories"
             elif self.wanted is not None and label not in self.wanted:
@@ -95,13 +98,16 @@ class CocoSource(Source):
             yield bad_unit(f"annotation_{ann_id or f'seq{seq}'}",
                            f"annotation refers to image_id {image_id!r}, which is not listed", ann)
 
+    def expected_keys(self, unit: Unit) -> list[str] | None:
+        return [make_key(self.name, unit.unit_id, inst["id"]) for inst in unit.ref["instances"]]
+
     # -- worker side ---------------------------------------------------------------------------------
     def load(self, unit: Unit, max_pixels: int) -> list[Row]:
         return self.load_scaled(unit, max_pixels, None)[0]
 
     def load_scaled(self, unit: Unit, max_pixels: int, max_side: int | None) -> tuple[list[Row], float]:
         ref = unit.ref
-        path = self.images / ref["file"]
+        path = within(self.images, self.images / ref["file"])
         image, orientation = decode_oriented(read_bytes(path), max_pixels, name=str(path))
         H, W = int(ref["height"]), int(ref["width"])
         h, w = image.shape[:2]

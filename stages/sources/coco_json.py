@@ -9,6 +9,7 @@ The driver holds one image entry and its annotations at a time, plus SQLite's pa
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -26,11 +27,104 @@ class AnnotationError(ValueError):
     """An annotation whose geometry cannot become a mask (becomes ``bad_annotation``)."""
 
 
+#: what a bare ``NaN``, ``Infinity`` or ``-Infinity`` (Python's ``json.dump`` writes them) reads as: a string no
+#: real annotation holds, so the element carrying it is found (:func:`has_nonfinite`) and rejected alone
+NONFINITE = "\x00nonfinite"
+_NONFINITE_TOKENS = (b"-Infinity", b"Infinity", b"NaN")
+_SPECIAL = (re.compile(rb'["NI-]'), re.compile(rb'["\\]'))  # what matters outside a string, and inside one
+
+
+class LenientJSON:
+    """A binary stream of JSON with every bare ``NaN`` / ``Infinity`` / ``-Infinity`` outside strings turned into
+    the string :data:`NONFINITE`, for ``ijson`` (which, like the JSON standard, refuses them)."""
+
+    def __init__(self, raw: Any, chunk: int = 1 << 16):
+        self.raw, self.chunk = raw, chunk
+        self.in_string = False
+        self.carry = b""  # bytes whose meaning depends on what follows (a cut token, a trailing backslash)
+        self.out = b""
+        self.eof = False
+
+    def read(self, size: int = -1) -> bytes:
+        while not self.eof and (size < 0 or len(self.out) < size):
+            data = self.raw.read(self.chunk)
+            self.eof = not data
+            self.out += self._filter(self.carry + data, final=self.eof)
+        if size < 0:
+            size = len(self.out)
+        result, self.out = self.out[:size], self.out[size:]
+        return result
+
+    def _filter(self, data: bytes, final: bool) -> bytes:
+        out, i, n = bytearray(), 0, len(data)
+        self.carry = b""
+        while i < n:
+            m = _SPECIAL[self.in_string].search(data, i)
+            if m is None:
+                out += data[i:]
+                break
+            j = m.start()
+            out += data[i:j]
+            c = data[j:j + 1]
+            if self.in_string:
+                if c == b"\\":
+                    if j + 1 >= n and not final:
+                        self.carry = data[j:]
+                        break
+                    out += data[j:j + 2]
+                    i = j + 2
+                    continue
+                self.in_string = False
+                out += c
+                i = j + 1
+                continue
+            if c == b'"':
+                self.in_string = True
+                out += c
+                i = j + 1
+                continue
+            token = next((t for t in _NONFINITE_TOKENS if data.startswith(t, j)), None)
+            if token is not None:
+                out += json.dumps(NONFINITE).encode()
+                i = j + len(token)
+                continue
+            if not final and any(t.startswith(data[j:]) for t in _NONFINITE_TOKENS):
+                self.carry = data[j:]  # a token cut by the chunk boundary
+                break
+            out += c
+            i = j + 1
+        return bytes(out)
+
+
+def has_nonfinite(value: Any) -> bool:
+    """Whether a parsed element holds a bare ``NaN`` / ``Infinity`` (read as :data:`NONFINITE`) anywhere."""
+    if isinstance(value, dict):
+        return any(has_nonfinite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_nonfinite(v) for v in value)
+    return value == NONFINITE
+
+
 def stream_items(path: Path, prefix: str) -> Iterator[Any]:
-    """Stream the elements of the array at ``prefix`` (``"images.item"``) without loading the file."""
+    """Stream the elements of the array at ``prefix`` (``"images.item"``) without loading the file.
+
+    Standard JSON is read at full speed; a file that ``ijson`` refuses is read again leniently (bare
+    ``NaN`` / ``Infinity`` become :data:`NONFINITE`), skipping the elements already given.
+    """
+    given = 0
     with open(path, "rb") as f:
         try:
-            yield from ijson.items(f, prefix, use_float=True)
+            for item in ijson.items(f, prefix, use_float=True):
+                given += 1
+                yield item
+            return
+        except ijson.JSONError:
+            pass
+    with open(path, "rb") as f:
+        try:
+            for n, item in enumerate(ijson.items(LenientJSON(f), prefix, use_float=True)):
+                if n >= given:
+                    yield item
         except ijson.JSONError as err:
             raise ValueError(f"{path} is not valid JSON (while reading {prefix}): {err}") from None
 

@@ -13,7 +13,7 @@ from typing import Iterator
 
 from curation.core.morphology import bbox_of
 from curation.core.config.sources import FolderSourceConfig
-from curation.core.imageio import read_image
+from curation.core.imageio import read_image, within
 from curation.core.schema import Row, new_row
 from stages.sources.base import Source, Unit, bad_unit, fit_size, make_key, path_id, resize_image
 
@@ -55,6 +55,8 @@ class FolderSource(Source):
     def load_scaled(self, unit: Unit, max_pixels: int, max_side: int | None) -> tuple[list[Row], float]:
         from stages.segmenters.proposals import propose_objects  # stage 2's segmenter; imported where it is used
 
+        if self.cfg.root is not None:  # a list file names its files itself: no root to stay inside
+            within(self.cfg.root.expanduser(), unit.ref["path"])
         image = read_image(unit.ref["path"], max_pixels)
         h, w, scale = fit_size(*image.shape[:2], max_side)
         image = resize_image(image, h, w)

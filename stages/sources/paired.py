@@ -33,7 +33,7 @@ from curation.core.compositing import to_float
 from curation.core.morphology import bbox_of
 from curation.core.config import PairedSourceConfig
 from curation.core.data import BUNDLED
-from curation.core.imageio import ImageError, read_image, read_mask
+from curation.core.imageio import ImageError, read_image, read_mask, within
 from curation.core.schema import Reason, Row, new_row
 from curation.core.decompose import minimal_alpha
 from stages.sources.base import Source, Unit, bad_unit, make_key
@@ -133,8 +133,14 @@ class PairedSource(Source):
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir()):
             yield Unit(unit_id=folder.name, ref={"folder": str(folder)})
 
+    def expected_keys(self, unit: Unit) -> list[str] | None:
+        return [make_key(self.name, unit.unit_id, 0)]
+
     def load(self, unit: Unit, max_pixels: int) -> list[Row]:
         files = folder_files(Path(unit.ref["folder"])) if "folder" in unit.ref else unit.ref
+        for column in ("composite", "clean", "object_mask", "shadow_mask"):
+            if files[column]:
+                within(self.root, files[column])
         comp_path, bg_path, kind = Path(files["composite"]), Path(files["clean"]), files["clean_kind"]
         composite = read_image(comp_path, max_pixels)
         clean = read_image(bg_path, max_pixels)

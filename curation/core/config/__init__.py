@@ -76,11 +76,12 @@ class RunConfig(Strict):
 
 
 def _format(err: ValidationError) -> str:
-    lines = []
+    """One line: each offending key path and what is wrong with it."""
+    problems = []
     for e in err.errors():
         path = ".".join(str(p) for p in e["loc"]) or "<root>"
-        lines.append(f"  {path}: {e['msg']}")
-    return "invalid run config:\n" + "\n".join(lines)
+        problems.append(f"{path}: {e['msg']}")
+    return "invalid run config: " + "; ".join(problems)
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:

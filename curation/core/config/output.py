@@ -18,6 +18,9 @@ class SinkConfig(Strict):
     #: at most this many shards written at once, each by its own worker process (None: as many as free CPUs
     #: allow; a small machine saves a worker's memory with 1, a cluster needs several to keep up)
     concurrency: int | None = Field(None, ge=1)
+    #: rows reach the shards in work-list order, so the same input gives the same shards byte for byte (a
+    #: block that finishes early waits for the ones before it); false lets shards fill in finishing order
+    deterministic: bool = True
 
 
 class VerifyConfig(Strict):
