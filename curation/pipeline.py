@@ -6,6 +6,10 @@ pushes blocks through the stages' actor pools, and write tasks turn them into sh
 leave the actor between them; a GPU stage keeps a pool of its own. Before anything runs, the pools are
 checked against what the cluster has (:func:`check_fit`): a pool that can never be placed fails at
 start, naming its config key, instead of stalling the run.
+
+While it runs, the stage actors and the sink record the pipeline's metrics (:mod:`curation.core.metrics`)
+and report to the run's tally (:mod:`curation.progress`), which a :class:`Watcher` (the CLI's terminal)
+sees every second; at the end the tally's per-stage figures go to run.json and the report is written.
 """
 from __future__ import annotations
 
@@ -13,18 +17,22 @@ import importlib
 import logging
 import os
 import time
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import ray
 
 from curation.core.config import ConfigError, Resources, RunConfig
 from curation.core.schema import ROW_SCHEMA, UNIT_SCHEMA
 from curation.core.stage import RowStage, Stage, chain_class, chain_resources, map_kwargs
-from curation.finalize import finalize
+from curation.finalize import finalize, merge_stats
 from curation.layout import OutDir
-from curation.runinfo import end_run, start_run
+from curation.progress import Poller, final_snapshot, start_tally
+from curation.report import write_report
+from curation.runinfo import end_run, record_progress, start_run
+from curation.scrape import wait_until_final
 from curation.sink import ShardSink
 from curation.worklist import write_units
 from stages.caption import Caption
@@ -37,6 +45,9 @@ log = logging.getLogger(__name__)
 #: the row stages after ingest, in the order the data flows
 STAGES: tuple[type[RowStage], ...] = (MasksAndLayers, Caption, Curate)
 PROJECT_PACKAGES = ("curation", "stages", "curator_model")
+#: how often the embedded Ray's workers export their metrics (Ray's default: 10 s), so that a short local run
+#: shows progress in Prometheus and its last values reach the endpoint soon after it ends
+METRICS_REPORT_INTERVAL_MS = 2000
 
 
 @dataclass(frozen=True)
@@ -94,38 +105,97 @@ def cluster_capacity() -> tuple[dict[str, float], dict[str, float]]:
 
 
 @dataclass
+class RayInfo:
+    """Where to watch the run: the dashboard (None when off), this node's Prometheus endpoint, Ray's logs."""
+
+    embedded: bool  # started by this run: it ends with the driver
+    dashboard_url: str | None = None
+    metrics_url: str | None = None
+    logs: str | None = None
+
+
+@dataclass
+class RunStart:
+    segment: str
+    units: int
+    pools: list[Pool]
+    ray: RayInfo
+
+
+class Watcher(Protocol):
+    """Who follows a run (the CLI's terminal): told where it runs, then the tally's snapshot every second."""
+
+    def started(self, run: RunStart) -> None: ...
+
+    def progress(self, snapshot: dict[str, Any]) -> None: ...
+
+
+@dataclass
 class RunResult:
     out: Path
     segment: str
     stats: dict[str, Any]
     seconds: float
+    progress: dict[str, Any] = field(default_factory=dict)  # the tally's final snapshot of this segment
+    ray: RayInfo = field(default_factory=lambda: RayInfo(embedded=False))
+    #: where the metrics endpoint still disagreed with the shards' stats at the end (empty: it agreed)
+    metrics_left: list[str] = field(default_factory=list)
 
 
-def init_ray(cfg: RunConfig) -> None:
-    """Join the cluster named by RAY_ADDRESS / ``ray.address``, or start an embedded local Ray."""
+def _ray_info(embedded: bool, context: Any = None) -> RayInfo:
+    node = ray._private.worker.global_worker.node  # the driver's node: where its metrics agent and logs are
+    if context is not None:
+        port, url = context.address_info.get("metrics_export_port"), context.dashboard_url
+    else:
+        port, url = getattr(node, "metrics_export_port", None), None
+    return RayInfo(embedded=embedded, dashboard_url=f"http://{url}" if url else None,
+                   metrics_url=f"http://127.0.0.1:{port}/metrics" if port else None,
+                   logs=str(Path(node.get_session_dir_path()) / "logs") if node else None)
+
+
+def _ray_output(verbose: bool) -> None:
+    """Ray Data's progress bars, INFO lines and warnings on the terminal only when ``verbose`` (they stay in
+    ray-data.log); errors always."""
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = verbose
+    ctx.print_on_execution_start = verbose
+    for handler in logging.getLogger("ray.data").handlers:
+        if handler.name == "console":
+            handler.setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+def init_ray(cfg: RunConfig, verbose: bool = True) -> RayInfo:
+    """Join the cluster named by RAY_ADDRESS / ``ray.address``, or start an embedded local Ray. Without
+    ``verbose``, Ray's own log lines stay in its log files instead of the terminal."""
+    _ray_output(verbose)
     if ray.is_initialized():
-        return
+        return _ray_info(embedded=False)
     address = cfg.ray_address()
     if address:
         modules = [importlib.import_module(m) for m in PROJECT_PACKAGES]
-        ray.init(address=address, runtime_env={"py_modules": modules}, log_to_driver=True)
-        return
+        context = ray.init(address=address, runtime_env={"py_modules": modules}, log_to_driver=verbose,
+                           logging_level=logging.INFO if verbose else logging.ERROR)
+        return _ray_info(embedded=False, context=context)
     # Ray schedules by logical CPUs: give the local node enough for every pool plus the reads to start.
     num_cpus = cfg.ray.num_cpus or max(4, 2 * (os.cpu_count() or 1))
     # no idle workers started ahead of need (the raylet reads this from its environment): the pools, reads and
     # writes start the workers they use, and a prestarted one that nothing claims is a Python process importing
     # Ray on the cores the stages need
     os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
-    ray.init(num_cpus=num_cpus, include_dashboard=cfg.ray.dashboard, log_to_driver=True,
-             configure_logging=True, logging_level=logging.WARNING)
+    context = ray.init(num_cpus=num_cpus, include_dashboard=cfg.ray.dashboard, log_to_driver=verbose,
+                       configure_logging=True, logging_level=logging.WARNING if verbose else logging.ERROR,
+                       _metrics_export_port=cfg.ray.metrics_export_port,
+                       _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS})
+    return _ray_info(embedded=True, context=context)
 
 
 def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: frozenset[str],
-                  claimed: dict[str, str]) -> ray.data.Dataset:
+                  claimed: dict[str, str], tally: Any = None) -> ray.data.Dataset:
     """The lazy Ray Data plan from the work list to the curated rows.
 
     ``done_keys`` and ``claimed`` (image digests already ingested) carry what earlier segments of a
-    resumed run did, so each sample and each image is handled once across the whole output folder.
+    resumed run did, so each sample and each image is handled once across the whole output folder;
+    ``tally`` is the run's progress actor.
     """
     blocks = max(1, min(1000, -(-n_units // cfg.ingest.resources.batch_size)))
     # one read task at a time: units are light, and every extra reader is a worker process (memory, start-up)
@@ -133,7 +203,8 @@ def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: fro
     options = {Ingest.name.value: {"done_keys": done_keys, "dedupe": DedupeRegistry.remote(claimed)}}
     for pool in plan_pools(cfg):
         ds = ds.map_batches(chain_class(pool.stages), batch_format="pyarrow",
-                            fn_constructor_kwargs={"cfg": cfg, "options": options}, **map_kwargs(pool.resources))
+                            fn_constructor_kwargs={"cfg": cfg, "options": options, "tally": tally},
+                            **map_kwargs(pool.resources))
     return ds
 
 
@@ -150,8 +221,9 @@ def check_dataflow(stages: tuple[type[Stage], ...]) -> None:
         available = (set() if i == 0 else available) | set(stage.writes)  # ingest turns units into rows
 
 
-def run(cfg: RunConfig) -> RunResult:
-    """Run the pipeline into ``cfg.run.out``; a rerun into the same folder resumes."""
+def run(cfg: RunConfig, watcher: Watcher | None = None, verbose: bool = True) -> RunResult:
+    """Run the pipeline into ``cfg.run.out``; a rerun into the same folder resumes. ``watcher`` follows it;
+    without ``verbose`` Ray's own log lines stay out of the terminal."""
     started = time.perf_counter()
     check_dataflow((Ingest, *STAGES))
     out = OutDir(Path(cfg.run.out))
@@ -162,12 +234,16 @@ def run(cfg: RunConfig) -> RunResult:
     if not cfg.ray_address():  # on a cluster the checkpoints live on the workers, not necessarily here
         for stage in STAGES:
             stage.preflight(cfg)
-    init_ray(cfg)
+    ray_info = init_ray(cfg, verbose)
+    pools = plan_pools(cfg)
     if cfg.ray.check_resources:
-        check_fit(plan_pools(cfg), *cluster_capacity())
+        check_fit(pools, *cluster_capacity())
     start_run(out.run_json, cfg, seg, len(done), removed)
     units_path = out.work / f"units-{seg}.parquet"
     n_units = write_units(cfg, units_path)
+    tally = start_tally([s.name.value for s in (Ingest, *STAGES)], n_units)
+    if watcher:
+        watcher.started(RunStart(seg, n_units, pools, ray_info))
     ctx = ray.data.DataContext.get_current()
     ctx.target_max_block_size = cfg.ray.target_block_mb * 1024 * 1024
     # the work list is one file the driver just wrote: Ray Data's v2 parquet reader would start actors to
@@ -175,9 +251,21 @@ def run(cfg: RunConfig) -> RunResult:
     ctx.use_datasource_v2 = False
     if n_units:
         claimed = claimed_digests([str(out.shards / f"{n}.parquet") for n in out.complete_shards()])
-        ds = build_dataset(cfg, units_path, n_units, done, claimed)
-        ds.write_datasink(ShardSink(out.shards, seg, cfg.sink), concurrency=cfg.sink.concurrency)
+        ds = build_dataset(cfg, units_path, n_units, done, claimed, tally)
+        with Poller(tally, watcher.progress) if watcher else nullcontext():
+            ds.write_datasink(ShardSink(out.shards, seg, cfg.sink, tally), concurrency=cfg.sink.concurrency)
+    segment_stats = merge_stats(out, seg)
+    progress = final_snapshot(tally, segment_stats["ingested"])
     stats = finalize(out)
     seconds = time.perf_counter() - started
+    record_progress(out.run_json, progress)
     end_run(out.run_json, stats, seconds)
-    return RunResult(out=out.root, segment=seg, stats=stats, seconds=seconds)
+    write_report(out)
+    left = []
+    if ray_info.embedded and ray_info.metrics_url:  # the endpoint ends with this process: let it show the end
+        left = wait_until_final(ray_info.metrics_url, segment_stats, STAGES[-1].name.value,
+                                timeout=3 * METRICS_REPORT_INTERVAL_MS / 1000 + 5)
+        if left:
+            log.warning("the metrics endpoint %s still differs from the shards' stats: %s", ray_info.metrics_url, left)
+    return RunResult(out=out.root, segment=seg, stats=stats, seconds=seconds, progress=progress, ray=ray_info,
+                     metrics_left=left)
