@@ -2,7 +2,8 @@
 
 Each card shows the composite, background, foreground on a checkerboard (so shadow alpha is visible)
 and the alpha itself, with the curator's P(good) and its guess of the failure. Good/bad buttons (and an
-optional failure mode) are kept in the browser; "download labels.csv" saves them in the format
+optional failure mode) are kept in the browser; a second section shows the rejects the run kept thumbnails
+of (possible false rejects), with the same buttons; "download labels.csv" saves them in the format
 :mod:`curator_model.labels` defines, which ``curate train-curator --labels`` reads back.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from PIL import Image
 
 from curation.core.preview import data_uri, on_checkerboard
 from curator_model.features import Triplet, features
-from curator_model.labels import COLUMNS, LABELS, shard_samples
+from curator_model.labels import COLUMNS, LABELS, kept_rejects, shard_samples
 from curator_model.network import FAILURES, Curator
 
 
@@ -27,20 +28,39 @@ class Candidate:
     triplet: Triplet
     p_good: float
     likely: str
+    rejected: str = ""  # stage/reason and detail, for a kept reject
+
+
+def _scored(curator: Curator, triplets: list[Triplet]) -> np.ndarray:
+    return curator.predict(np.stack([features(t, curator.spec.input_size) for t in triplets]))
+
+
+def _candidate(curator: Curator, key: str, triplet: Triplet, probs: np.ndarray, rejected: str = "") -> Candidate:
+    return Candidate(key, triplet, float(probs[0]), curator.spec.classes[1 + int(np.argmax(probs[1:]))], rejected)
 
 
 def least_sure(curator: Curator, runs: list[Path], n: int, threshold: float) -> list[Candidate]:
     """The ``n`` samples whose P(good) lies closest to the threshold (most informative to label)."""
-    keys, triplets, feats = [], [], []
+    keys, triplets = [], []
     for key, t in shard_samples(runs):
         keys.append(key)
         triplets.append(t)
-        feats.append(features(t, curator.spec.input_size))
     if not keys:
         return []
-    probs = curator.predict(np.stack(feats))
+    probs = _scored(curator, triplets)
     order = np.argsort(np.abs(probs[:, 0] - threshold), kind="stable")[:n]
-    return [Candidate(keys[i], triplets[i], float(probs[i, 0]), curator.spec.classes[1 + int(np.argmax(probs[i, 1:]))])
+    return [_candidate(curator, keys[i], triplets[i], probs[i]) for i in order]
+
+
+def false_reject_candidates(curator: Curator, runs: list[Path], n: int) -> list[Candidate]:
+    """Up to ``n`` of the rejects the runs kept thumbnails of, the curator's most confident P(good) first: a
+    reject it would call good is the likeliest false reject."""
+    kept = list(kept_rejects(runs))
+    if not kept:
+        return []
+    probs = _scored(curator, [r.triplet for r in kept])
+    order = np.argsort(-probs[:, 0], kind="stable")[:n]
+    return [_candidate(curator, kept[i].key, kept[i].triplet, probs[i], f"{kept[i].reason}: {kept[i].detail}")
             for i in order]
 
 
@@ -52,8 +72,9 @@ def _card(c: Candidate) -> str:
     cells = "".join(f'<figure><img src="{data_uri(im)}"><figcaption>{name}</figcaption></figure>' for name, im in imgs)
     opts = "".join(f'<option value="{f}">{f}</option>' for f in ("",) + FAILURES)
     key = html.escape(c.key, quote=True)
+    why = f'<br><i>rejected: {html.escape(c.rejected)}</i>' if c.rejected else ""
     return (f'<div class="s" data-key="{key}"><div>{cells}</div><code>{key}</code> '
-            f'P(good) <b>{c.p_good:.3f}</b>, likely failure: {html.escape(c.likely)}<br>'
+            f'P(good) <b>{c.p_good:.3f}</b>, likely failure: {html.escape(c.likely)}{why}<br>'
             f'<button class="good">good</button><button class="bad">bad</button> '
             f'failure <select>{opts}</select> <span class="state"></span></div>')
 
@@ -90,7 +111,14 @@ document.getElementById("download").onclick = () => {
 """
 
 
-def write_review(path: Path, candidates: list[Candidate], threshold: float, title: str) -> None:
+def write_review(path: Path, candidates: list[Candidate], threshold: float, title: str,
+                 rejects: list[Candidate] = ()) -> None:
+    """The page: ``candidates`` (accepted samples), then ``rejects`` (kept rejects, shown as small as kept)."""
+    rejected = ("" if not rejects else
+                f"<h2>Rejected rows kept for review: {len(rejects)} possible false rejects</h2><p>Thumbnails the run "
+                f"kept of a sample of its rejects, the ones the curator finds best first. Label one good and "
+                f"<code>train-curator</code> learns from it too (it reads them from the run's rejects.parquet).</p>"
+                + "".join(_card(c) for c in rejects))
     script = SCRIPT % {"columns": json.dumps(COLUMNS), "labels": json.dumps(LABELS), "title": json.dumps(title)}
     page = f"""<!doctype html><meta charset="utf-8"><title>curator review: {html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:1.5em}}.s{{display:inline-block;vertical-align:top;margin:6px;padding:6px;
@@ -101,6 +129,7 @@ margin:0 3px;text-align:center;font-size:11px}}img{{display:block}}</style>
 <button id="download">download labels.csv</button> and train with
 <code>curate train-curator --labels labels.csv --shards {html.escape(title)}</code>.</p>
 {''.join(_card(c) for c in candidates)}
+{rejected}
 <script>{script}</script>
 """
     path.parent.mkdir(parents=True, exist_ok=True)
