@@ -55,6 +55,8 @@ class Truth:
 class Scores:
     values: dict[str, list[float]] = field(default_factory=dict)
     rejects: dict[str, int] = field(default_factory=dict)
+    #: how many accepted instances each quality check would reject (the checks are measured, not applied)
+    checks: dict[str, int] = field(default_factory=dict)
 
     def add(self, key: str, value: float) -> None:
         self.values.setdefault(key, []).append(float(value))
@@ -65,6 +67,7 @@ class Scores:
         out: dict[str, Any] = {k: round(float(np.mean(v)), 4) for k, v in sorted(self.values.items())}
         out["n"] = {k: len(v) for k, v in sorted(self.values.items())}
         out["rejects"] = dict(self.rejects)
+        out["quality_checks_fail"] = dict(self.checks)
         return out
 
 
@@ -128,15 +131,19 @@ def _row(t: Truth, mode: str, coarse_px: float) -> Row:
 
 
 def _stage_config(base: RunConfig, mode: str) -> RunConfig:
+    """The stage in one mode, its quality checks measured but not applied, so that the layer metrics are
+    means over every instance (what the checks would reject is counted from the measured values)."""
     effects = "detector" if mode == "detector" else "source"
-    masks = base.masks.model_copy(update={"effects": effects})
+    quality = base.masks.quality.model_copy(update={"enabled": False})
+    masks = base.masks.model_copy(update={"effects": effects, "quality": quality})
     return base.model_copy(update={"masks": masks})
 
 
 def evaluate(truths: list[Truth], base: RunConfig, coarse_px: float = 0.0) -> dict[str, Any]:
     """Run every instance through the stage in each mode; per-mode means plus the detector's shadow IoU."""
     from curation.core.morphology import iou
-    from curation.core.schema import is_ok
+    from curation.core.quality import Quality, failures
+    from curation.core.schema import get_json, is_ok
     from stages.masks import MasksAndLayers
     from stages.shadows import build_detector
 
@@ -162,6 +169,9 @@ def evaluate(truths: list[Truth], base: RunConfig, coarse_px: float = 0.0) -> di
                 scores.rejects[row["reject_reason"]] = scores.rejects.get(row["reject_reason"], 0) + 1
                 continue
             _score(t, row, scores, paired=mode == "paired")
+            quality = Quality(**get_json(row, "meta")["masks"]["quality"])
+            for reason, _ in failures(quality, base.masks.quality):
+                scores.checks[str(reason)] = scores.checks.get(str(reason), 0) + 1
         report[mode] = scores.summary()
     return report
 
@@ -191,16 +201,31 @@ def _score(t: Truth, row: Row, scores: Scores, paired: bool) -> None:
 
 
 def run_eval(base: RunConfig, synthetic: int, size: int, seed: int, desoba: Path | None,
-             coarse_px: float = 0.0) -> dict[str, Any]:
+             coarse_px: float = 0.0, fill_methods: tuple[str, ...] = (), holes_per_photo: int = 4,
+             checks: bool = True) -> dict[str, Any]:
+    """Stage 2 against ground truth, then the hole benchmark per fill method and the quality checks'
+    good-rejected / bad-caught shares; real photos and synthetic scenes reported apart."""
+    from curation.core.inpaint import build_inpainter
+    from curation.eval_fill import benchmark, real_holes, synthetic_holes
+    from curation.eval_quality import evaluate as evaluate_checks
+
     out: dict[str, Any] = {"config": {"segmenter": base.masks.segmenter, "detector": base.masks.detector.model_dump(),
                                       "inpaint": base.masks.inpaint.backend, "soft_edge_px": base.masks.soft_edge_px,
-                                      "coarse_px": coarse_px}}
+                                      "coarse_px": coarse_px, "quality": base.masks.quality.model_dump()}}
     if synthetic:
         out["synthetic"] = evaluate(synthetic_truths(synthetic, size, seed), base, coarse_px)
         out["synthetic"]["size"] = size
     if desoba is not None:
         out["desoba"] = evaluate(desoba_truths(desoba), base, coarse_px)
         out["headline_desoba_shadow_iou"] = out["desoba"]["shadow_detector"]["shadow_iou"]
+    if fill_methods:
+        out["fill_benchmark"] = {"real": benchmark(real_holes("report", holes_per_photo), fill_methods)}
+        if synthetic:
+            out["fill_benchmark"]["synthetic"] = benchmark(synthetic_holes(synthetic, size, seed), fill_methods)
+    if checks:
+        out["quality_checks"] = evaluate_checks("report", build_inpainter(base.masks.inpaint), base.masks.quality,
+                                                synthetic=synthetic, size=size, holes_per_photo=holes_per_photo,
+                                                desoba=desoba is not None)
     return out
 
 
@@ -214,11 +239,23 @@ def _print(report: dict[str, Any]) -> None:
               f"annotation given to the segmenter: IoU {r['shadow_detector']['annotation_iou']:.3f} with the truth")
         keys = ("mask_iou", "edge_alpha_mae", "effect_alpha_mae", "background_psnr", "recomposite_psnr",
                 "paired_shadow_alpha_iou", "seconds_per_sample", "cpu_seconds_per_sample")
-        print(f"  {'mode':9s}" + "".join(f"{k:>{w}s}" for k, w in zip(keys, WIDTHS)) + "  rejects")
+        print(f"  {'mode':9s}" + "".join(f"{k:>{w}s}" for k, w in zip(keys, WIDTHS)) + "  rejects / quality checks failed")
         for mode in MODES:
             m = r[mode]
             cells = "".join(f"{m[k]:>{w}.4f}" if k in m else f"{'-':>{w}s}" for k, w in zip(keys, WIDTHS))
-            print(f"  {mode:9s}{cells}  {m['rejects'] or ''}")
+            print(f"  {mode:9s}{cells}  {m['rejects'] or ''} {m['quality_checks_fail'] or ''}")
+    for source, bench in report.get("fill_benchmark", {}).items():
+        print(f"\nfill benchmark, {source}: {bench['holes']} holes (inside the hole, against the truth)")
+        print(f"  {'method':14s}{'PSNR':>8s}{'SSIM':>8s}{'grad ratio':>12s}{'CPU s/hole':>12s}")
+        for method, m in bench.items():
+            if method != "holes":
+                print(f"  {method:14s}{m['psnr']:8.2f}{m['ssim']:8.3f}{m['gradient_ratio']:12.3f}{m['cpu_seconds_per_hole']:12.4f}")
+    if "quality_checks" in report:
+        print("\nquality checks, held-out split: share of each set that each check fails")
+        for source, kinds in report["quality_checks"].items():
+            for kind, m in kinds.items():
+                cells = "  ".join(f"{k} {v:.3f}" for k, v in m.items() if k != "n")
+                print(f"  {source:9s} {kind:8s} n={m['n']:3d}  {cells}")
     if "headline_desoba_shadow_iou" in report:
         print(f"\nheadline: single-image shadow IoU on DESOBA = {report['headline_desoba_shadow_iou']:.3f}")
 
@@ -231,7 +268,9 @@ def cmd_eval_layers(args: argparse.Namespace) -> int:
         base = base.model_copy(update={"masks": base.masks.model_copy(update={"segmenter": args.segmenter})})
         base = parse_config(json.loads(base.model_dump_json()))  # re-validate (sam needs its checkpoint)
     desoba = None if args.no_desoba else Path(args.desoba)
-    report = run_eval(base, args.synthetic, args.size, args.seed, desoba, args.coarse_px)
+    methods = tuple(m for m in args.fill_methods.split(",") if m) if args.fill_methods else ()
+    report = run_eval(base, args.synthetic, args.size, args.seed, desoba, args.coarse_px, methods,
+                      args.holes_per_photo, not args.no_checks)
     _print(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
@@ -250,5 +289,9 @@ def register(subparsers) -> None:
     p.add_argument("--segmenter", choices=("annotation", "grabcut", "sam"), help="override masks.segmenter")
     p.add_argument("--coarse-px", type=float, default=0.0,
                    help="give the segmenter polygon-simplified annotations (outline within this many px)")
+    p.add_argument("--fill-methods", default="telea,navier_stokes,fsr_fast,shiftmap,fsr_texture,fsr_best",
+                   help="fills compared on the hole benchmark, comma-separated ('' = skip the benchmark)")
+    p.add_argument("--holes-per-photo", type=int, default=4, help="holes cut in each benchmark photo")
+    p.add_argument("--no-checks", action="store_true", help="skip the quality checks' good/bad measurement")
     p.add_argument("--json", help="also write the full report here")
     p.set_defaults(func=cmd_eval_layers)

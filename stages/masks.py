@@ -3,7 +3,10 @@
 Object mask from the configured segmenter (annotation, GrabCut-refined annotation, or SAM prompted by
 the annotation), effect (shadow) mask from the source or the single-image detector, background from the
 paired clean plate when the source has one (otherwise inpaint + relight), and the foreground from the
-minimal-alpha rule with a soft object outline. Cheap physical checks reject what cannot be a valid layer.
+minimal-alpha rule with a soft object outline. Cheap physical checks reject what cannot be a valid layer,
+then the quality checks (``curation/core/quality.py``) reject what the decomposition could not have fitted:
+a background that drifts beyond its region, an effect that is not a shadow, a smeared fill, an effect
+that holds a piece of another object.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from curation.core.config import RunConfig
 from curation.core.decompose import background_shadowfree, background_unpaired, decompose
 from curation.core.inpaint import build_inpainter
 from curation.core.morphology import bbox_of, box_iou, dilate, iou
+from curation.core.quality import failures, measure
 from curation.core.schema import Reason, Row, StageName, get_image, get_json, reject, set_image, update_meta
 from curation.core.stage import RowStage
 from stages.segmenters import Prompt, build_segmenter, points_from_ann
@@ -95,6 +99,12 @@ class MasksAndLayers(RowStage):
         effect = layers.effect > 0
         if self._check(row, composite, background, layers.foreground, obj, effect):
             return
+        quality = measure(composite, background, obj, effect)
+        failed = failures(quality, cfg.quality) if cfg.quality.enabled else []
+        if failed:
+            (reason, detail), more = failed[0], [str(r) for r, _ in failed[1:]]
+            reject(row, self.name, reason, detail + (f"; also {', '.join(more)}" if more else ""))
+            return
         for column in ("background", "foreground", "mask", "effect"):
             set_image(row, column, getattr(layers, column))
         for col in ("clean", "ann_mask", "ann_effect"):  # consumed: keep blocks small downstream
@@ -103,7 +113,7 @@ class MasksAndLayers(RowStage):
             "segmenter": self.segmenter.name, "segmenter_score": round(score, 4),
             "mask_agreement": None if agreement is None else round(agreement, 4),
             "effects": effect_source, "background": method, "psnr": round(float(row["psnr"]), 3),
-            "object_px": int(obj.sum()), "effect_px": int(effect.sum()),
+            "object_px": int(obj.sum()), "effect_px": int(effect.sum()), "quality": quality.as_dict(),
         })
 
     @staticmethod

@@ -11,7 +11,8 @@ from curation.eval_layers import coarsen
 
 def test_eval_layers_command_reports_all_metrics(tmp_path, capsys):
     out = tmp_path / "report.json"
-    assert main(["eval-layers", "--synthetic", "3", "--size", "128", "--json", str(out)]) == 0
+    assert main(["eval-layers", "--synthetic", "3", "--size", "128", "--fill-methods", "telea,fsr_fast",
+                 "--holes-per-photo", "1", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "headline: single-image shadow IoU on DESOBA" in printed
     report = json.loads(out.read_text())
@@ -25,6 +26,12 @@ def test_eval_layers_command_reports_all_metrics(tmp_path, capsys):
                 assert key in m, (name, mode, key)
             assert m["recomposite_psnr"] >= 45
     assert report["synthetic"]["paired"]["effect_alpha_mae"] <= 0.04
+    for source in ("real", "synthetic"):  # the hole benchmark, per method, real photos and synthetic apart
+        for method in ("telea", "fsr_fast"):
+            assert set(report["fill_benchmark"][source][method]) == {"psnr", "ssim", "gradient_ratio", "cpu_seconds_per_hole"}
+    checks = report["quality_checks"]  # each check's share of known-good rejected and known-bad caught
+    assert {"good", "smear", "drift"} <= set(checks["real"]) and {"good", "smear", "drift"} <= set(checks["synthetic"])
+    assert "quality checks, held-out split" in printed and "fill benchmark, real" in printed
 
 
 def test_the_cli_plugin_stays_light():

@@ -137,12 +137,20 @@ def relight(composite: np.ndarray, lit_estimate: np.ndarray, region: np.ndarray,
 
 def background_unpaired(composite: np.ndarray, obj: np.ndarray, effect: np.ndarray, inpainter: Inpainter,
                         smooth_px: float = 0.0) -> np.ndarray:
-    """No clean plate: inpaint the object, relight its shadow from the lit surroundings."""
+    """No clean plate: relight the object's shadow from the lit surroundings, then fill the object.
+
+    The lit surface under a shadow comes from Telea, a smooth local fill, whatever ``inpainter`` fills the
+    object with: ``B = lit`` there is a low-frequency estimate, and a textured fill only adds detail that
+    does not match the ground (measured in docs/layers.md). The object is then filled from the relit image,
+    as from a shadow-free photo.
+    """
     obj_region = dilate(obj, OBJECT_MARGIN_PX)
     effect_region = dilate(effect, 2) & ~obj_region
-    lit = inpainter(composite, obj_region | effect_region)
-    relit = relight(composite, lit, effect_region, smooth_px)
-    return np.where(obj_region[..., None], lit, relit)
+    relit = composite
+    if effect_region.any():
+        lit = cv2.inpaint(composite, (obj_region | effect_region).astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+        relit = relight(composite, lit, effect_region, smooth_px)
+    return background_shadowfree(relit, obj, inpainter)
 
 
 def background_shadowfree(shadowfree: np.ndarray, obj: np.ndarray, inpainter: Inpainter) -> np.ndarray:

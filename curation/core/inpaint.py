@@ -14,6 +14,7 @@ import numpy as np
 from curation.core.compositing import to_float, to_uint8
 from curation.core.config.masks import InpaintOptions
 from curation.core.devices import resolve_device
+from curation.core.morphology import bbox_of, dilate
 from curation.core.registry import Registry
 
 
@@ -50,6 +51,108 @@ class NavierStokesInpainter(OpenCVInpainter):
     method, flag = "navier_stokes", cv2.INPAINT_NS
 
 
+class XPhotoInpainter:
+    """OpenCV contrib's ``cv2.xphoto.inpaint`` on a window around the region: no weights, CPU.
+
+    The region's own surroundings are all these fills draw on, so each runs on the region's bounding box
+    grown by ``context`` times its size (at least 16 px): the cost follows the object, not the photo.
+    """
+
+    method: ClassVar[str]
+    flag: ClassVar[int]
+    context: ClassVar[float] = 1.0
+
+    def __init__(self):
+        self.name = f"xphoto-{self.method}"
+
+    @classmethod
+    def from_options(cls, opts: InpaintOptions) -> XPhotoInpainter:
+        return cls()
+
+    def _fill(self, window: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(window)
+        cv2.xphoto.inpaint(window, valid.astype(np.uint8) * 255, out, self.flag)
+        return out
+
+    def __call__(self, image: np.ndarray, region: np.ndarray) -> np.ndarray:
+        box = bbox_of(region)
+        if box is None:
+            return image
+        x, y, w, h = box
+        pad = max(16, int(self.context * max(w, h)))
+        ys = slice(max(0, y - pad), min(image.shape[0], y + h + pad))
+        xs = slice(max(0, x - pad), min(image.shape[1], x + w + pad))
+        hole = region[ys, xs]
+        filled = self._fill(np.ascontiguousarray(image[ys, xs]), ~hole)
+        out = image.copy()
+        out[ys, xs] = np.where(hole[..., None], filled, image[ys, xs])
+        return out
+
+
+class FSRFastInpainter(XPhotoInpainter):
+    """Frequency-selective reconstruction (Genser et al. 2018), the fast setting."""
+
+    method, flag = "fsr_fast", cv2.xphoto.INPAINT_FSR_FAST
+
+
+class FSRBestInpainter(XPhotoInpainter):
+    """Frequency-selective reconstruction, the best (and much slower) setting."""
+
+    method, flag = "fsr_best", cv2.xphoto.INPAINT_FSR_BEST
+
+
+class ShiftMapInpainter(XPhotoInpainter):
+    """Exemplar-based: each hole pixel copies a pixel of the surroundings at an offset chosen among the
+    dominant patch offsets of the image (He & Sun 2012), so the ground's own texture continues into the hole.
+    Works in CIE Lab, as the method expects (intensity first)."""
+
+    method, flag = "shiftmap", cv2.xphoto.INPAINT_SHIFTMAP
+
+    def _fill(self, window: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(super()._fill(cv2.cvtColor(window, cv2.COLOR_RGB2Lab), valid), cv2.COLOR_Lab2RGB)
+
+
+class TexturedFSRInpainter:
+    """Structure and colour from the frequency-selective reconstruction, texture from the shift-map fill.
+
+    FSR recovers the hole's low frequencies well but smooths its texture away; the shift-map copies the
+    ground's texture but places it with no regard to the true low frequencies. Their sum, FSR plus the
+    shift-map's detail above a ``detail_sigma`` Gaussian, keeps both (chosen on the hole benchmark's tuning
+    photos, docs/layers.md).
+    """
+
+    detail_sigma: ClassVar[float] = 1.0
+    detail_clip: ClassVar[float] = 3.0
+
+    def __init__(self):
+        self.name = "xphoto-fsr+shiftmap-texture"
+        self.structure, self.texture = FSRFastInpainter(), ShiftMapInpainter()
+
+    @classmethod
+    def from_options(cls, opts: InpaintOptions) -> TexturedFSRInpainter:
+        return cls()
+
+    def __call__(self, image: np.ndarray, region: np.ndarray) -> np.ndarray:
+        if not region.any():
+            return image
+        texture = self.texture(image, region).astype(np.float32)
+        # the detail is taken within the fill only: a blur across the region's border would turn the step
+        # between the copied texture and its surroundings into an outline of the object
+        inside = region.astype(np.float32)
+        weight = np.maximum(cv2.GaussianBlur(inside, (0, 0), self.detail_sigma), 1e-3)[..., None]
+        detail = texture - cv2.GaussianBlur(texture * inside[..., None], (0, 0), self.detail_sigma) / weight
+        # no stronger than the ground's own detail around the region: a copied texture keeps its amplitude,
+        # the edges of a copied object (a neighbour the exemplar search picked up) fade to it
+        ring = dilate(region, 6) & ~region
+        if ring.any():
+            image_f = image.astype(np.float32)
+            around = image_f - cv2.GaussianBlur(image_f, (0, 0), self.detail_sigma)
+            limit = self.detail_clip * np.median(np.abs(around[ring]), axis=0) + 1.0
+            detail = np.clip(detail, -limit, limit)
+        filled = to_uint8((self.structure(image, region).astype(np.float32) + detail) / 255.0)
+        return np.where(region[..., None], filled, image)
+
+
 class ExportedInpainter:
     """A learned inpainter (e.g. LaMa) loaded once from a local ``torch.export`` program (``.pt2``).
 
@@ -82,9 +185,14 @@ class ExportedInpainter:
         return np.where(region[..., None], out, image)
 
 
-INPAINTERS: Registry[OpenCVInpainter | ExportedInpainter] = Registry("masks.inpaint.backend", "inpainter", {
+Fill = OpenCVInpainter | XPhotoInpainter | TexturedFSRInpainter | ExportedInpainter
+INPAINTERS: Registry[Fill] = Registry("masks.inpaint.backend", "inpainter", {
     "telea": "curation.core.inpaint:TeleaInpainter",
     "navier_stokes": "curation.core.inpaint:NavierStokesInpainter",
+    "fsr_fast": "curation.core.inpaint:FSRFastInpainter",
+    "fsr_best": "curation.core.inpaint:FSRBestInpainter",
+    "shiftmap": "curation.core.inpaint:ShiftMapInpainter",
+    "fsr_texture": "curation.core.inpaint:TexturedFSRInpainter",
     "exported": "curation.core.inpaint:ExportedInpainter",
 })
 

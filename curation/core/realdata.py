@@ -77,3 +77,138 @@ def desoba_instances(root: Path = DESOBA) -> list[RealInstance]:
             out.append(RealInstance(photo, f"{photo}/other-{k}", composite, mask, shadow & ~mask, None,
                                     target | (objects & ~mask)))
     return out
+
+
+# --- the hole benchmark: real photos, object-shaped holes where the truth is the photo itself -------------
+
+#: a photo of the hole benchmark: where it comes from, its licence, and where holes may be cut
+@dataclass(frozen=True)
+class PhotoSpec:
+    name: str
+    origin: str  # "skimage:<function>", "sklearn:<file>", "bundled:<file>" or "desoba:<NN>"
+    licence: str
+    #: boxes (x0, y0, x1, y1) in the 256-px square crop where a hole may lie: the ground, grass, wood, ...
+    ground: tuple[tuple[int, int, int, int], ...] = ((0, 0, 256, 256),)
+
+
+#: chosen by looking at the photos; ``tune`` chooses fill parameters and check thresholds, ``report`` is held out
+HOLE_PHOTOS: dict[str, tuple[PhotoSpec, ...]] = {
+    "tune": (
+        PhotoSpec("brick", "skimage:brick", "CC0 (cc0textures.com, Bricks25)"),
+        PhotoSpec("gravel", "skimage:gravel", "CC0 (cc0textures.com, Gravel04)"),
+        PhotoSpec("chelsea", "skimage:chelsea", "CC0 (Stefan van der Walt)", ((0, 0, 256, 96),)),
+        PhotoSpec("coffee", "skimage:coffee", "CC0 (Rachel Michetti)", ((0, 0, 80, 150), (176, 0, 256, 150))),
+        PhotoSpec("sam_dog", "bundled:sam_dog.jpg", "Apache-2.0 (segment-anything)", ((100, 130, 200, 256),)),
+        PhotoSpec("sam_groceries", "bundled:sam_groceries.jpg", "Apache-2.0 (segment-anything)", ((20, 180, 250, 240),)),
+    ),
+    "report": (
+        PhotoSpec("grass", "skimage:grass", "CC0 (DeviantArt linolafett, Grass-01)"),
+        PhotoSpec("rocket-sky", "skimage:rocket", "public domain (SpaceX)", ((0, 0, 110, 220),)),
+        PhotoSpec("china-trees", "sklearn:china.jpg", "CC BY 2.0 (danielbuechele)", ((150, 96, 256, 256),)),
+        PhotoSpec("flower-bokeh", "sklearn:flower.jpg", "CC BY 2.0 (vultilion)", ((0, 0, 256, 80),)),
+        PhotoSpec("sam_truck-road", "bundled:sam_truck.jpg", "Apache-2.0 (segment-anything)", ((0, 186, 256, 256),)),
+        PhotoSpec("soba-plaza", "bundled:soba_web-shadow0573.jpg", "Apache-2.0 (InstanceShadowDetection)",
+                  ((0, 175, 256, 256),)),
+        PhotoSpec("desoba-05", "desoba:05", "MIT (DESOBA)"),
+        PhotoSpec("desoba-06", "desoba:06", "MIT (DESOBA)"),
+        PhotoSpec("desoba-07", "desoba:07", "MIT (DESOBA)"),
+    ),
+}
+HOLE_SIZE = 256
+
+
+@dataclass
+class Hole:
+    """A real photo with an object-shaped hole: the photo is the truth inside the hole."""
+
+    name: str
+    photo: np.ndarray  # RGB uint8, HOLE_SIZE square
+    hole: np.ndarray  # bool
+
+
+def square(image: np.ndarray, size: int = HOLE_SIZE) -> np.ndarray:
+    """The centred square crop of a photo, resized to ``size``."""
+    h, w = image.shape[:2]
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    crop = image[y : y + s, x : x + s]
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if s > size else cv2.INTER_CUBIC)
+
+
+def load_photo(spec: PhotoSpec, root: Path = DESOBA) -> tuple[np.ndarray, np.ndarray]:
+    """The photo (RGB uint8, 256 px square) and where holes may go (bool): the spec's boxes, and on a DESOBA
+    shadow-free photo every pixel away from its annotated objects and shadows."""
+    kind, _, ref = spec.origin.partition(":")
+    allowed = np.zeros((HOLE_SIZE, HOLE_SIZE), bool)
+    for x0, y0, x1, y1 in spec.ground:
+        allowed[y0:y1, x0:x1] = True
+    if kind == "skimage":
+        import skimage.data
+
+        image = getattr(skimage.data, ref)()
+    elif kind == "sklearn":
+        from sklearn.datasets import load_sample_image
+
+        image = load_sample_image(ref)
+    elif kind == "bundled":
+        image = read_image(DESOBA.parent / ref, MAX_PIXELS)
+    else:
+        folder = Path(root) / ref
+        image = read_image(folder / "shadowfree.png", MAX_PIXELS)
+        busy = np.zeros(image.shape[:2], bool)
+        for name in ("object_mask", "other_objects_mask", "other_shadows_mask"):
+            busy |= read_mask(folder / f"{name}.png", MAX_PIXELS)
+        allowed &= ~square(dilate(busy, 4).astype(np.uint8)).astype(bool)
+    if image.ndim == 2:
+        image = np.dstack([image] * 3)
+    return square(np.ascontiguousarray(image[..., :3])), allowed
+
+
+def hole_shapes(seed: int = 0, synthetic: int = 6) -> list[tuple[str, np.ndarray]]:
+    """Object outlines to cut holes with: every real DESOBA instance mask (cropped to its box) and a few
+    synthetic silhouettes."""
+    from curation.core.scenes import SHAPES, silhouette
+
+    shapes = []
+    for inst in desoba_instances():
+        x, y, w, h = cv2.boundingRect(inst.mask.astype(np.uint8))
+        shapes.append((inst.name, inst.mask[y : y + h, x : x + w]))
+    rng = np.random.default_rng(seed)
+    for k in range(synthetic):
+        shape = SHAPES[k % len(SHAPES)]
+        h = int(rng.integers(40, 80))
+        shapes.append((f"synthetic/{shape}-{k}", silhouette(rng, shape, h, int(h * rng.uniform(0.5, 1.3))) > 0.5))
+    return shapes
+
+
+def cut_holes(split: str, per_photo: int = 4, seed: int = 0, root: Path = DESOBA) -> list[Hole]:
+    """``per_photo`` holes in each photo of ``split``: a shape, scaled to 48–96 px (less where the ground is
+    smaller), placed at random where it lies wholly on the allowed ground. Deterministic from ``seed``."""
+    rng = np.random.default_rng([seed, sorted(HOLE_PHOTOS).index(split)])
+    shapes = hole_shapes(seed)
+    holes = []
+    for spec in HOLE_PHOTOS[split]:
+        photo, allowed = load_photo(spec, root)
+        for k in range(per_photo):
+            label, shape = shapes[int(rng.integers(len(shapes)))]
+            hole = _place(rng, shape, allowed)
+            if hole is not None:
+                holes.append(Hole(f"{spec.name}/{k}:{label}", photo, hole))
+    return holes
+
+
+def _place(rng: np.random.Generator, shape: np.ndarray, allowed: np.ndarray, tries: int = 200) -> np.ndarray | None:
+    """``shape`` scaled and put where it lies inside ``allowed``; None when it never fits."""
+    side = float(rng.uniform(48, 96))
+    for attempt in range(tries):
+        scale = side * (0.97 ** attempt) / max(shape.shape)
+        h, w = max(8, int(shape.shape[0] * scale)), max(8, int(shape.shape[1] * scale))
+        small = cv2.resize(shape.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        if h >= allowed.shape[0] or w >= allowed.shape[1]:
+            continue
+        y, x = int(rng.integers(0, allowed.shape[0] - h)), int(rng.integers(0, allowed.shape[1] - w))
+        if allowed[y : y + h, x : x + w][small].all():
+            out = np.zeros_like(allowed)
+            out[y : y + h, x : x + w] = small
+            return out
+    return None

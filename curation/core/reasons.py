@@ -53,6 +53,11 @@ class Reason(Code):
     EFFECT_DETACHED = "effect_detached"
     ALPHA_OUT_OF_RANGE = "alpha_out_of_range"
     LOW_RECOMPOSITE_PSNR = "low_recomposite_psnr"
+    # masks + layers: the quality checks (curation/core/quality.py)
+    BACKGROUND_DRIFT = "background_drift"
+    EFFECT_NOT_SHADOW = "effect_not_shadow"
+    FILL_SMEARED = "fill_smeared"
+    EFFECT_IMPLAUSIBLE = "effect_implausible"
     # caption
     EMPTY_CAPTION = "empty_caption"
     # curate

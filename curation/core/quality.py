@@ -1,0 +1,201 @@
+"""Quality checks of a layered triplet that can fail: each tests something the decomposition did not fit.
+
+The recomposite PSNR cannot fail (F and α are solved from C and B, so ``F over B == C`` for any B). These
+measure what that leaves open, from the stored layers alone (composite, background, foreground, object
+mask, effect mask), so that stage 2, ``curate eval-layers`` and the curator compute them the same way:
+
+- ``drift``: the background equals the composite outside the object + effect region (share of pixels
+  that differ by more than sensor/PNG noise); a fill or relight that leaks beyond its region shows here;
+- ``brightened`` / ``too_dark`` / ``ratio_roughness``: inside the effect a shadow only darkens
+  (``C ≤ B``), by a bounded ratio (skylight still reaches a cast shadow), and by a ratio ``C/B`` that
+  varies smoothly (the ground's texture cancels in it); a drifted background, or an effect that is not a
+  shadow, breaks them (roughness is measured, and gated only when configured: see QualityOptions);
+- ``fill_texture`` / ``fill_seam`` / ``fill_ghost``: without a reference, the fill under the object has as
+  much fine detail as a ring of ground around it, continuous in colour across its border, and does not repeat
+  the removed object's edges;
+- ``effect_area`` / ``effect_foreign``: the effect is not many times the object's size, and holds no
+  region whose shading ratio, smoothed, has another colour than the shadow's own (a piece of a
+  neighbouring object, not shadowed ground).
+
+:func:`measure` computes every value; :func:`failures` compares them with the thresholds of
+``masks.quality`` and names what failed, in a fixed order (the first is the row's reject reason).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from curation.core.config.masks import QualityOptions
+from curation.core.morphology import dilate, erode
+from curation.core.reasons import Reason
+
+#: colour-level differences (0..255) at or below this are noise: B and C of one photo, PNG-stored
+NOISE_LEVEL = 6
+#: grey levels added to detail means so that flat ground (sky, a wall) compares as flat, not as noise
+DETAIL_FLOOR = 0.5
+#: luminance ratio C/B below which a pixel is darker than a cast shadow gets (skylight still reaches it)
+SHADOW_FLOOR = 0.12
+#: distance (log-chroma units) of the smoothed shading ratio from the shadow's own line, and the smoothing (px)
+FOREIGN_CHROMA, FOREIGN_SIGMA, FOREIGN_OFFSET = 0.1, 3.0, 5.0
+OBJECT_RING_PX = 2  # the object's edge ring belongs to the object's layer (decompose.OBJECT_MARGIN_PX)
+
+
+@dataclass
+class Quality:
+    """The measured values of one triplet (``None`` where the region it needs is empty)."""
+
+    drift: float
+    brightened: float | None
+    too_dark: float | None
+    ratio_roughness: float | None
+    fill_texture: float | None
+    fill_seam: float | None
+    fill_ghost: float | None
+    effect_area: float
+    effect_foreign: float | None
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {k: (None if v is None else round(float(v), 4)) for k, v in asdict(self).items()}
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def gradient(image: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude of an RGB image's luma (grey levels per pixel)."""
+    g = _luma(image)
+    return np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))
+
+
+def _crop(*masks: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """The bounding box of the union of ``masks`` grown by ``pad``: the checks' work follows the object."""
+    union = np.logical_or.reduce([m.astype(bool) for m in masks])
+    x, y, w, h = cv2.boundingRect(union.astype(np.uint8))
+    return (slice(max(0, y - pad), y + h + pad), slice(max(0, x - pad), x + w + pad))
+
+
+def measure(composite: np.ndarray, background: np.ndarray, mask: np.ndarray, effect: np.ndarray) -> Quality:
+    """Every quality value of one triplet (uint8 layers, bool or 0/255 masks). The foreground is not needed:
+    stage 2 derives it from composite and background, which is why its recomposite cannot fail."""
+    obj, eff = mask.astype(bool), effect.astype(bool)
+    size = int(np.sqrt(max(obj.sum(), 1)))
+    ys, xs = _crop(obj, eff, pad=size // 2 + 8)
+    c, b, o, e = composite[ys, xs], background[ys, xs], obj[ys, xs], eff[ys, xs]
+    drift = max(_unexplained(composite, background, obj, eff), _unexplained(c, b, o, e))
+    brightened, too_dark, roughness, foreign = _shadow_values(c, b, e)
+    texture, seam, ghost = _fill_values(c, b, o, e, size)
+    return Quality(drift=drift, brightened=brightened, too_dark=too_dark, ratio_roughness=roughness,
+                   fill_texture=texture, fill_seam=seam, fill_ghost=ghost, effect_area=float(eff.sum() / max(obj.sum(), 1)),
+                   effect_foreign=foreign)
+
+
+def _unexplained(c: np.ndarray, b: np.ndarray, o: np.ndarray, e: np.ndarray) -> float:
+    """Share of the pixels away from the object where B differs from C beyond noise and no shadow explains
+    it: outside the effect, or inside it but brighter than the background."""
+    delta = c.astype(np.int16) - b.astype(np.int16)
+    changed = np.abs(delta).max(axis=2) > NOISE_LEVEL
+    shadowed = e & (delta.max(axis=2) <= NOISE_LEVEL)
+    away = ~dilate(o, OBJECT_RING_PX + 1)
+    return float((changed & ~shadowed)[away].mean()) if away.any() else 0.0
+
+
+def _shadow_values(c: np.ndarray, b: np.ndarray, e: np.ndarray) -> tuple[float | None, ...]:
+    """Inside the effect: share brightened, share darker than any shadow, roughness of the log shading
+    ratio, and the share whose smoothed ratio has another colour than the shadow's own."""
+    if not e.any():
+        return None, None, None, None
+    cf, bf = c.astype(np.float32) + 1.0, b.astype(np.float32) + 1.0
+    brightened = float(((cf - bf).max(axis=2) > NOISE_LEVEL)[e].mean())
+    log_s = np.log(cf) - np.log(bf)
+    lum = log_s.mean(axis=2)
+    too_dark = float((lum < np.log(SHADOW_FLOOR))[e].mean())
+    core = erode(e, 2)  # away from the effect's outline, where the ratio really steps
+    roughness = None
+    if core.sum() >= 16:
+        roughness = float(np.abs(lum - cv2.medianBlur(lum.astype(np.float32), 5))[core].mean())
+    dark = e & (lum < -0.05)
+    foreign = None
+    if dark.sum() >= 16:
+        # a few grey levels of offset: in a deep shadow on a saturated ground (a red track) a weak channel
+        # holds a dozen levels, and JPEG noise there would swing its log ratio
+        foreign = _foreign_share(np.log(cf + FOREIGN_OFFSET) - np.log(bf + FOREIGN_OFFSET), lum, dark)
+    return brightened, too_dark, roughness, foreign
+
+
+def _foreign_share(log_s: np.ndarray, lum: np.ndarray, dark: np.ndarray) -> float:
+    """Share of the shadow whose shading ratio has a colour no shadow of this light gives.
+
+    Across a penumbra the ratio runs from 1 (lit) to the umbra's, and its colour with it (sun and sky
+    differ in colour), so in the log-chroma plane a shadow's ratios lie along the line from 0 to the
+    umbra's chroma. What lies off that line, once smoothed so that the ground's fine texture averages
+    out, is something else: a piece of another object, unlike the ground it stands on.
+    """
+    chroma = log_s - log_s.mean(axis=2, keepdims=True)  # luminance removed
+    umbra = dark & (lum <= np.percentile(lum[dark], 25))
+    u = np.median(chroma[umbra], axis=0)
+    w = dark.astype(np.float32)
+    norm = np.maximum(cv2.GaussianBlur(w, (0, 0), FOREIGN_SIGMA), 1e-3)[..., None]
+    smooth = cv2.GaussianBlur(chroma * w[..., None], (0, 0), FOREIGN_SIGMA) / norm
+    length = float(np.linalg.norm(u))
+    if length > 1e-3:
+        direction = u / length
+        smooth = smooth - (smooth @ direction)[..., None] * direction
+    return float((np.linalg.norm(smooth, axis=2) > FOREIGN_CHROMA)[dark].mean())
+
+
+def _fill_values(c: np.ndarray, b: np.ndarray, o: np.ndarray, e: np.ndarray,
+                 size: int) -> tuple[float | None, float | None, float | None]:
+    """Under the object: texture against a ring of ground, colour step across the border, object edges kept."""
+    hole = dilate(o, OBJECT_RING_PX)
+    inner = erode(hole, 2)
+    ring = dilate(hole, max(4, size // 4)) & ~dilate(hole, 1) & ~dilate(e, 2)
+    if inner.sum() < 16 or ring.sum() < 16:
+        return None, None, None
+    lum = _luma(b)
+    detail = np.abs(lum - cv2.GaussianBlur(lum, (0, 0), 1.0))  # the finest texture: what a smear loses first
+    texture = float((detail[inner].mean() + DETAIL_FLOOR) / (detail[ring].mean() + DETAIL_FLOOR))
+
+    lab = cv2.cvtColor(b, cv2.COLOR_RGB2Lab).astype(np.float32)
+    band_in, band_out = hole & ~erode(hole, 3), dilate(hole, 3) & ~dilate(hole, 1) & ~e
+    if band_out.sum() < 8:
+        band_out = ring
+    step = np.abs(lab[band_in].mean(axis=0) - lab[band_out].mean(axis=0)).max()
+    seam = float(step / (lab[ring].std(axis=0).max() + 2.0))
+    gb, gc = gradient(b), gradient(c)
+    a, z = gb[inner] - gb[inner].mean(), gc[inner] - gc[inner].mean()
+    ghost = float((a * z).mean() / max(float(a.std() * z.std()), 1e-6))
+    return texture, seam, ghost
+
+
+def failures(q: Quality, opts: QualityOptions) -> list[tuple[Reason, str]]:
+    """The checks ``q`` fails, each as (reason, detail), in a fixed order; empty when the triplet passes."""
+    out: list[tuple[Reason, str]] = []
+
+    def above(value: float | None, limit: float) -> bool:
+        return value is not None and value > limit
+
+    if above(q.drift, opts.max_drift):
+        out.append((Reason.BACKGROUND_DRIFT, f"{q.drift:.1%} of the pixels outside object+effect differ from "
+                                             f"the composite (> {opts.max_drift:.1%})"))
+    rough = opts.max_ratio_roughness is not None and above(q.ratio_roughness, opts.max_ratio_roughness)
+    dark = opts.max_too_dark is not None and above(q.too_dark, opts.max_too_dark)
+    if above(q.brightened, opts.max_brightened) or dark or rough:
+        out.append((Reason.EFFECT_NOT_SHADOW, f"in the effect {q.brightened:.1%} brightened (> {opts.max_brightened:.1%}), "
+                                              f"{_fmt(q.too_dark)} darker than a shadow (> {opts.max_too_dark}), "
+                                              f"ratio roughness {_fmt(q.ratio_roughness)} (> {opts.max_ratio_roughness})"))
+    if (q.fill_texture is not None and q.fill_texture < opts.min_fill_texture) or above(q.fill_seam, opts.max_fill_seam) \
+            or above(q.fill_ghost, opts.max_fill_ghost):
+        out.append((Reason.FILL_SMEARED, f"fill texture {_fmt(q.fill_texture)} (< {opts.min_fill_texture}), seam "
+                                         f"{_fmt(q.fill_seam)} (> {opts.max_fill_seam}), ghost {_fmt(q.fill_ghost)} "
+                                         f"(> {opts.max_fill_ghost})"))
+    if q.effect_area > opts.max_effect_area or above(q.effect_foreign, opts.max_effect_foreign):
+        out.append((Reason.EFFECT_IMPLAUSIBLE, f"effect {q.effect_area:.2f}× the object (> {opts.max_effect_area}), "
+                                               f"foreign-coloured share {_fmt(q.effect_foreign)} (> {opts.max_effect_foreign})"))
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
