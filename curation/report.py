@@ -30,8 +30,8 @@ from curation.layout import OutDir
 GALLERY = 16
 #: rejects shown per reason (the run keeps up to ``report.rejects_per_reason`` with thumbnails)
 REJECTS_SHOWN = 8
-#: the fill-quality values stage 2 records per row (``meta.masks.quality``), shown when the run has them
-FILL_KEYS = ("fill_texture", "fill_seam", "fill_ghost")
+#: the fill-quality values stage 2 records per row (``meta.masks.quality``) and the ``masks.quality`` key gating each
+FILL_KEYS = (("fill_texture", "min_fill_texture"), ("fill_seam", "max_fill_seam"), ("fill_ghost", "max_fill_ghost"))
 ACCEPTED_COLOUR, REJECTED_COLOUR = "#3a7d44", "#c0392b"
 
 
@@ -133,26 +133,36 @@ def _scores(run: Run) -> str:
 
 
 def _fill_quality(run: Run) -> str:
-    values: dict[str, list[tuple[float, str]]] = {k: [] for k in FILL_KEYS}
+    values: dict[str, list[tuple[float, str]]] = {k: [] for k, _ in FILL_KEYS}
     for status, meta in run.metas():
         quality = meta.get("masks", {}).get("quality") or {}
-        for k in FILL_KEYS:
+        for k, _ in FILL_KEYS:
             if isinstance(quality.get(k), (int, float)) and math.isfinite(quality[k]):
                 values[k].append((float(quality[k]), status))
     shown = {k: v for k, v in values.items() if v}
     if not shown:
         return ("<p class=skip>No fill-quality values in this run's index (stage 2 records them per row as "
                 "<code>meta.masks.quality</code> when its quality checks run).</p>")
+    gates = run.info.get("config", {}).get("masks", {}).get("quality", {})
     plots = []
-    for key, vals in shown.items():
-        fig, ax = _figure(3.4, 2.3)
-        groups = [[v for v, st in vals if st == "ok"], [v for v, st in vals if st != "ok"]]
-        ax.hist(groups, bins=30, stacked=True, color=[ACCEPTED_COLOUR, REJECTED_COLOUR], label=["accepted", "rejected"])
+    for key, gate in FILL_KEYS:
+        if key not in shown:
+            continue
+        fig, ax = _figure(3.2, 2.2)
+        groups = [[v for v, st in shown[key] if st == "ok"], [v for v, st in shown[key] if st != "ok"]]
+        ax.hist(groups, bins=30, stacked=True, color=[ACCEPTED_COLOUR, REJECTED_COLOUR])
+        title = f"{len(groups[0])} accepted, {len(groups[1])} rejected"
+        if gates.get("enabled") and isinstance(gates.get(gate), (int, float)):
+            ax.axvline(gates[gate], color="#333", linestyle="--", linewidth=1)
+            title += f"; gate {gate} {gates[gate]:g}"
+        ax.set_title(title, fontsize=8)
         ax.set_xlabel(key)
         ax.set_ylabel("rows")
-        ax.legend(frameon=False)
         plots.append(f"<div class=plot>{_svg(fig)}</div>")
-    return "<div class=cols>" + "".join(plots) + "</div>"
+    return ("<p>The fill under the object, measured by stage 2's quality checks on every row that reached them "
+            "(<code>meta.masks.quality</code>): <span style=\"color:#3a7d44\">accepted</span> and "
+            "<span style=\"color:#c0392b\">rejected</span> rows (rejected here or by a later stage) stacked; dashed: "
+            "the run's gate (<code>masks.quality</code>).</p><div class=cols>" + "".join(plots) + "</div>")
 
 
 def _throughput(run: Run) -> str:

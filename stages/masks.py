@@ -100,6 +100,7 @@ class MasksAndLayers(RowStage):
         if self._check(row, composite, background, layers.foreground, obj, effect):
             return
         quality = measure(composite, background, obj, effect)
+        update_meta(row, self.name, {"quality": quality.as_dict()})  # kept by a reject too: the report plots both
         failed = failures(quality, cfg.quality) if cfg.quality.enabled else []
         if failed:
             (reason, detail), more = failed[0], [str(r) for r, _ in failed[1:]]
@@ -113,7 +114,7 @@ class MasksAndLayers(RowStage):
             "segmenter": self.segmenter.name, "segmenter_score": round(score, 4),
             "mask_agreement": None if agreement is None else round(agreement, 4),
             "effects": effect_source, "background": method, "psnr": round(float(row["psnr"]), 3),
-            "object_px": int(obj.sum()), "effect_px": int(effect.sum()), "quality": quality.as_dict(),
+            "object_px": int(obj.sum()), "effect_px": int(effect.sum()),
         })
 
     @staticmethod
