@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -138,13 +139,15 @@ def summary_lines(result: RunResult) -> list[str]:
 
 
 def hold(result: RunResult, stream: TextIO = sys.stdout) -> None:
-    """Keep this process, and with it the embedded Ray's dashboard and metrics endpoint, up until Ctrl-C."""
+    """Keep this process, and with it the embedded Ray's dashboard and metrics endpoint, up until Ctrl-C or
+    SIGTERM (a run started in the background, where SIGINT is ignored, ends with ``kill``)."""
     what = ", ".join(x for x in (result.ray.dashboard_url, result.ray.metrics_url) if x)
     print(f"holding the local Ray ({what}); Ctrl-C to end", file=stream, flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        print("", file=stream)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
 
 
 @contextmanager
