@@ -26,40 +26,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2
-    return _run_and_watch(cfg, args)
+    from curation.console import run_in_terminal
 
-
-def _run_and_watch(cfg, args: argparse.Namespace) -> int:
-    """The run with its terminal output: where to watch it, progress lines, the summary; then ``--hold``."""
-    from contextlib import nullcontext
-
-    from curation.console import TerminalWatcher, hold, native_stderr_to
-    from curation.layout import OutDir
-    from curation.pipeline import run
-
-    native_log = OutDir(Path(cfg.run.out)).work / "ray-native-stderr.log"
-    watcher = TerminalWatcher(native_log=None if args.verbose else native_log)
-    with nullcontext() if args.verbose else native_stderr_to(native_log):
-        try:
-            result = run(cfg, watcher=watcher, verbose=args.verbose)
-        except ConfigError as err:  # pools that the cluster cannot place: found at start, before any work
-            print(err, file=sys.stderr)
-            return 2
-        watcher.finished(result)
-        if args.hold and result.ray.embedded:
-            hold(result)
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from curation.layout import OutDir
-    from curation.report import write_report
-
-    if not Path(args.out).is_dir():
-        print(f"{args.out} is not a run folder", file=sys.stderr)
-        return 2
-    print(write_report(OutDir(Path(args.out))))
-    return 0
+    return run_in_terminal(cfg, verbose=args.verbose, hold_after=args.hold)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -81,13 +50,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 #: modules that add more sub-commands: each defines ``register(subparsers)`` (imports stay lazy inside)
-PLUGINS: tuple[str, ...] = ("curation.eval_layers", "curation.shards", "curator_model.cli")
-
-
-def _watch_flags(r: argparse.ArgumentParser) -> None:
-    r.add_argument("--verbose", action="store_true", help="Ray's own log lines and progress bars on the terminal too")
-    r.add_argument("--hold", action="store_true",
-                   help="after the run, keep the local Ray (dashboard, metrics endpoint) up until Ctrl-C")
+PLUGINS: tuple[str, ...] = ("curation.eval_layers", "curation.shards", "curation.report", "curator_model.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,11 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, help="output folder (run.out)")
     r.add_argument("--limit", type=int, help="at most this many source units (run.limit)")
     r.add_argument("--workers", type=int, help="fixed actor-pool size of every stage (resources.concurrency)")
-    _watch_flags(r)
+    r.add_argument("--verbose", action="store_true", help="Ray's own log lines and progress bars on the terminal too")
+    r.add_argument("--hold", action="store_true", help="after the run, keep the local Ray (dashboard, metrics) up until Ctrl-C")
     r.set_defaults(func=cmd_run)
-    rep = sub.add_parser("report", help="write OUT/report.html again from the run folder (also written by every run)")
-    rep.add_argument("out", type=Path)
-    rep.set_defaults(func=cmd_report)
     v = sub.add_parser("verify", help="read every shard back and check the contract")
     v.add_argument("out", type=Path)
     v.add_argument("--psnr-floor", type=float, help="default: verify.psnr_floor from the run's run.json")

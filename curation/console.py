@@ -12,13 +12,16 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
+from curation.core.config import ConfigError, RunConfig
 from curation.finalize import run_files
-from curation.pipeline import RunResult, RunStart
+from curation.layout import OutDir
+from curation.pipeline import RunResult, run
 from curation.progress import StageProgress, estimate
+from curation.watch import RunStart
 
 LOG_EVERY_S = 15.0
 
@@ -61,7 +64,7 @@ def progress_lines(snap: dict[str, Any]) -> list[str]:
 
 
 class TerminalWatcher:
-    """The CLI's :class:`curation.pipeline.Watcher`: prints where to watch, then the progress block."""
+    """The CLI's :class:`curation.watch.Watcher`: prints where to watch, then the progress block."""
 
     def __init__(self, stream: TextIO = sys.stdout, native_log: Path | None = None):
         self.stream = stream
@@ -168,3 +171,20 @@ def native_stderr_to(path: Path) -> Iterator[None]:
         sys.stderr = python_stderr
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def run_in_terminal(cfg: RunConfig, verbose: bool = False, hold_after: bool = False) -> int:
+    """``curate run``: the run with its terminal output (where to watch it, progress lines, the summary), then
+    the local Ray kept up when ``hold_after``; the exit code."""
+    native_log = OutDir(Path(cfg.run.out)).work / "ray-native-stderr.log"
+    watcher = TerminalWatcher(native_log=None if verbose else native_log)
+    with nullcontext() if verbose else native_stderr_to(native_log):
+        try:
+            result = run(cfg, watcher=watcher, verbose=verbose)
+        except ConfigError as err:  # pools that the cluster cannot place: found at start, before any work
+            print(err, file=sys.stderr)
+            return 2
+        watcher.finished(result)
+        if hold_after and result.ray.embedded:
+            hold(result)
+    return 0

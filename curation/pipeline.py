@@ -20,7 +20,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import ray
 
@@ -32,8 +32,8 @@ from curation.layout import OutDir
 from curation.progress import Poller, final_snapshot, start_tally
 from curation.report import write_report
 from curation.runinfo import end_run, record_progress, start_run
-from curation.scrape import wait_until_final
 from curation.sink import ShardSink
+from curation.watch import METRICS_REPORT_INTERVAL_MS, RayInfo, RunStart, Watcher, ray_info, ray_output, settle_metrics
 from curation.worklist import write_units
 from stages.caption import Caption
 from stages.curate import Curate
@@ -45,9 +45,6 @@ log = logging.getLogger(__name__)
 #: the row stages after ingest, in the order the data flows
 STAGES: tuple[type[RowStage], ...] = (MasksAndLayers, Caption, Curate)
 PROJECT_PACKAGES = ("curation", "stages", "curator_model")
-#: how often the embedded Ray's workers export their metrics (Ray's default: 10 s), so that a short local run
-#: shows progress in Prometheus and its last values reach the endpoint soon after it ends
-METRICS_REPORT_INTERVAL_MS = 2000
 
 
 @dataclass(frozen=True)
@@ -105,32 +102,6 @@ def cluster_capacity() -> tuple[dict[str, float], dict[str, float]]:
 
 
 @dataclass
-class RayInfo:
-    """Where to watch the run: the dashboard (None when off), this node's Prometheus endpoint, Ray's logs."""
-
-    embedded: bool  # started by this run: it ends with the driver
-    dashboard_url: str | None = None
-    metrics_url: str | None = None
-    logs: str | None = None
-
-
-@dataclass
-class RunStart:
-    segment: str
-    units: int
-    pools: list[Pool]
-    ray: RayInfo
-
-
-class Watcher(Protocol):
-    """Who follows a run (the CLI's terminal): told where it runs, then the tally's snapshot every second."""
-
-    def started(self, run: RunStart) -> None: ...
-
-    def progress(self, snapshot: dict[str, Any]) -> None: ...
-
-
-@dataclass
 class RunResult:
     out: Path
     segment: str
@@ -142,40 +113,18 @@ class RunResult:
     metrics_left: list[str] = field(default_factory=list)
 
 
-def _ray_info(embedded: bool, context: Any = None) -> RayInfo:
-    node = ray._private.worker.global_worker.node  # the driver's node: where its metrics agent and logs are
-    if context is not None:
-        port, url = context.address_info.get("metrics_export_port"), context.dashboard_url
-    else:
-        port, url = getattr(node, "metrics_export_port", None), None
-    return RayInfo(embedded=embedded, dashboard_url=f"http://{url}" if url else None,
-                   metrics_url=f"http://127.0.0.1:{port}/metrics" if port else None,
-                   logs=str(Path(node.get_session_dir_path()) / "logs") if node else None)
-
-
-def _ray_output(verbose: bool) -> None:
-    """Ray Data's progress bars, INFO lines and warnings on the terminal only when ``verbose`` (they stay in
-    ray-data.log); errors always."""
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = verbose
-    ctx.print_on_execution_start = verbose
-    for handler in logging.getLogger("ray.data").handlers:
-        if handler.name == "console":
-            handler.setLevel(logging.INFO if verbose else logging.ERROR)
-
-
 def init_ray(cfg: RunConfig, verbose: bool = True) -> RayInfo:
     """Join the cluster named by RAY_ADDRESS / ``ray.address``, or start an embedded local Ray. Without
     ``verbose``, Ray's own log lines stay in its log files instead of the terminal."""
-    _ray_output(verbose)
+    ray_output(verbose)
     if ray.is_initialized():
-        return _ray_info(embedded=False)
+        return ray_info(embedded=False)
     address = cfg.ray_address()
     if address:
         modules = [importlib.import_module(m) for m in PROJECT_PACKAGES]
         context = ray.init(address=address, runtime_env={"py_modules": modules}, log_to_driver=verbose,
                            logging_level=logging.INFO if verbose else logging.ERROR)
-        return _ray_info(embedded=False, context=context)
+        return ray_info(embedded=False, context=context)
     # Ray schedules by logical CPUs: give the local node enough for every pool plus the reads to start.
     num_cpus = cfg.ray.num_cpus or max(4, 2 * (os.cpu_count() or 1))
     # no idle workers started ahead of need (the raylet reads this from its environment): the pools, reads and
@@ -186,7 +135,7 @@ def init_ray(cfg: RunConfig, verbose: bool = True) -> RayInfo:
                        configure_logging=True, logging_level=logging.WARNING if verbose else logging.ERROR,
                        _metrics_export_port=cfg.ray.metrics_export_port,
                        _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS})
-    return _ray_info(embedded=True, context=context)
+    return ray_info(embedded=True, context=context)
 
 
 def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: frozenset[str],
@@ -234,7 +183,7 @@ def run(cfg: RunConfig, watcher: Watcher | None = None, verbose: bool = True) ->
     if not cfg.ray_address():  # on a cluster the checkpoints live on the workers, not necessarily here
         for stage in STAGES:
             stage.preflight(cfg)
-    ray_info = init_ray(cfg, verbose)
+    info = init_ray(cfg, verbose)
     pools = plan_pools(cfg)
     if cfg.ray.check_resources:
         check_fit(pools, *cluster_capacity())
@@ -243,7 +192,7 @@ def run(cfg: RunConfig, watcher: Watcher | None = None, verbose: bool = True) ->
     n_units = write_units(cfg, units_path)
     tally = start_tally([s.name.value for s in (Ingest, *STAGES)], n_units)
     if watcher:
-        watcher.started(RunStart(seg, n_units, pools, ray_info))
+        watcher.started(RunStart(seg, n_units, pools, info))
     ctx = ray.data.DataContext.get_current()
     ctx.target_max_block_size = cfg.ray.target_block_mb * 1024 * 1024
     # the work list is one file the driver just wrote: Ray Data's v2 parquet reader would start actors to
@@ -261,11 +210,5 @@ def run(cfg: RunConfig, watcher: Watcher | None = None, verbose: bool = True) ->
     record_progress(out.run_json, progress)
     end_run(out.run_json, stats, seconds)
     write_report(out)
-    left = []
-    if ray_info.embedded and ray_info.metrics_url:  # the endpoint ends with this process: let it show the end
-        left = wait_until_final(ray_info.metrics_url, segment_stats, STAGES[-1].name.value,
-                                timeout=3 * METRICS_REPORT_INTERVAL_MS / 1000 + 5)
-        if left:
-            log.warning("the metrics endpoint %s still differs from the shards' stats: %s", ray_info.metrics_url, left)
-    return RunResult(out=out.root, segment=seg, stats=stats, seconds=seconds, progress=progress, ray=ray_info,
-                     metrics_left=left)
+    return RunResult(out=out.root, segment=seg, stats=stats, seconds=seconds, progress=progress, ray=info,
+                     metrics_left=settle_metrics(info, segment_stats, STAGES[-1].name.value))

@@ -9,7 +9,9 @@ laptop after ``rsync``; a section whose file is missing or unreadable says so an
 """
 from __future__ import annotations
 
+import argparse
 import html
+import sys
 import io
 import json
 import math
@@ -51,7 +53,7 @@ def _svg(figure: Any) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.StringIO()
-    figure.savefig(buf, format="svg", bbox_inches="tight")
+    figure.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})  # the same run, the same page
     plt.close(figure)
     svg = buf.getvalue()
     return svg[svg.index("<svg"):]
@@ -63,7 +65,7 @@ def _figure(width: float = 4.2, height: float = 2.6) -> tuple[Any, Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+    plt.rcParams.update({"svg.hashsalt": "curation", "svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
     return plt.subplots(figsize=(width, height))
 
 
@@ -320,3 +322,17 @@ def write_report(out: OutDir) -> Path:
     path = out.root / "report.html"
     path.write_text(page)
     return path
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if not (args.out / "run.json").is_file():
+        print(f"{args.out} is not a run folder (no run.json)", file=sys.stderr)
+        return 2
+    print(write_report(OutDir(args.out)))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("report", help="write OUT/report.html again from the run folder (every run writes it)")
+    p.add_argument("out", type=Path, help="a run folder")
+    p.set_defaults(func=cmd_report)

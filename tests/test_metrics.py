@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
+from curation.cli import main
 from curation.core import metrics
 from curation.core.stage import chain_class
 from curation.scrape import Scraped, mismatches, parse, scrape
@@ -117,6 +118,8 @@ def test_metrics_endpoint_during_and_at_end_of_a_run(tmp_path: Path) -> None:
     for heading in ("Curator score", "Throughput and time per stage", "Rejects by reason", "Run history", "Config"):
         assert heading in page
     assert "Not shown:" not in page
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0 and (out / "report.html").read_text() == page
 
 
 def test_parse_sums_series_over_workers() -> None:
