@@ -161,10 +161,11 @@ def _fill_quality(run: Run) -> str:
         ax.set_xlabel(key)
         ax.set_ylabel("rows")
         plots.append(f"<div class=plot>{_svg(fig)}</div>")
-    return ("<p>The fill under the object, measured by stage 2's quality checks on every row that reached them "
+    return ("<p>The fill under the object as stage 2's quality checks measured it on the rows they passed "
             "(<code>meta.masks.quality</code>): <span style=\"color:#3a7d44\">accepted</span> and "
-            "<span style=\"color:#c0392b\">rejected</span> rows (rejected here or by a later stage) stacked; dashed: "
-            "the run's gate (<code>masks.quality</code>).</p><div class=cols>" + "".join(plots) + "</div>")
+            "<span style=\"color:#c0392b\">rejected by a later stage</span>, stacked; dashed: the run's gate "
+            "(<code>masks.quality</code>). The rows the checks rejected are under Rejects, their values in the "
+            "detail.</p><div class=cols>" + "".join(plots) + "</div>")
 
 
 def _throughput(run: Run) -> str:

@@ -97,24 +97,23 @@ class MasksAndLayers(RowStage):
             method = f"{self.inpainter.name}+relight"
         layers = decompose(composite, background, obj, cfg.soft_edge_px)
         effect = layers.effect > 0
+        for column in ("background", "foreground", "mask", "effect"):  # before the checks: a reject's thumbnails show them
+            set_image(row, column, getattr(layers, column))
         if self._check(row, composite, background, layers.foreground, obj, effect):
             return
         quality = measure(composite, background, obj, effect)
-        update_meta(row, self.name, {"quality": quality.as_dict()})  # kept by a reject too: the report plots both
         failed = failures(quality, cfg.quality) if cfg.quality.enabled else []
         if failed:
             (reason, detail), more = failed[0], [str(r) for r, _ in failed[1:]]
             reject(row, self.name, reason, detail + (f"; also {', '.join(more)}" if more else ""))
             return
-        for column in ("background", "foreground", "mask", "effect"):
-            set_image(row, column, getattr(layers, column))
         for col in ("clean", "ann_mask", "ann_effect"):  # consumed: keep blocks small downstream
             row[col] = None
         update_meta(row, self.name, {
             "segmenter": self.segmenter.name, "segmenter_score": round(score, 4),
             "mask_agreement": None if agreement is None else round(agreement, 4),
             "effects": effect_source, "background": method, "psnr": round(float(row["psnr"]), 3),
-            "object_px": int(obj.sum()), "effect_px": int(effect.sum()),
+            "object_px": int(obj.sum()), "effect_px": int(effect.sum()), "quality": quality.as_dict(),
         })
 
     @staticmethod
