@@ -97,8 +97,6 @@ class MasksAndLayers(RowStage):
             method = f"{self.inpainter.name}+relight"
         layers = decompose(composite, background, obj, cfg.soft_edge_px)
         effect = layers.effect > 0
-        for column in ("background", "foreground", "mask", "effect"):  # before the checks: a reject's thumbnails show them
-            set_image(row, column, getattr(layers, column))
         if self._check(row, composite, background, layers.foreground, obj, effect):
             return
         quality = measure(composite, background, obj, effect)
@@ -107,6 +105,8 @@ class MasksAndLayers(RowStage):
             (reason, detail), more = failed[0], [str(r) for r, _ in failed[1:]]
             reject(row, self.name, reason, detail + (f"; also {', '.join(more)}" if more else ""))
             return
+        for column in ("background", "foreground", "mask", "effect"):
+            set_image(row, column, getattr(layers, column))
         for col in ("clean", "ann_mask", "ann_effect"):  # consumed: keep blocks small downstream
             row[col] = None
         update_meta(row, self.name, {
