@@ -121,7 +121,7 @@ class TerminalWatcher:
 
 def summary_lines(result: RunResult) -> list[str]:
     s = result.stats
-    lines = ["", f"{s['ingested']} ingested = {s['accepted']} accepted + {s['rejected']} rejected in {s['shards']} shards "
+    lines = ["", f"{s['ingested']} ingested = {s['accepted']} accepted + {s['rejected']} rejected in {s['shards']} shard{'' if s['shards'] == 1 else 's'} "
                  f"({s['tar_bytes'] / 1e6:.1f} MB), {result.seconds:.1f} s (segment {result.segment})"]
     if result.progress:
         lines.append(f"  {'stage':<8} {'inputs':>7} {'passed':>7} {'rejected':>8} {'batches':>7} {'busy s':>8} {'per busy s':>10}")

@@ -185,7 +185,7 @@ def _throughput(run: Run) -> str:
         busy.append(s["busy_s"])
     k = p["sink"]
     sink_span = (k["last"] - k["first"]) if k["first"] is not None else 0.0
-    sink = (f"<p>Sink: {k['shards']} shards written, {k['accepted']} samples of {k['rows']} rows, {k['bytes'] / 1e6:.1f} MB; "
+    sink = (f"<p>Sink: {k['shards']} shard{'' if k['shards'] == 1 else 's'} written, {k['accepted']} samples of {k['rows']} rows, {k['bytes'] / 1e6:.1f} MB; "
             f"{sink_span:.1f} s from the first shard to the last.</p>")
     table = _table(["stage", "inputs", "passed on", "rejected", "batches", "busy s (all actors)",
                     "inputs per busy s", "first→last batch s", "inputs per s"], rows)
@@ -229,7 +229,7 @@ def _rejects(run: Run) -> str:
                         f'<code>{_esc(r["key"])}</code>{_score(r["score"])}<p>{_esc(r["reject_detail"])}</p></div>'
                         for r in kept)
         note = "" if kept else "<p class=skip>no thumbnails kept for this reason</p>"
-        parts.append(f"<h3>{_esc(reason)}: {n} rows ({len(kept)} shown)</h3>{note}<div>{cards}</div>")
+        parts.append(f"<h3>{_esc(reason)}: {n} row{'' if n == 1 else 's'} ({len(kept)} shown)</h3>{note}<div>{cards}</div>")
     return "".join(parts)
 
 
