@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -96,7 +97,8 @@ class KeptReject:
     key: str
     reason: str  # stage/reason
     detail: str
-    triplet: Triplet
+    triplet: Triplet  # at thumbnail size
+    score: float | None  # the curator's P(good) in the run, on the full-size layers (None: not scored)
 
 
 def kept_rejects(out_dirs: Iterable[str | Path], keys: set[str] | None = None) -> Iterator[KeptReject]:
@@ -110,4 +112,5 @@ def kept_rejects(out_dirs: Iterable[str | Path], keys: set[str] | None = None) -
             for row in rows:
                 layers = row["thumbnails"]
                 if (keys is None or row["key"] in keys) and all(v is not None for v in layers.values()):
-                    yield KeptReject(row["key"], reason, row["reject_detail"] or "", Triplet(**layers))
+                    score = row["score"] if row["score"] is not None and math.isfinite(row["score"]) else None
+                    yield KeptReject(row["key"], reason, row["reject_detail"] or "", Triplet(**layers), score)

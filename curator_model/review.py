@@ -53,15 +53,21 @@ def least_sure(curator: Curator, runs: list[Path], n: int, threshold: float) -> 
 
 
 def false_reject_candidates(curator: Curator, runs: list[Path], n: int) -> list[Candidate]:
-    """Up to ``n`` of the rejects the runs kept thumbnails of, the curator's most confident P(good) first: a
-    reject it would call good is the likeliest false reject."""
+    """Up to ``n`` of the rejects the runs kept thumbnails of, the likeliest false rejects first: the highest
+    P(good), the one the run gave the full-size layers where it scored them (the curator sees a thumbnail
+    differently), else the thumbnail's."""
     kept = list(kept_rejects(runs))
     if not kept:
         return []
     probs = _scored(curator, [r.triplet for r in kept])
-    order = np.argsort(-probs[:, 0], kind="stable")[:n]
-    return [_candidate(curator, kept[i].key, kept[i].triplet, probs[i], f"{kept[i].reason}: {kept[i].detail}")
-            for i in order]
+    run_p = np.array([probs[i, 0] if r.score is None else r.score for i, r in enumerate(kept)])
+    order = np.argsort(-run_p, kind="stable")[:n]
+    out = []
+    for i in order:
+        r = kept[i]
+        said = "" if r.score is None else f"; P(good) in the run {r.score:.3f}"
+        out.append(_candidate(curator, r.key, r.triplet, probs[i], f"{r.reason}: {r.detail}{said}"))
+    return out
 
 
 def _card(c: Candidate) -> str:
@@ -116,7 +122,8 @@ def write_review(path: Path, candidates: list[Candidate], threshold: float, titl
     """The page: ``candidates`` (accepted samples), then ``rejects`` (kept rejects, shown as small as kept)."""
     rejected = ("" if not rejects else
                 f"<h2>Rejected rows kept for review: {len(rejects)} possible false rejects</h2><p>Thumbnails the run "
-                f"kept of a sample of its rejects, the ones the curator finds best first. Label one good and "
+                f"kept of a sample of its rejects, the highest P(good) first (the run's, where the curator scored "
+                f"the row; the P(good) on each card is the thumbnail's). Label one good and "
                 f"<code>train-curator</code> learns from it too (it reads them from the run's rejects.parquet).</p>"
                 + "".join(_card(c) for c in rejects))
     script = SCRIPT % {"columns": json.dumps(COLUMNS), "labels": json.dumps(LABELS), "title": json.dumps(title)}

@@ -165,7 +165,7 @@ def test_kept_rejects_show_on_the_review_page_and_their_labels_train(checkpoint,
     assert main(["label", "export", str(out), "--checkpoint", str(checkpoint), "--n", "4"]) == 0
     page = (out / "label_review.html").read_text()
     assert re.findall(r'data-key="([^"]+)"', page) == ["synth-000002-0", "synth-000000-0"]
-    assert "possible false rejects" in page and "rejected: curate/low_curator_score: score 0.2 &lt; 0.5" in page
+    assert "possible false rejects" in page and "rejected: curate/low_curator_score: score 0.2 &lt; 0.5; P(good) in the run 0.200" in page
 
     labels = tmp_path / "labels.csv"
     labels.write_text(to_csv([Label("synth-000000-0", True), Label("synth-000002-0", False)]))
