@@ -205,6 +205,7 @@ def run(cfg: RunConfig, watcher: Watcher | None = None, verbose: bool = True) ->
             ds.write_datasink(ShardSink(out.shards, seg, cfg.sink, tally), concurrency=cfg.sink.concurrency)
     segment_stats = merge_stats(out, seg)
     progress = final_snapshot(tally, segment_stats["ingested"])
+    ray.kill(tally)  # its worker process would outlive the run in a driver that runs again (tests, notebooks)
     stats = finalize(out)
     seconds = time.perf_counter() - started
     record_progress(out.run_json, progress)
