@@ -28,22 +28,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"curate run: {err}", file=sys.stderr)
         return 2
-    from curation.finalize import run_files
-    from curation.pipeline import run
+    from curation.console import run_in_terminal
 
-    try:
-        result = run(cfg)
-    except ConfigError as err:  # a missing source, a locked or unusable --out, pools the cluster cannot place
-        if args.debug:
-            raise
-        print(f"curate run: {err}", file=sys.stderr)
-        return 2
-    s = result.stats
-    print(f"\n{s['ingested']} ingested = {s['accepted']} accepted + {s['rejected']} rejected "
-          f"in {s['shards']} shards, {result.seconds:.1f} s (segment {result.segment})")
-    for name, path in run_files(result.out).items():
-        print(f"  {name:16s} {path}")
-    return 0
+    return run_in_terminal(cfg, verbose=args.verbose, hold_after=args.hold, debug=args.debug)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -65,7 +52,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 #: modules that add more sub-commands: each defines ``register(subparsers)`` (imports stay lazy inside)
-PLUGINS: tuple[str, ...] = ("curation.eval_layers", "curation.shards", "curator_model.cli")
+PLUGINS: tuple[str, ...] = ("curation.eval_layers", "curation.shards", "curation.report", "curator_model.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=int, help="at most this many source units (run.limit)")
     r.add_argument("--workers", type=int, help="fixed actor-pool size of every stage (resources.concurrency)")
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    r.add_argument("--verbose", action="store_true", help="Ray's own log lines and progress bars on the terminal too")
+    r.add_argument("--hold", action="store_true", help="after the run, keep the local Ray (dashboard, metrics) up until Ctrl-C")
     r.set_defaults(func=cmd_run)
     v = sub.add_parser("verify", help="read every shard back and check the contract")
     v.add_argument("out", type=Path)

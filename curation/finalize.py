@@ -24,8 +24,10 @@ def merge_index(out: OutDir) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-def merge_stats(out: OutDir) -> dict[str, Any]:
-    shards = [json.loads((out.shards / f"{n}_stats.json").read_text()) for n in out.complete_shards()]
+def merge_stats(out: OutDir, segment: str | None = None) -> dict[str, Any]:
+    """The complete shards' stats summed (only those of one run ``segment``, when given)."""
+    names = [n for n in out.complete_shards() if segment is None or n.startswith(f"{segment}-")]
+    shards = [json.loads((out.shards / f"{n}_stats.json").read_text()) for n in names]
     reasons: Counter[str] = Counter()
     sources: Counter[str] = Counter()
     for s in shards:
@@ -44,16 +46,14 @@ def merge_stats(out: OutDir) -> dict[str, Any]:
 
 
 def finalize(out: OutDir) -> dict[str, Any]:
-    """Write ``index.parquet``, ``rejects.parquet``, ``stats.json`` and ``report.html``; return the stats."""
-    from curation.report import write_report
-
+    """Write ``index.parquet``, ``rejects.parquet`` and ``stats.json``; return the stats (``report.html`` is
+    written from these and run.json once the run has recorded its end: :func:`curation.report.write_report`)."""
     index = merge_index(out)
     pq.write_table(index, out.root / "index.parquet")
     pq.write_table(index.filter(pc.equal(index["status"], REJECTED)), out.root / "rejects.parquet")
     stats = merge_stats(out)
     stats["accepted_in_index"] = int(pc.sum(pc.equal(index["status"], OK)).as_py() or 0)
     (out.root / "stats.json").write_text(json.dumps(stats, indent=1))
-    write_report(out, stats, index)
     return stats
 
 

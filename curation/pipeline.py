@@ -6,6 +6,10 @@ pushes blocks through the stages' actor pools, and write tasks turn them into sh
 leave the actor between them; a GPU stage keeps a pool of its own. Before anything runs, the pools are
 checked against what the cluster has (:func:`check_fit`): a pool that can never be placed fails at
 start, naming its config key, instead of stalling the run.
+
+While it runs, the stage actors and the sink record the pipeline's metrics (:mod:`curation.core.metrics`)
+and report to the run's tally (:mod:`curation.progress`), which a :class:`Watcher` (the CLI's terminal)
+sees every second; at the end the tally's per-stage figures go to run.json and the report is written.
 """
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ import importlib
 import logging
 import os
 import time
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,11 +28,14 @@ import ray
 from curation.core.config import ConfigError, Resources, RunConfig
 from curation.core.schema import ROW_SCHEMA, UNIT_SCHEMA
 from curation.core.stage import RowStage, Stage, chain_class, chain_resources, map_kwargs
-from curation.finalize import finalize
+from curation.finalize import finalize, merge_stats
 from curation.layout import OutDir
 from curation.lock import OutLock
-from curation.runinfo import end_run, start_run
+from curation.progress import Poller, final_snapshot, start_tally
+from curation.report import write_report
+from curation.runinfo import end_run, record_progress, start_run
 from curation.sink import ShardSink
+from curation.watch import METRICS_REPORT_INTERVAL_MS, RayInfo, RunStart, Watcher, ray_info, ray_output, settle_metrics
 from curation.worklist import write_units
 from stages.caption import Caption
 from stages.curate import Curate
@@ -101,25 +109,35 @@ class RunResult:
     segment: str
     stats: dict[str, Any]
     seconds: float
+    progress: dict[str, Any] = field(default_factory=dict)  # the tally's final snapshot of this segment
+    ray: RayInfo = field(default_factory=lambda: RayInfo(embedded=False))
+    #: where the metrics endpoint still disagreed with the shards' stats at the end (empty: it agreed)
+    metrics_left: list[str] = field(default_factory=list)
 
 
-def init_ray(cfg: RunConfig) -> None:
-    """Join the cluster named by RAY_ADDRESS / ``ray.address``, or start an embedded local Ray."""
+def init_ray(cfg: RunConfig, verbose: bool = True) -> RayInfo:
+    """Join the cluster named by RAY_ADDRESS / ``ray.address``, or start an embedded local Ray. Without
+    ``verbose``, Ray's own log lines stay in its log files instead of the terminal."""
+    ray_output(verbose)
     if ray.is_initialized():
-        return
+        return ray_info(embedded=False)
     address = cfg.ray_address()
     if address:
         modules = [importlib.import_module(m) for m in PROJECT_PACKAGES]
-        ray.init(address=address, runtime_env={"py_modules": modules}, log_to_driver=True)
-        return
+        context = ray.init(address=address, runtime_env={"py_modules": modules}, log_to_driver=verbose,
+                           logging_level=logging.INFO if verbose else logging.ERROR)
+        return ray_info(embedded=False, context=context)
     # Ray schedules by logical CPUs: give the local node enough for every pool plus the reads to start.
     num_cpus = cfg.ray.num_cpus or max(4, 2 * (os.cpu_count() or 1))
     # no idle workers started ahead of need (the raylet reads this from its environment): the pools, reads and
     # writes start the workers they use, and a prestarted one that nothing claims is a Python process importing
     # Ray on the cores the stages need
     os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
-    ray.init(num_cpus=num_cpus, include_dashboard=cfg.ray.dashboard, log_to_driver=True,
-             configure_logging=True, logging_level=logging.WARNING)
+    context = ray.init(num_cpus=num_cpus, include_dashboard=cfg.ray.dashboard, log_to_driver=verbose,
+                       configure_logging=True, logging_level=logging.WARNING if verbose else logging.ERROR,
+                       _metrics_export_port=cfg.ray.metrics_export_port,
+                       _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS})
+    return ray_info(embedded=True, context=context)
 
 
 def claimed_in(root: Path) -> dict[str, str]:
@@ -129,11 +147,12 @@ def claimed_in(root: Path) -> dict[str, str]:
 
 
 def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: frozenset[str],
-                  out: OutDir, seg: str) -> ray.data.Dataset:
+                  out: OutDir, seg: str, tally: Any = None) -> ray.data.Dataset:
     """The lazy Ray Data plan from the work list to the curated rows.
 
     ``done_keys`` and the digests in ``out``'s shards carry what earlier segments of a resumed run did, so
-    each sample and each image is handled once across the whole output folder.
+    each sample and each image is handled once across the whole output folder; ``tally`` is the run's
+    progress actor.
     """
     registry = DedupeRegistry.options(name=f"dedupe:{out.root.resolve()}:{seg}")  # named: an operator can find it
     blocks = max(1, min(1000, -(-n_units // cfg.ingest.resources.batch_size)))
@@ -142,7 +161,8 @@ def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: fro
     options = {Ingest.name.value: {"done_keys": done_keys, "dedupe": registry.remote(partial(claimed_in, out.root))}}
     for pool in plan_pools(cfg):
         ds = ds.map_batches(chain_class(pool.stages), batch_format="pyarrow",
-                            fn_constructor_kwargs={"cfg": cfg, "options": options}, **map_kwargs(pool.resources))
+                            fn_constructor_kwargs={"cfg": cfg, "options": options, "tally": tally},
+                            **map_kwargs(pool.resources))
     return ds
 
 
@@ -159,8 +179,9 @@ def check_dataflow(stages: tuple[type[Stage], ...]) -> None:
         available = (set() if i == 0 else available) | set(stage.writes)  # ingest turns units into rows
 
 
-def run(cfg: RunConfig) -> RunResult:
-    """Run the pipeline into ``cfg.run.out``; a rerun into the same folder resumes."""
+def run(cfg: RunConfig, watcher: Watcher | None = None, verbose: bool = True) -> RunResult:
+    """Run the pipeline into ``cfg.run.out``; a rerun into the same folder resumes. ``watcher`` follows it;
+    without ``verbose`` Ray's own log lines stay out of the terminal."""
     started = time.perf_counter()
     check_dataflow((Ingest, *STAGES))
     out = OutDir(Path(cfg.run.out))
@@ -168,10 +189,11 @@ def run(cfg: RunConfig) -> RunResult:
         raise ConfigError(f"run.out: {out.root} is a file, not a folder")
     out.create()
     with OutLock(out.root) as lock:  # before anything in OUT is touched: a second run stops here
-        return _run_segment(cfg, out, started, lock.token)
+        return _run_segment(cfg, out, started, lock.token, watcher, verbose)
 
 
-def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str) -> RunResult:
+def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str, watcher: Watcher | None,
+                 verbose: bool) -> RunResult:
     """One segment of a run into ``out``, whose lock the caller holds."""
     removed = out.remove_torn()
     done = out.done_keys()
@@ -181,10 +203,14 @@ def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str) -> Run
     if not cfg.ray_address():  # on a cluster the checkpoints live on the workers, not necessarily here
         for stage in STAGES:
             stage.preflight(cfg)
-    init_ray(cfg)
+    info = init_ray(cfg, verbose)
+    pools = plan_pools(cfg)
     if cfg.ray.check_resources:
-        check_fit(plan_pools(cfg), *cluster_capacity())
+        check_fit(pools, *cluster_capacity())
     start_run(out.run_json, cfg, seg, len(done), removed)
+    tally = start_tally([s.name.value for s in (Ingest, *STAGES)], n_units)
+    if watcher:
+        watcher.started(RunStart(seg, n_units, pools, info))
     ctx = ray.data.DataContext.get_current()
     ctx.target_max_block_size = cfg.ray.target_block_mb * 1024 * 1024
     # the work list is one file the driver just wrote: Ray Data's v2 parquet reader would start actors to
@@ -192,9 +218,16 @@ def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str) -> Run
     ctx.use_datasource_v2 = False
     ctx.execution_options.preserve_order = cfg.sink.deterministic
     if n_units:
-        ds = build_dataset(cfg, units_path, n_units, done, out, seg)
-        ds.write_datasink(ShardSink(out.shards, seg, cfg.sink, owner), concurrency=cfg.sink.concurrency)
+        ds = build_dataset(cfg, units_path, n_units, done, out, seg, tally)
+        with Poller(tally, watcher.progress) if watcher else nullcontext():
+            ds.write_datasink(ShardSink(out.shards, seg, cfg.sink, owner, tally), concurrency=cfg.sink.concurrency)
+    segment_stats = merge_stats(out, seg)
+    progress = final_snapshot(tally, segment_stats["ingested"])
+    ray.kill(tally)  # its worker process would outlive the run in a driver that runs again (tests, notebooks)
     stats = finalize(out)
     seconds = time.perf_counter() - started
+    record_progress(out.run_json, progress)
     end_run(out.run_json, stats, seconds)
-    return RunResult(out=out.root, segment=seg, stats=stats, seconds=seconds)
+    write_report(out)
+    return RunResult(out=out.root, segment=seg, stats=stats, seconds=seconds, progress=progress, ray=info,
+                     metrics_left=settle_metrics(info, segment_stats, STAGES[-1].name.value))

@@ -58,3 +58,12 @@ def end_run(path: Path, stats: dict[str, Any], seconds: float) -> None:
     info["end"] = info["history"][-1]["end"]
     info["totals"] = {k: stats[k] for k in ("shards", "ingested", "accepted", "rejected")}
     path.write_text(json.dumps(info, indent=1))
+
+
+def record_progress(path: Path, snapshot: dict[str, Any]) -> None:
+    """Keep the run segment's per-stage figures (the progress tally's last snapshot) in its history entry:
+    inputs, accepted, rejected by reason, batches, busy seconds, first and last batch; the sink's shards."""
+    info = json.loads(path.read_text())
+    wall = {k: snapshot[k] for k in ("units", "started", "now")}
+    info["history"][-1].update(progress={**wall, "stages": snapshot["stages"], "sink": snapshot["sink"]})
+    path.write_text(json.dumps(info, indent=1))

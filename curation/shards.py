@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from curation.core.schema import OK
 from curation.finalize import finalize, merge_index
 from curation.layout import OutDir
+from curation.report import write_report
 from curation.shard_check import TAR_FORMAT, commit_shard
 
 QUANTILES = (0, 5, 25, 50, 75, 95, 100)
@@ -226,6 +227,7 @@ def reshard(root: Path, dest: Path, target: Target, val_fraction: float = 0.0) -
                                 "target": {"samples": target.samples, "bytes": target.bytes}}
             writer.out.run_json.write_text(json.dumps(run, indent=1))
         finalize(writer.out)
+        write_report(writer.out)
     return folders
 
 

@@ -11,6 +11,7 @@ the same bytes.
 The tar is written with the standard library's ``tarfile`` in WebDataset's layout (``{key}.{member}``,
 members of a sample adjacent): ``import webdataset`` pulls in torch, which would cost every write worker
 about 2 CPU-seconds and 380 MB. Readers (``curate verify``, training) use ``webdataset``.
+A shard written completely is counted in the run's metrics (:mod:`curation.core.metrics`).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from ray.data import Datasink
 
 from curation.core.config import SinkConfig
 from curation.core.imageio import encode_png
+from curation.core.metrics import record_shard
 from curation.core.schema import (CAPTION_COLUMNS, INDEX_COLUMNS, JSON_COLUMNS, LAYER_MEMBERS, OK, ROW_SCHEMA, Row,
                                   get_image, get_json, image_identity, table_rows)
 from curation.lock import holder_token
@@ -138,13 +140,15 @@ def _rows(blocks: Iterable[Any]) -> Iterable[Row]:
 
 
 class ShardSink(Datasink):
-    """Ray Data sink: each write task writes one shard named ``{seg}-{task index:06d}``."""
+    """Ray Data sink: each write task writes one shard named ``{seg}-{task index:06d}``; ``tally`` is the run's
+    progress actor (optional)."""
 
-    def __init__(self, shards_dir: Path, seg: str, cfg: SinkConfig, owner: str | None = None):
+    def __init__(self, shards_dir: Path, seg: str, cfg: SinkConfig, owner: str | None = None, tally: Any = None):
         self.shards_dir = Path(shards_dir)
         self.seg = seg
         self.cfg = cfg
         self.owner = owner  # the run's lock token (curation.lock): a write that outlives its run marks nothing
+        self.tally = tally
 
     def _still_ours(self) -> bool:
         return self.owner is None or holder_token(self.shards_dir.parent) == self.owner
@@ -154,7 +158,9 @@ class ShardSink(Datasink):
         return self.cfg.shard_size
 
     def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
-        return write_shard(self.shards_dir, f"{self.seg}-{ctx.task_idx:06d}", _rows(blocks), self.cfg, self._still_ours)
+        stats = write_shard(self.shards_dir, f"{self.seg}-{ctx.task_idx:06d}", _rows(blocks), self.cfg, self._still_ours)
+        record_shard(stats, self.tally)
+        return stats
 
     def get_name(self) -> str:
         return "WebDatasetShards"

@@ -34,7 +34,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_label_export(args: argparse.Namespace) -> int:
     from curator_model.network import DEFAULT_CHECKPOINT, CheckpointError, Curator
-    from curator_model.review import review_candidates, write_review
+    from curator_model.review import false_reject_candidates, review_candidates, write_review
 
     try:
         curator = Curator(args.checkpoint or DEFAULT_CHECKPOINT, "cpu")
@@ -43,12 +43,14 @@ def cmd_label_export(args: argparse.Namespace) -> int:
         return 2
     threshold = args.threshold if args.threshold is not None else curator.spec.threshold
     candidates = review_candidates(curator, [args.out], args.n, threshold)
-    if not candidates:
-        print(f"no complete shards with samples under {args.out / 'shards'}", file=sys.stderr)
+    rejects = false_reject_candidates(curator, [args.out], args.n)
+    if not candidates and not rejects:
+        print(f"no complete shards with samples under {args.out / 'shards'}, and no rejects kept for review", file=sys.stderr)
         return 1
     page = args.html or args.out / "label_review.html"
-    write_review(page, candidates, threshold, str(args.out))
+    write_review(page, candidates, threshold, str(args.out), rejects)
     print(json.dumps({"page": str(page), "samples": len(candidates), "real_rejects": sum(c.real and c.rejected for c in candidates),
+                      "rejects": len(rejects),
                       "threshold": round(threshold, 4)}))
     return 0
 

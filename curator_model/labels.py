@@ -1,4 +1,5 @@
-"""Human labels: the one definition of the labels file, and reading labelled triplets back from shards.
+"""Human labels: the one definition of the labels file, and reading labelled triplets back from shards and
+from the thumbnails a run kept of a sample of its rejects (so a false reject can be labelled good).
 
 A labels file is CSV or Parquet with columns ``key,label[,failure]``: ``label`` is ``good`` or ``bad``;
 ``failure`` (optional, may be empty) names the failure mode of a bad sample. The review page
@@ -9,14 +10,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import pandas as pd
+import pyarrow.parquet as pq
 import webdataset as wds
 
 from curation.core.imageio import decode_png
+from curation.core.rejects import reject_samples
 from curator_model.features import Triplet
 from curator_model.network import FAILURES
 
@@ -86,3 +90,29 @@ def shard_samples(out_dirs: Iterable[str | Path], keys: set[str] | None = None) 
             continue
         layers = {n: decode_png(sample[f"{n}.png"]) for n in ("composite", "background", "foreground", "mask", "effect")}
         yield key, Triplet(**layers), json.loads(sample.get("json", b"{}"))
+
+
+@dataclass
+class KeptReject:
+    """A rejected row whose layers a run kept as thumbnails, complete enough for the curator to score."""
+
+    key: str
+    reason: str  # stage/reason
+    detail: str
+    triplet: Triplet  # at thumbnail size
+    score: float | None  # the curator's P(good) in the run, on the full-size layers (None: not scored)
+
+
+def kept_rejects(out_dirs: Iterable[str | Path], keys: set[str] | None = None) -> Iterator[KeptReject]:
+    """The kept rejects of run folders (``OUT/rejects.parquet``) that have every layer, optionally only ``keys``
+    (rows rejected before stage 2 made a foreground have no triplet to label)."""
+    for out in out_dirs:
+        path = Path(out) / "rejects.parquet"
+        if not path.exists():
+            continue
+        for reason, rows in reject_samples(pq.read_table(path)).items():
+            for row in rows:
+                layers = row["thumbnails"]
+                if (keys is None or row["key"] in keys) and all(v is not None for v in layers.values()):
+                    score = row["score"] if row["score"] is not None and math.isfinite(row["score"]) else None
+                    yield KeptReject(row["key"], reason, row["reject_detail"] or "", Triplet(**layers), score)

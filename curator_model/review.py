@@ -1,5 +1,5 @@
 """The labelling loop's review page: real-photo rejects first, then the samples the curator is least sure
-about, one self-contained HTML file.
+about, then the rejects the run kept thumbnails of (possible false rejects); one self-contained HTML file.
 
 Each card shows the composite, background, foreground on a checkerboard (so shadow alpha is visible)
 and the alpha itself, with the curator's P(good) and its guess of the failure. Good/bad buttons (and an
@@ -18,7 +18,7 @@ from PIL import Image
 
 from curation.core.preview import data_uri, on_checkerboard
 from curator_model.features import Triplet, features
-from curator_model.labels import COLUMNS, LABELS, shard_samples
+from curator_model.labels import COLUMNS, LABELS, kept_rejects, shard_samples
 from curator_model.network import FAILURES, Curator
 
 
@@ -31,6 +31,7 @@ class Candidate:
     p_likely: float  # its probability
     real: bool  # from a real photo (not a rendered scene)
     rejected: bool  # P(good) below the threshold
+    kept: str = ""  # for a reject the run kept thumbnails of: stage/reason and detail
 
 
 def is_real(info: dict) -> bool:
@@ -64,6 +65,24 @@ def review_candidates(curator: Curator, runs: list[Path], n: int, threshold: flo
     return out
 
 
+def false_reject_candidates(curator: Curator, runs: list[Path], n: int) -> list[Candidate]:
+    """Up to ``n`` of the rejects the runs kept thumbnails of, the likeliest false rejects first: the highest
+    P(good), the one the run gave the full-size layers where it scored them (the curator sees a thumbnail
+    differently), else the thumbnail's."""
+    kept = list(kept_rejects(runs))
+    if not kept:
+        return []
+    probs = curator.predict(np.stack([features(r.triplet, curator.spec.input_size) for r in kept]))
+    run_p = np.array([probs[i, 0] if r.score is None else r.score for i, r in enumerate(kept)])
+    out = []
+    for i in np.argsort(-run_p, kind="stable")[:n]:
+        r, k = kept[i], 1 + int(np.argmax(probs[i, 1:]))
+        said = "" if r.score is None else f"; P(good) in the run {r.score:.3f}"
+        out.append(Candidate(r.key, r.triplet, float(probs[i, 0]), curator.spec.classes[k], float(probs[i, k]),
+                             False, True, f"{r.reason}: {r.detail}{said}"))
+    return out
+
+
 def _card(c: Candidate) -> str:
     t = c.triplet
     imgs = [("composite", Image.fromarray(t.composite)), ("background", Image.fromarray(t.background)),
@@ -72,9 +91,10 @@ def _card(c: Candidate) -> str:
     cells = "".join(f'<figure><img src="{data_uri(im)}"><figcaption>{name}</figcaption></figure>' for name, im in imgs)
     opts = "".join(f'<option value="{f}">{f}</option>' for f in ("",) + FAILURES)
     key = html.escape(c.key, quote=True)
+    why = f'<br><i>rejected: {html.escape(c.kept)}</i>' if c.kept else ""
     return (f'<div class="s" data-key="{key}"><div>{cells}</div><code>{key}</code> '
             f'{"real photo, " if c.real else ""}{"<b>rejected</b>, " if c.rejected else ""}'
-            f'P(good) <b>{c.p_good:.3f}</b>, likely failure: {html.escape(c.likely)} ({c.p_likely:.2f})<br>'
+            f'P(good) <b>{c.p_good:.3f}</b>, likely failure: {html.escape(c.likely)} ({c.p_likely:.2f}){why}<br>'
             f'<button class="good">good</button><button class="bad">bad</button> '
             f'failure <select>{opts}</select> <span class="state"></span></div>')
 
@@ -111,7 +131,15 @@ document.getElementById("download").onclick = () => {
 """
 
 
-def write_review(path: Path, candidates: list[Candidate], threshold: float, title: str) -> None:
+def write_review(path: Path, candidates: list[Candidate], threshold: float, title: str,
+                 rejects: list[Candidate] = ()) -> None:
+    """The page: ``candidates`` (from the shards), then ``rejects`` (kept rejects, shown as small as kept)."""
+    rejected = ("" if not rejects else
+                f"<h2>Rejected rows kept for review: {len(rejects)} possible false rejects</h2><p>Thumbnails the run "
+                f"kept of a sample of its rejects, the highest P(good) first (the run's, where the curator scored "
+                f"the row; the P(good) on each card is the thumbnail's). Label one good and "
+                f"<code>train-curator</code> learns from it too (it reads them from the run's rejects.parquet).</p>"
+                + "".join(_card(c) for c in rejects))
     script = SCRIPT % {"columns": json.dumps(COLUMNS), "labels": json.dumps(LABELS), "title": json.dumps(title)}
     page = f"""<!doctype html><meta charset="utf-8"><title>curator review: {html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:1.5em}}.s{{display:inline-block;vertical-align:top;margin:6px;padding:6px;
@@ -124,6 +152,7 @@ likely wrong), then the samples it is least sure about.
 <button id="download">download labels.csv</button> and train with
 <code>curate train-curator --labels labels.csv --shards {html.escape(title)}</code>.</p>
 {''.join(_card(c) for c in candidates)}
+{rejected}
 <script>{script}</script>
 """
     path.parent.mkdir(parents=True, exist_ok=True)

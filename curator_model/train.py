@@ -7,6 +7,7 @@ the labeller did not say which. So one head learns P(good) and the failure type 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import time
@@ -24,7 +25,7 @@ from curation.core.realdata import real_instances
 from curator_model import generate
 from curator_model.evaluate import by_kind, calibrate, table
 from curator_model.features import features
-from curator_model.labels import read_labels, shard_samples
+from curator_model.labels import kept_rejects, read_labels, shard_samples
 from curator_model.network import CLASSES, Curator, ModelSpec, build_model, save_checkpoint
 from curator_model.splits import PHOTO_SPLITS, SEED_BASE
 
@@ -94,10 +95,12 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
 
 
 def human_arrays(labels_path: Path, shards: list[Path], input_size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Features and allowed-class masks of the human-labelled samples found in ``shards``."""
+    """Features and allowed-class masks of the human-labelled samples found in ``shards`` (or among the
+    thumbnails of the rejects those runs kept: a labelled false reject)."""
     labels = {lab.key: lab for lab in read_labels(labels_path)}
     xs, allowed, keys = [], [], []
-    for key, triplet, _ in shard_samples(shards, set(labels)):
+    rejects = ((r.key, r.triplet, None) for r in kept_rejects(shards, set(labels)))
+    for key, triplet, _ in itertools.chain(shard_samples(shards, set(labels)), rejects):
         lab = labels[key]
         row = np.zeros(len(CLASSES), bool)
         if lab.good:

@@ -167,3 +167,40 @@ def test_the_review_pages_own_script_writes_a_labels_file_train_curator_reads(ru
     csv_text = subprocess.run(["node", "-e", js], capture_output=True, text=True, check=True, timeout=60).stdout
     (tmp_path / "labels.csv").write_text(csv_text)
     assert read_labels(tmp_path / "labels.csv") == [Label(keys[0], True), Label(keys[1], False, "ghost"), Label(keys[2], False)]
+
+
+def test_kept_rejects_show_on_the_review_page_and_their_labels_train(checkpoint, tmp_path):
+    """A false reject: a row the curator rejected keeps thumbnails (report.rejects_per_reason), the review page
+    shows it with its reason, and a 'good' label for its key is a human sample train-curator uses."""
+    from curation.core.reasons import Reason, StageName
+    from curation.core.rejects import RejectSampler
+    from curation.core.schema import reject
+    from curation.finalize import finalize
+    from curation.layout import OutDir
+    from curator_model.labels import kept_rejects
+
+    out = tmp_path / "run"
+    rows = []
+    for i, s in enumerate(generate.scene_samples(10_000_004)[:3]):
+        row = new_row(key=f"synth-{i:06d}-0", source="synth", source_ref="test", psnr=60.0, score=0.2)
+        for name in ("composite", "background", "foreground", "mask", "effect"):
+            set_image(row, name, getattr(s.triplet, name))
+        rows.append(reject(row, StageName.CURATE, Reason.LOW_CURATOR_SCORE, "score 0.2 < 0.5") if i < 2 else row)
+    RejectSampler(StageName.CURATE.value, per_reason=1, px=48)(rows)  # one of the two rejects keeps thumbnails
+    write_shard(out / "shards", "r000-000000", rows)
+    finalize(OutDir(out))
+    kept = list(kept_rejects([out]))
+    assert [(r.key, r.reason) for r in kept] == [("synth-000000-0", "curate/low_curator_score")]
+    assert max(kept[0].triplet.composite.shape[:2]) == 48 and kept[0].triplet.foreground.shape[2] == 4
+
+    assert main(["label", "export", str(out), "--checkpoint", str(checkpoint), "--n", "4"]) == 0
+    page = (out / "label_review.html").read_text()
+    assert re.findall(r'data-key="([^"]+)"', page) == ["synth-000002-0", "synth-000000-0"]
+    assert "possible false rejects" in page and "rejected: curate/low_curator_score: score 0.2 &lt; 0.5; P(good) in the run 0.200" in page
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text(to_csv([Label("synth-000000-0", True), Label("synth-000002-0", False)]))
+    cfg = TrainConfig(arch=TINY.arch, model_kwargs=TINY.model_kwargs, input_size=32, epochs=1, batch_size=8,
+                      data=DataConfig(train_scenes=1, heldout_scenes=2, cache_dir=None, workers=1, desoba_copies=1),
+                      labels=labels, shards=[out], human_ratio=0.5)
+    assert train(cfg, tmp_path / "ckpt")["data"]["human"]["samples"] == 2

@@ -51,6 +51,8 @@ ROW_SCHEMA = pa.schema(
         *[(c, pa.string()) for c in CAPTION_COLUMNS],
         ("psnr", pa.float64()),
         ("score", pa.float64()),
+        # small PNGs of the layers of a bounded sample of rejected rows, for review (curation.core.rejects)
+        ("thumbnails", pa.struct([(m, pa.binary()) for m in LAYER_MEMBERS])),
     ]
 )
 
@@ -63,6 +65,8 @@ INDEX_COLUMNS = [f.name for f in ROW_SCHEMA if f.name not in IMAGE_COLUMNS] + ["
 Row = dict[str, Any]
 #: columns that hold JSON in the table and parsed dicts in a row
 JSON_COLUMNS = ("ann", "meta")
+#: the key under which :func:`reject` sets a rejected row's images aside until its stage's batch ends
+SET_ASIDE = "_rejected_images"
 
 
 def new_row(key: str, source: str, source_ref: str, **fields: Any) -> Row:
@@ -84,8 +88,13 @@ def new_row(key: str, source: str, source_ref: str, **fields: Any) -> Row:
 
 
 def reject(row: Row, stage: StageName, reason: Reason, detail: str = "") -> Row:
-    """Mark a row rejected; later stages pass it through untouched. Pixels are dropped to keep blocks small."""
+    """Mark a row rejected; later stages pass it through untouched. Its images leave the row, so blocks stay
+    small; they are set aside (:data:`SET_ASIDE`) until the stage's batch ends, when a bounded sample of the
+    rejects keeps thumbnails of them for review (:class:`curation.core.rejects.RejectSampler`)."""
     row.update(status=REJECTED, reject_stage=StageName(stage).value, reject_reason=Reason(reason).value, reject_detail=detail[:500])
+    aside = {c: row[c] for c in IMAGE_COLUMNS if row[c] is not None}
+    if aside:
+        row[SET_ASIDE] = aside
     for c in IMAGE_COLUMNS:
         row[c] = None
     return row

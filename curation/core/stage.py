@@ -7,7 +7,9 @@ fill in columns of ``ok`` rows; rejected rows pass through untouched, and an exc
 rejects that row (``stage_error``) instead of killing the batch.
 
 Consecutive stages can share one actor (:class:`StageChain`): rows then pass from stage to stage as the
-same Python objects, and become an Arrow table only where they leave the actor.
+same Python objects, and become an Arrow table only where they leave the actor. The chain measures each
+stage's batches on its own (:mod:`curation.core.metrics`) and keeps thumbnails of a sample of each stage's
+rejects (:mod:`curation.core.rejects`), so a fused actor reports like separate ones.
 """
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ import pyarrow as pa
 from ray.data import ActorPoolStrategy
 
 from curation.core.config import Resources, RunConfig
+from curation.core.metrics import BatchOutcome, record_batch
 from curation.core.reasons import Reason, StageName
+from curation.core.rejects import RejectSampler
 from curation.core.schema import Row, is_ok, reject, rows_to_table, table_rows, update_meta
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,10 @@ class Stage(ABC):
     @abstractmethod
     def run(self, rows: list[Row]) -> list[Row]:
         """The rows this batch becomes (row stages change them in place and return them)."""
+
+    def inputs(self, rows: list[Row]) -> int:
+        """How many inputs of this batch the stage works on (ingest: every source unit)."""
+        return len(rows)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         """One Ray Data batch in, the rows it becomes out (in :data:`curation.core.schema.ROW_SCHEMA`)."""
@@ -102,26 +110,48 @@ class RowStage(Stage):
         self.process_isolated([r for r in rows if is_ok(r)])
         return rows
 
+    def inputs(self, rows: list[Row]) -> int:
+        """The live rows: those an earlier stage rejected pass through untouched."""
+        return sum(1 for r in rows if is_ok(r))
+
 
 class StageChain:
     """Consecutive stages in one actor: the batch is converted from Arrow once on the way in and once on the
     way out, and each stage in between gets the previous one's rows in chunks of its own ``batch_size``.
 
-    ``options`` are extra constructor arguments by stage name (ingest's resume keys and dedupe registry).
+    ``options`` are extra constructor arguments by stage name (ingest's resume keys and dedupe registry);
+    ``tally`` is the run's progress actor, which the metrics and the reject sample report to (optional).
     Build it with :func:`chain_class`, which names it after its stages (the name Ray Data shows).
     """
 
     stages: ClassVar[tuple[type[Stage], ...]]
 
-    def __init__(self, cfg: RunConfig, options: dict[str, dict[str, Any]] | None = None):
+    def __init__(self, cfg: RunConfig, options: dict[str, dict[str, Any]] | None = None, tally: Any = None):
         self.steps = [(s(cfg, **(options or {}).get(s.name.value, {})), s.resources(cfg).batch_size) for s in self.stages]
+        self.samplers = [RejectSampler(s.name.value, cfg.report.rejects_per_reason, cfg.report.thumbnail_px, tally)
+                         for s in self.stages]
+        self.tally = tally
 
     def run(self, rows: list[Row]) -> list[Row]:
-        for i, (stage, batch_size) in enumerate(self.steps):
+        for i, ((stage, batch_size), sampler) in enumerate(zip(self.steps, self.samplers)):
             if i == 0:  # the chain's input batch is already the first stage's batch
-                rows = stage.run(rows)
+                rows = self._measured(stage, sampler, rows)
             else:
-                rows = [r for start in range(0, len(rows), batch_size) for r in stage.run(rows[start:start + batch_size])]
+                rows = [r for start in range(0, len(rows), batch_size)
+                        for r in self._measured(stage, sampler, rows[start:start + batch_size])]
+        return rows
+
+    def _measured(self, stage: Stage, sampler: RejectSampler, rows: list[Row]) -> list[Row]:
+        """``stage.run(rows)``, recorded as one batch of that stage; its rejects keep thumbnails while places last."""
+        inputs = stage.inputs(rows)
+        if not inputs:  # nothing for this stage: every row was rejected upstream
+            return rows
+        started, clock = time.time(), time.perf_counter()
+        rows = stage.run(rows)
+        seconds = time.perf_counter() - clock
+        sampler(rows)
+        record_batch(BatchOutcome.of(stage.name.value, inputs, rows, started, seconds, scored="score" in stage.writes),
+                     self.tally)
         return rows
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -129,8 +159,10 @@ class StageChain:
 
 
 def chain_class(stages: tuple[type[Stage], ...]) -> type[StageChain]:
-    """A :class:`StageChain` subclass for ``stages``, named ``Ingest+MasksAndLayers+...``."""
-    return type("+".join(s.__name__ for s in stages), (StageChain,), {"stages": tuple(stages)})
+    """A :class:`StageChain` subclass for ``stages``, named after them as rows record them (``masks``, or
+    ``ingest+masks+caption+curate`` for a fused pool): Ray shows ``MapBatches(masks)`` in its progress, in
+    the dashboard, and in ``ps`` as the actor's process title ``ray::MapWorker(MapBatches(masks))``."""
+    return type("+".join(s.name.value for s in stages), (StageChain,), {"stages": tuple(stages)})
 
 
 def chain_resources(stages: tuple[type[Stage], ...], cfg: RunConfig) -> Resources:

@@ -21,13 +21,13 @@ from curation.core.config.caption import CaptionConfig
 from curation.core.config.curate import CurateConfig
 from curation.core.config.ingest import IngestConfig, SelectionConfig
 from curation.core.config.masks import MasksConfig
-from curation.core.config.output import SinkConfig, VerifyConfig
+from curation.core.config.output import ReportConfig, SinkConfig, VerifyConfig
 
 __all__ = [
     "ConfigError", "RunConfig", "RunSection", "RaySection", "Resources", "SourceConfig",
     "SyntheticSourceConfig", "PairedSourceConfig", "CocoSourceConfig", "SobaSourceConfig",
     "FolderSourceConfig", "IngestConfig", "SelectionConfig", "MasksConfig",
-    "CaptionConfig", "CurateConfig", "SinkConfig", "VerifyConfig", "load_config",
+    "CaptionConfig", "CurateConfig", "SinkConfig", "ReportConfig", "VerifyConfig", "load_config",
 ]
 
 
@@ -55,6 +55,9 @@ class RaySection(Strict):
     #: fail at start when the pools at their minimum size cannot fit the cluster as it is now (turn off for a
     #: cluster whose autoscaler adds nodes on demand: there Ray waits for them)
     check_resources: bool = True
+    #: the port of the local Ray's Prometheus endpoint (http://127.0.0.1:PORT/metrics); None: Ray picks a free one
+    #: (the run prints it). A cluster's own Ray config sets it there.
+    metrics_export_port: int | None = Field(None, ge=1024, le=65535)
     #: Ray Data's target block size: small blocks keep every actor's in-flight memory bounded
     #: (Ray's 128 MiB default holds ~40 rows of 512-px layers per block, ~1 GB per stage actor)
     target_block_mb: int = Field(16, ge=1, le=1024)
@@ -69,6 +72,7 @@ class RunConfig(Strict):
     caption: CaptionConfig = CaptionConfig()
     curate: CurateConfig = CurateConfig()
     sink: SinkConfig = SinkConfig()
+    report: ReportConfig = ReportConfig()
     verify: VerifyConfig = VerifyConfig()
 
     def ray_address(self) -> str | None:

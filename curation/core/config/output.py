@@ -1,4 +1,4 @@
-"""Sink and verify config: shard size, PNG compression, the PSNR floor verify enforces."""
+"""Sink, report and verify config: shard size, PNG compression, rejects kept for review, the PSNR floor verify enforces."""
 from __future__ import annotations
 
 from typing import Literal
@@ -21,6 +21,15 @@ class SinkConfig(Strict):
     #: rows reach the shards in work-list order, so the same input gives the same shards byte for byte (a
     #: block that finishes early waits for the ones before it); false lets shards fill in finishing order
     deterministic: bool = True
+
+
+class ReportConfig(Strict):
+    """What a run keeps for its report and for review beyond the counts."""
+
+    #: rejected rows of each stage and reason that keep thumbnails of their layers, per run (0: none)
+    rejects_per_reason: int = Field(8, ge=0)
+    #: the longer side of those thumbnails, in pixels (the curator reads 64 px: they can be scored and labelled)
+    thumbnail_px: int = Field(160, ge=32, le=1024)
 
 
 class VerifyConfig(Strict):
