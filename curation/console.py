@@ -18,8 +18,7 @@ from typing import Any, Iterator, TextIO
 
 from curation.core.config import ConfigError, RunConfig
 from curation.finalize import run_files
-from curation.layout import OutDir
-from curation.pipeline import RunResult, run
+from curation.pipeline import RunResult, out_dir, run
 from curation.progress import StageProgress, estimate
 from curation.watch import RunStart
 
@@ -175,19 +174,20 @@ def native_stderr_to(path: Path) -> Iterator[None]:
 
 def run_in_terminal(cfg: RunConfig, verbose: bool = False, hold_after: bool = False, debug: bool = False) -> int:
     """``curate run``: the run with its terminal output (where to watch it, progress lines, the summary), then
-    the local Ray kept up when ``hold_after``; the exit code. A user's mistake found at start is one line
-    and exit 2 (``debug``: the traceback)."""
-    native_log = OutDir(Path(cfg.run.out)).work / "ray-native-stderr.log"
-    watcher = TerminalWatcher(native_log=None if verbose else native_log)
-    with nullcontext() if verbose else native_stderr_to(native_log):
-        try:
+    the local Ray kept up when ``hold_after``; the exit code. A user's mistake found at start (a missing
+    source, a locked or unusable OUT, pools the cluster cannot place) is one line and exit 2 (``debug``: the
+    traceback)."""
+    try:
+        native_log = out_dir(cfg).work / "ray-native-stderr.log"
+        watcher = TerminalWatcher(native_log=None if verbose else native_log)
+        with nullcontext() if verbose else native_stderr_to(native_log):
             result = run(cfg, watcher=watcher, verbose=verbose)
-        except ConfigError as err:  # a missing source, a locked or unusable OUT, pools the cluster cannot place
-            if debug:
-                raise
-            print(f"curate run: {err}", file=sys.stderr)
-            return 2
-        watcher.finished(result)
-        if hold_after and result.ray.embedded:
-            hold(result)
+            watcher.finished(result)
+            if hold_after and result.ray.embedded:
+                hold(result)
+    except ConfigError as err:
+        if debug:
+            raise
+        print(f"curate run: {err}", file=sys.stderr)
+        return 2
     return 0

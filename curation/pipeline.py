@@ -179,14 +179,20 @@ def check_dataflow(stages: tuple[type[Stage], ...]) -> None:
         available = (set() if i == 0 else available) | set(stage.writes)  # ingest turns units into rows
 
 
+def out_dir(cfg: RunConfig) -> OutDir:
+    """The run's output folder, refused at once when ``run.out`` names a file."""
+    out = OutDir(Path(cfg.run.out))
+    if out.root.exists() and not out.root.is_dir():
+        raise ConfigError(f"run.out: {out.root} is a file, not a folder")
+    return out
+
+
 def run(cfg: RunConfig, watcher: Watcher | None = None, verbose: bool = True) -> RunResult:
     """Run the pipeline into ``cfg.run.out``; a rerun into the same folder resumes. ``watcher`` follows it;
     without ``verbose`` Ray's own log lines stay out of the terminal."""
     started = time.perf_counter()
     check_dataflow((Ingest, *STAGES))
-    out = OutDir(Path(cfg.run.out))
-    if out.root.exists() and not out.root.is_dir():
-        raise ConfigError(f"run.out: {out.root} is a file, not a folder")
+    out = out_dir(cfg)
     out.create()
     with OutLock(out.root) as lock:  # before anything in OUT is touched: a second run stops here
         return _run_segment(cfg, out, started, lock.token, watcher, verbose)

@@ -201,6 +201,6 @@ def test_kept_rejects_show_on_the_review_page_and_their_labels_train(checkpoint,
     labels = tmp_path / "labels.csv"
     labels.write_text(to_csv([Label("synth-000000-0", True), Label("synth-000002-0", False)]))
     cfg = TrainConfig(arch=TINY.arch, model_kwargs=TINY.model_kwargs, input_size=32, epochs=1, batch_size=8,
-                      data=DataConfig(train_scenes=1, heldout_scenes=2, cache_dir=None, workers=1, desoba_copies=1),
+                      data=TINY_DATA,
                       labels=labels, shards=[out], human_ratio=0.5)
     assert train(cfg, tmp_path / "ckpt")["data"]["human"]["samples"] == 2
