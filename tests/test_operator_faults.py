@@ -295,7 +295,7 @@ def test_a_worker_node_lost_mid_run_on_a_multi_node_cluster(tmp_path):
     from curation.worklist import write_units
     from stages.ingest import Ingest
     from tests.conftest import REPO
-    from tests.fixtures.multinode import config
+    from tests.fixtures.multinode import config, report_path
 
     out = tmp_path / "out"
     write_units(config(out), tmp_path / "units.parquet")
@@ -303,7 +303,7 @@ def test_a_worker_node_lost_mid_run_on_a_multi_node_cluster(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tests.fixtures.multinode", str(out)], cwd=REPO, capture_output=True,
                           text=True, timeout=400, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = json.loads(report_path(out).read_text())
     assert report["error"] is None and report["removed"] is not None, report
     assert report["alive_nodes"] == 2  # the head and the worker node that is left
     assert report["removed"]["shards_then"] < report["stats"]["shards"]  # removed while the run was going
