@@ -98,8 +98,12 @@ def estimate(snap: dict[str, Any]) -> list[StageProgress]:
 
 
 def start_tally(stages: list[str], units: int) -> Any:
-    """The run's tally actor (no CPU of its own: it only adds numbers)."""
-    return ray.remote(num_cpus=0)(Tally).remote(stages, units)
+    """The run's tally actor (no CPU of its own: it only adds numbers), on the driver's node: the node that
+    lives as long as the run, so losing a worker node does not lose the run's progress."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return ray.remote(num_cpus=0, scheduling_strategy=here)(Tally).remote(stages, units)
 
 
 class Poller:

@@ -79,8 +79,13 @@ class RejectSampler:
                 self.full.add(reason)
 
     def _grant(self, reason: str, n: int) -> int:
+        """How many of ``n`` rejects may keep thumbnails: a review aid, so a tally out of reach grants none
+        rather than failing the batch."""
         if self.tally is not None:
-            return ray.get(self.tally.claim.remote(self.stage, reason, n, self.per_reason))
+            try:
+                return ray.get(self.tally.claim.remote(self.stage, reason, n, self.per_reason))
+            except ray.exceptions.RayActorError:
+                return 0
         granted = max(0, min(n, self.per_reason - self.kept[reason]))
         self.kept[reason] += granted
         return granted
