@@ -75,3 +75,18 @@ def test_window_px_bounds_the_window_a_fill_works_on_and_changes_only_the_region
     assert np.array_equal(filled[~region], image[~region]) and filled.shape == image.shape
     full = TexturedFSRInpainter(window_px=96)(image, region)
     assert np.array_equal(full[~region], image[~region])
+
+
+def test_fills_run_in_threads_at_once_give_the_pixels_they_give_alone():
+    """Ray Data runs an actor's batches in threads; the shift-map is not thread-safe on its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from curation.eval_fill import synthetic_holes
+
+    holes = (real_holes("report", 1) + synthetic_holes(4, 256, 7))[:12]
+    fill = build_inpainter(MasksConfig().inpaint)
+    alone = [fill(p, h) for _, p, h in holes]
+    with ThreadPoolExecutor(6) as pool:
+        for _ in range(3):  # a race: several rounds, so that the test sees it when it is there
+            together = list(pool.map(lambda x: fill(x[1], x[2]), holes))
+            assert all(np.array_equal(a, b) for a, b in zip(alone, together))

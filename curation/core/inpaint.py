@@ -6,6 +6,7 @@ from a local ``torch.export`` program, for GPU clusters.
 """
 from __future__ import annotations
 
+import threading
 from typing import ClassVar, Protocol
 
 import cv2
@@ -51,6 +52,11 @@ class NavierStokesInpainter(OpenCVInpainter):
     method, flag = "navier_stokes", cv2.INPAINT_NS
 
 
+#: ``cv2.xphoto.inpaint`` (its shift-map) gives different pixels when two threads of one process call it at
+#: once, and Ray Data runs an actor's batches in threads: one call at a time keeps a row's fill its own
+_XPHOTO_LOCK = threading.Lock()
+
+
 class XPhotoInpainter:
     """OpenCV contrib's ``cv2.xphoto.inpaint`` on a window around the region: no weights, CPU.
 
@@ -72,7 +78,8 @@ class XPhotoInpainter:
 
     def _fill(self, window: np.ndarray, valid: np.ndarray) -> np.ndarray:
         out = np.zeros_like(window)
-        cv2.xphoto.inpaint(window, valid.astype(np.uint8) * 255, out, self.flag)
+        with _XPHOTO_LOCK:
+            cv2.xphoto.inpaint(window, valid.astype(np.uint8) * 255, out, self.flag)
         return out
 
     def _fill_within(self, window: np.ndarray, hole: np.ndarray) -> np.ndarray:
