@@ -77,16 +77,28 @@ def test_window_px_bounds_the_window_a_fill_works_on_and_changes_only_the_region
     assert np.array_equal(full[~region], image[~region])
 
 
-def test_fills_run_in_threads_at_once_give_the_pixels_they_give_alone():
-    """Ray Data runs an actor's batches in threads; the shift-map is not thread-safe on its own."""
-    from concurrent.futures import ThreadPoolExecutor
+def test_a_fill_gives_the_same_pixels_in_any_thread():
+    """Small windows: OpenCV's shift-map read heap memory past its offset list there (docs/layers.md), so
+    the same hole filled in a fresh thread (Ray Data runs an actor's batches in threads) came out different."""
+    import threading
 
-    from curation.eval_fill import synthetic_holes
-
-    holes = (real_holes("report", 1) + synthetic_holes(4, 256, 7))[:12]
+    photo = cut_holes("report", 1)[0].photo
+    hole = np.zeros((56, 56), bool)
+    hole[21:35, 20:36] = True
+    holes = [(f"grass at {y},{x}", np.ascontiguousarray(photo[y:y + 56, x:x + 56]), hole) for y, x in ((0, 0), (100, 60), (180, 190))]
     fill = build_inpainter(MasksConfig().inpaint)
     alone = [fill(p, h) for _, p, h in holes]
-    with ThreadPoolExecutor(6) as pool:
-        for _ in range(3):  # a race: several rounds, so that the test sees it when it is there
-            together = list(pool.map(lambda x: fill(x[1], x[2]), holes))
-            assert all(np.array_equal(a, b) for a, b in zip(alone, together))
+    got: dict[int, np.ndarray] = {}
+
+    def fill_into(i: int, photo: np.ndarray, hole: np.ndarray) -> None:
+        got[i] = fill(photo, hole)
+
+    for _ in range(2):
+        got.clear()
+        threads = [threading.Thread(target=fill_into, args=(i, p, h)) for i, (_, p, h) in enumerate(holes)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(np.array_equal(alone[i], got[i]) for i in range(len(holes))), [n for i, (n, _, _) in enumerate(holes)
+                                                                                  if not np.array_equal(alone[i], got[i])]

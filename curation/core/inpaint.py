@@ -6,7 +6,6 @@ from a local ``torch.export`` program, for GPU clusters.
 """
 from __future__ import annotations
 
-import threading
 from typing import ClassVar, Protocol
 
 import cv2
@@ -52,11 +51,6 @@ class NavierStokesInpainter(OpenCVInpainter):
     method, flag = "navier_stokes", cv2.INPAINT_NS
 
 
-#: ``cv2.xphoto.inpaint`` (its shift-map) gives different pixels when two threads of one process call it at
-#: once, and Ray Data runs an actor's batches in threads: one call at a time keeps a row's fill its own
-_XPHOTO_LOCK = threading.Lock()
-
-
 class XPhotoInpainter:
     """OpenCV contrib's ``cv2.xphoto.inpaint`` on a window around the region: no weights, CPU.
 
@@ -78,8 +72,7 @@ class XPhotoInpainter:
 
     def _fill(self, window: np.ndarray, valid: np.ndarray) -> np.ndarray:
         out = np.zeros_like(window)
-        with _XPHOTO_LOCK:
-            cv2.xphoto.inpaint(window, valid.astype(np.uint8) * 255, out, self.flag)
+        cv2.xphoto.inpaint(window, valid.astype(np.uint8) * 255, out, self.flag)
         return out
 
     def _fill_within(self, window: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -129,12 +122,25 @@ class FSRBestInpainter(XPhotoInpainter):
 class ShiftMapInpainter(XPhotoInpainter):
     """Exemplar-based: each hole pixel copies a pixel of the surroundings at an offset chosen among the
     dominant patch offsets of the image (He & Sun 2012), so the ground's own texture continues into the hole.
-    Works in CIE Lab, as the method expects (intensity first)."""
+    Works in CIE Lab, as the method expects (intensity first).
+
+    OpenCV's shift-map keeps a fixed number of offsets, the peaks of the window's offset histogram; a small
+    or plain window has fewer peaks than that, and the method then reads offsets past the end of its list:
+    heap memory, so one window filled twice could differ (valgrind shows the reads; docs/layers.md). A frame
+    of fixed noise around the window gives the histogram weak peaks of its own to make up the number; the
+    window's frequent offsets, the ones the fill uses, still come first.
+    """
 
     method, flag = "shiftmap", cv2.xphoto.INPAINT_SHIFTMAP
+    frame_px: ClassVar[int] = 16
 
     def _fill(self, window: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        return cv2.cvtColor(super()._fill(cv2.cvtColor(window, cv2.COLOR_RGB2Lab), valid), cv2.COLOR_Lab2RGB)
+        f = self.frame_px
+        h, w = window.shape[:2]
+        framed = np.random.default_rng(0).integers(0, 256, (h + 2 * f, w + 2 * f, 3), dtype=np.uint8)
+        framed[f:-f, f:-f] = cv2.cvtColor(window, cv2.COLOR_RGB2Lab)
+        filled = super()._fill(framed, np.pad(valid, f, constant_values=True))
+        return cv2.cvtColor(np.ascontiguousarray(filled[f:-f, f:-f]), cv2.COLOR_Lab2RGB)
 
 
 class TexturedFSRInpainter:
