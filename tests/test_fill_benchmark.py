@@ -100,5 +100,5 @@ def test_a_fill_gives_the_same_pixels_in_any_thread():
             t.start()
         for t in threads:
             t.join()
-        assert all(np.array_equal(alone[i], got[i]) for i in range(len(holes))), [n for i, (n, _, _) in enumerate(holes)
-                                                                                  if not np.array_equal(alone[i], got[i])]
+        differ = [name for i, (name, _, _) in enumerate(holes) if not np.array_equal(alone[i], got[i])]
+        assert not differ, differ
