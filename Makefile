@@ -2,18 +2,21 @@
 PY       ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
-# torch first, pinned: these wheels lie on this kind of machine's disk; a bare `torch` pulls several GB.
+# torch first: these wheels lie on this kind of machine's disk; a bare `torch` pulls several GB.
 TORCH    ?= torch==2.14.1 torchvision==0.29.1
+# every install is held to the lock (build environments too, through the environment variable)
+LOCK     := requirements.lock
+PIP      := PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(BIN)/pip
 CONFIG   ?= manifests/demo.yaml
 OUT      ?= out/demo
 
-.PHONY: venv curate test bench train-curator monitor clean
+.PHONY: venv curate test lint lock bench train-curator monitor clean
 
-$(BIN)/curate: pyproject.toml
+$(BIN)/curate: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[test]'
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e '.[test,dev]'
 	touch $(BIN)/curate
 
 venv: $(BIN)/curate
@@ -28,6 +31,22 @@ train-curator: venv
 
 test: venv
 	$(BIN)/python -m pytest -q tests
+
+# ruff (lint + format check) and mypy, as configured in pyproject.toml; CI runs it before the tests
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# refresh the lock from the newest releases the project's ranges admit (a deliberate step: then `make test`,
+# and regenerate the golden reference only if its output moved on purpose)
+lock:
+	rm -rf .venv-lock && $(PY) -m venv .venv-lock
+	.venv-lock/bin/pip install -q --upgrade pip
+	.venv-lock/bin/pip install -q $(TORCH)
+	.venv-lock/bin/pip install -q '.[test,dev]'
+	{ sed -n '1,3p' $(LOCK); .venv-lock/bin/pip freeze --all --exclude-editable | grep -iv '^layered-curation'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK) && rm -rf .venv-lock
 
 # throughput, pipeline efficiency, speed-up and memory (docs/bench.md); BENCH_ARGS=--quick for a smoke run
 bench: venv

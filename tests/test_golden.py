@@ -1,7 +1,7 @@
 """The pipeline writes exactly the reference output: same samples, reasons, captions, scores and decoded pixels.
 
-``tests/fixtures/golden.json`` was recorded before the row representation, stage fusion and PNG encoding
-changed (issue 15); regenerate it only for a change meant to alter the output (see tests/fixtures/golden.py).
+``tests/fixtures/golden.json`` holds the reference digest and the releases it was made with (requirements.lock
+pins them); regenerate it only for a change meant to alter the output (see tests/fixtures/golden.py).
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from tests.fixtures.golden import GOLDEN, run_golden
+from tests.fixtures.golden import GOLDEN, run_golden, version_drift
 
 
 def _differences(want: dict, got: dict, path: str = "") -> list[str]:
@@ -29,7 +29,10 @@ def _differences(want: dict, got: dict, path: str = "") -> list[str]:
 @pytest.mark.parametrize("fusion", ["auto", "off"])
 def test_pipeline_output_matches_the_golden_reference(ray_session, tmp_path, fusion):
     """Fused (one actor for all CPU stages) and unfused (a pool per stage, odd batch sizes, autoscaling)."""
-    want = json.loads(GOLDEN.read_text())
+    record = json.loads(GOLDEN.read_text())
     got = run_golden(tmp_path, fusion)
-    diff = _differences(want, got)
-    assert not diff, f"{len(diff)} differences from {GOLDEN.name}, first: {diff[:15]}"
+    diff = _differences(record["samples"], got)
+    drift = version_drift(record["recorded_with"])
+    hint = (f"; {'; '.join(drift)}: install requirements.lock (make venv), or regenerate deliberately"
+            if drift else "")
+    assert not diff, f"{len(diff)} differences from {GOLDEN.name}{hint}, first: {diff[:15]}"
