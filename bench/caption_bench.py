@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from curation.core.config import CaptionConfig  # noqa: E402
 from stages.captioners import Captioner, Sample, build_captioner  # noqa: E402
-from tests.fixtures.tiny_vlm import build_tiny_blip, build_tiny_florence2, build_tiny_qwen2_vl  # noqa: E402
+from devdata.tiny_vlm import build_tiny_blip, build_tiny_florence2, build_tiny_qwen2_vl  # noqa: E402
 from curation.core.scenes import render_scene  # noqa: E402
 
 

@@ -79,7 +79,7 @@ def _in_child(target: Any, *args: Any) -> dict[str, Any]:
 
 def main(instances: int = 100_000, per_image: int = 10, size: tuple[int, int] = (320, 240),
          distinct_files: int = 200) -> dict[str, Any]:
-    from tests.fixtures.coco_synth import write_dataset
+    from devdata.coco_synth import write_dataset
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-coco-") as tmp:
         root = Path(tmp)

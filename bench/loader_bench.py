@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from curation.loader import layered_loader
-from tests.fixtures.layered_shards import write_layered_shards
+from devdata.layered_shards import write_layered_shards
 
 SIZE = 256
 

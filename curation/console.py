@@ -18,7 +18,7 @@ from typing import Any, Iterator, TextIO
 
 from curation.core.config import ConfigError, RunConfig
 from curation.finalize import run_files
-from curation.pipeline import RunResult, out_dir, run
+from curation.pipeline import RunFailed, RunResult, out_dir, run
 from curation.progress import StageProgress, estimate
 from curation.watch import RunStart
 
@@ -65,10 +65,10 @@ def progress_lines(snap: dict[str, Any]) -> list[str]:
 class TerminalWatcher:
     """The CLI's :class:`curation.watch.Watcher`: prints where to watch, then the progress block."""
 
-    def __init__(self, stream: TextIO = sys.stdout, native_log: Path | None = None):
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None, native_log: Path | None = None):
+        self.stream = stream or sys.stdout  # looked up now: sys.stdout may have been replaced since import
         self.native_log = native_log
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self.drawn = 0
         self.last_print = 0.0
         self.lock = threading.Lock()
@@ -140,11 +140,11 @@ def summary_lines(result: RunResult) -> list[str]:
     return lines
 
 
-def hold(result: RunResult, stream: TextIO = sys.stdout) -> None:
+def hold(result: RunResult, stream: TextIO | None = None) -> None:
     """Keep this process, and with it the embedded Ray's dashboard and metrics endpoint, up until Ctrl-C or
     SIGTERM (a run started in the background, where SIGINT is ignored, ends with ``kill``)."""
     what = ", ".join(x for x in (result.ray.dashboard_url, result.ray.metrics_url) if x)
-    print(f"holding the local Ray ({what}); Ctrl-C to end", file=stream, flush=True)
+    print(f"holding the local Ray ({what}); Ctrl-C to end", file=stream or sys.stdout, flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -176,7 +176,8 @@ def run_in_terminal(cfg: RunConfig, verbose: bool = False, hold_after: bool = Fa
     """``curate run``: the run with its terminal output (where to watch it, progress lines, the summary), then
     the local Ray kept up when ``hold_after``; the exit code. A user's mistake found at start (a missing
     source, a locked or unusable OUT, pools the cluster cannot place) is one line and exit 2 (``debug``: the
-    traceback)."""
+    traceback); a run whose stage code failed beyond the error budget, or that accepted nothing, is one line
+    and exit 1."""
     try:
         native_log = out_dir(cfg).work / "ray-native-stderr.log"
         watcher = TerminalWatcher(native_log=None if verbose else native_log)
@@ -190,4 +191,12 @@ def run_in_terminal(cfg: RunConfig, verbose: bool = False, hold_after: bool = Fa
             raise
         print(f"curate run: {err}", file=sys.stderr)
         return 2
+    except RunFailed as err:
+        if debug:
+            raise
+        print(f"curate run: FAILED: {err}", file=sys.stderr)
+        return 1
+    if result.failure:
+        print(f"curate run: FAILED: {result.failure}", file=sys.stderr)
+        return 1
     return 0

@@ -74,6 +74,12 @@ class OutDir:
             keys.update(pq.read_table(self.shards / f"{name}.parquet", columns=["key"]).column("key").to_pylist())
         return frozenset(keys)
 
+    def segment_index(self, segment: str, columns: tuple[str, ...] = ("status", "reject_stage", "reject_reason",
+                                                                      "reject_detail")) -> list[dict]:
+        """The index rows (``columns`` of them) of one run segment's complete shards."""
+        return [row for name in self.complete_shards() if name.startswith(f"{segment}-")
+                for row in pq.read_table(self.shards / f"{name}.parquet", columns=list(columns)).to_pylist()]
+
     def next_segment(self) -> str:
         """``r000`` for the first run into this folder, then ``r001``, … (never reuses a shard name)."""
         used = [int(m.group(1)) for p in self.shards.glob("*") if (m := _SEG.match(p.name))]

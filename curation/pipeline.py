@@ -26,6 +26,7 @@ from typing import Any
 import ray
 
 from curation.core.config import ConfigError, Resources, RunConfig
+from curation.core.errorbudget import budget_verdict, find_budget_error
 from curation.core.schema import ROW_SCHEMA, UNIT_SCHEMA
 from curation.core.stage import RowStage, Stage, chain_class, chain_resources, map_kwargs
 from curation.finalize import finalize, merge_stats
@@ -103,6 +104,11 @@ def cluster_capacity() -> tuple[dict[str, float], dict[str, float]]:
     return total, {k: max((float(n.get(k, 0.0)) for n in nodes), default=0.0) for k in ("CPU", "GPU")}
 
 
+class RunFailed(RuntimeError):
+    """The run ended, or was stopped, because its stage code failed (the error budget) or it accepted nothing;
+    the message is one line naming the stage and the most common error. OUT stays resumable."""
+
+
 @dataclass
 class RunResult:
     out: Path
@@ -113,6 +119,8 @@ class RunResult:
     ray: RayInfo = field(default_factory=lambda: RayInfo(embedded=False))
     #: where the metrics endpoint still disagreed with the shards' stats at the end (empty: it agreed)
     metrics_left: list[str] = field(default_factory=list)
+    #: why the run failed although it ran to the end (the error budget, nothing accepted); None: it succeeded
+    failure: str | None = None
 
 
 def init_ray(cfg: RunConfig, verbose: bool = True) -> RayInfo:
@@ -225,8 +233,15 @@ def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str, watche
     ctx.execution_options.preserve_order = cfg.sink.deterministic
     if n_units:
         ds = build_dataset(cfg, units_path, n_units, done, out, seg, tally)
-        with Poller(tally, watcher.progress) if watcher else nullcontext():
-            ds.write_datasink(ShardSink(out.shards, seg, cfg.sink, owner, tally), concurrency=cfg.sink.concurrency)
+        try:
+            with Poller(tally, watcher.progress) if watcher else nullcontext():
+                ds.write_datasink(ShardSink(out.shards, seg, cfg.sink, owner, tally), concurrency=cfg.sink.concurrency)
+        except Exception as exc:
+            spent = find_budget_error(exc)
+            if spent is None:
+                raise
+            ray.kill(tally)
+            raise RunFailed(f"stopped: {spent}") from exc
     segment_stats = merge_stats(out, seg)
     progress = final_snapshot(tally, segment_stats["ingested"])
     ray.kill(tally)  # its worker process would outlive the run in a driver that runs again (tests, notebooks)
@@ -235,5 +250,7 @@ def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str, watche
     record_progress(out.run_json, progress)
     end_run(out.run_json, stats, seconds)
     write_report(out)
+    failure = budget_verdict(out.segment_index(seg), [s.name.value for s in (Ingest, *STAGES)],
+                             cfg.run.max_error_fraction, cfg.run.error_budget_min_rows, stats["accepted"])
     return RunResult(out=out.root, segment=seg, stats=stats, seconds=seconds, progress=progress, ray=info,
-                     metrics_left=settle_metrics(info, segment_stats, STAGES[-1].name.value))
+                     metrics_left=settle_metrics(info, segment_stats, STAGES[-1].name.value), failure=failure)

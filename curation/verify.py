@@ -125,4 +125,6 @@ def verify(root: Path, psnr_floor: float) -> Report:
         rep.problems.append("stats.json is missing (the run did not finish)")
     if rep.ingested != rep.accepted + rep.rejected:
         rep.problems.append(f"total: {rep.ingested} ingested != {rep.accepted} accepted + {rep.rejected} rejected")
+    if rep.accepted == 0:
+        rep.problems.append(f"no sample accepted ({rep.ingested} ingested): nothing to train on")
     return rep

@@ -26,9 +26,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from curation.core.compositing import recomposite_psnr
+from curation.core.config.masks import QualityOptions
 from curation.core.decompose import Triplet, background_shadowfree, background_unpaired
 from curation.core.morphology import bbox_of, dilate
+from curation.core.quality import failures, measure
 from curation.core.realdata import RealInstance, real_instances
 from curation.core.scenes import PHOTOS, render_scene
 from curator_model.composites import compose, jpeg
@@ -38,9 +39,10 @@ from curator_model.network import CLASSES
 from curator_model.physical import ghost_ratio, physical_score
 from curator_model.splits import SEED_BASE, split_of, texture_photos
 
-GENERATOR_VERSION = 8  # bump when the data change, so cached arrays are rebuilt
+GENERATOR_VERSION = 9  # bump when the data change, so cached arrays are rebuilt
 SCENE_SIZES = (160, 192, 224, 256)
-PSNR_FLOOR = 35.0  # stage 2's default: a good triplet below it would never reach stage 4
+#: stage 2's quality bounds (its defaults): a "good" triplet must pass them, as it must to reach stage 4
+QUALITY = QualityOptions()
 KINDS: tuple[str, ...] = ("synthetic", "composite", "real")
 
 
@@ -52,14 +54,16 @@ class Sample:
     kind: str = "synthetic"
 
 
-def physical(t: Triplet, psnr_floor: float = PSNR_FLOOR) -> float:
+def physical(t: Triplet) -> float:
     """The hand-made rule on one triplet, for the side-by-side comparison."""
-    value = min(recomposite_psnr(t.composite, t.background, t.foreground), 99.0)
-    return physical_score(value, ghost_ratio(t.background, t.mask), psnr_floor)
+    quality = measure(t.composite, t.background, t.mask, t.effect).as_dict()
+    return physical_score(ghost_ratio(t.background, t.mask), quality, QUALITY)
 
 
-def _passes(t: Triplet) -> bool:
-    return recomposite_psnr(t.composite, t.background, t.foreground) >= PSNR_FLOOR
+def labelled_good(t: Triplet) -> bool:
+    """Whether a decomposition made by stage 2's recipe may be labelled ``good``: stage 2's quality checks
+    pass it (checks that can fail; the recomposite PSNR passes for any background, a black fill included)."""
+    return not failures(measure(t.composite, t.background, t.mask, t.effect), QUALITY)
 
 
 def _with_corruptions(goods: list[Triplet], scene: str, rng: np.random.Generator, kind: str) -> list[Sample]:
@@ -83,7 +87,7 @@ def scene_samples(seed: int, photos: tuple[str, ...] = PHOTOS) -> list[Sample]:
     for j, inst in enumerate(scene.instances):
         goods = [decompose(scene.composite, inst.background, inst.mask)]
         unpaired = decompose(scene.composite, background_unpaired(scene.composite, inst.mask, inst.effect, inpaint), inst.mask)
-        if _passes(unpaired):
+        if labelled_good(unpaired):
             goods.append(unpaired)
         out += _with_corruptions(goods, f"synthetic:{seed}:{j}", rng, "synthetic")
     return out
@@ -101,7 +105,7 @@ def composite_samples(split: str, seed: int) -> list[Sample]:
         "unpaired": lambda: background_unpaired(scene.composite, scene.mask, scene.effect, inpaint),
     }
     names = rng.choice(list(ways), size=2, replace=False)
-    goods = [t for t in (decompose(scene.composite, ways[n](), scene.mask) for n in names) if _passes(t)]
+    goods = [t for t in (decompose(scene.composite, ways[n](), scene.mask) for n in names) if labelled_good(t)]
     return _with_corruptions(goods, f"composite:{split}:{seed}", rng, "composite") if goods else []
 
 
@@ -156,6 +160,8 @@ def real_samples(index: int, view: int) -> list[Sample]:
         good = _view(good, rng)
     if inst.touches_border:
         return [Sample(good, "truncated", f"real:{inst.name}", "real")]
+    if not labelled_good(good):  # the recipe failed on this view: no good to learn from, nor to corrupt
+        return []
     return _with_corruptions([good], f"real:{inst.name}", rng, "real")
 
 

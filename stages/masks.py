@@ -27,6 +27,11 @@ from stages.segmenters import Prompt, build_segmenter, points_from_ann
 from stages.shadows import build_detector
 
 
+class LayerIntegrityError(RuntimeError):
+    """The stored layers do not recomposite the photo: a fault of the layering code (a ``stage_error``, counted
+    by the run's error budget), never a quality verdict: the recomposite PSNR passes for any background."""
+
+
 class MasksAndLayers(RowStage):
     name = StageName.MASKS
     reads = ("composite", "clean", "ann_mask", "ann_effect", "ann")
@@ -131,7 +136,8 @@ class MasksAndLayers(RowStage):
         return None
 
     def _check(self, row: Row, composite, background, foreground, obj, effect) -> bool:
-        """Physical checks; returns True when the row was rejected."""
+        """Physical checks; returns True when the row was rejected. Raises :class:`LayerIntegrityError` when
+        the layers do not recomposite the photo."""
         cfg = self.cfg.masks
         alpha = foreground[..., 3]
         if not (alpha[obj & ~dilate(~obj, cfg.soft_edge_px)] == 255).all():
@@ -149,7 +155,7 @@ class MasksAndLayers(RowStage):
                 return True
         value = recomposite_psnr(composite, background, foreground)
         row["psnr"] = min(value, 99.0)
-        if value < cfg.psnr_floor:
-            reject(row, self.name, Reason.LOW_RECOMPOSITE_PSNR, f"recomposite PSNR {value:.2f} dB < {cfg.psnr_floor}")
-            return True
+        if value < cfg.psnr_floor:  # F and α are solved from C and B: only a bug in the layering gets here
+            raise LayerIntegrityError(f"recomposite integrity: over(F, B) is {value:.2f} dB from C "
+                                      f"(< masks.psnr_floor {cfg.psnr_floor})")
         return False

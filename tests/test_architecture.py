@@ -131,3 +131,16 @@ def test_the_checks_fail_on_a_wrong_import_and_on_a_cycle():
 ])
 def test_relative_imports_are_resolved(relative, expected):
     assert [t for t, _ in project_imports(REPO / "stages" / "sources" / "coco.py", relative)] == [expected]
+
+
+def test_nothing_outside_the_tests_imports_them():
+    """The benchmarks, examples and dev data builders stand on the product (and devdata), never on tests/:
+    a benchmark must not break because a test file moved."""
+    offenders = []
+    for folder in ("bench", "examples", "devdata", *PRODUCT):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                offenders += [f"{path.relative_to(REPO)}:{node.lineno}" for n in names if n.split(".")[0] == "tests"]
+    assert offenders == []

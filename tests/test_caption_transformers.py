@@ -2,7 +2,7 @@
 
 Both prompt styles and both architectures: plain-prompt BLIP (decoder echoes the prompt) and Florence-2
 (encoder-decoder), and a chat-template Qwen2-VL. Their words are random, their length
-is not (see tests/fixtures/tiny_vlm.py): with ``min_new_tokens = max_new_tokens = n`` every caption is
+is not (see devdata/tiny_vlm.py): with ``min_new_tokens = max_new_tokens = n`` every caption is
 exactly n words; with ``min_new_tokens: 0`` the BLIP's captions are empty.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from curation.core.schema import REJECTED, new_row
 from curation.verify import verify
 from stages.caption import Caption
 from stages.captioners import Sample, build_captioner
-from tests.fixtures.tiny_vlm import build_tiny_blip, build_tiny_florence2, build_tiny_qwen2_vl
+from devdata.tiny_vlm import build_tiny_blip, build_tiny_florence2, build_tiny_qwen2_vl
 from stages.captioners.transformers_vlm import CaptionerLoadError
 from tests.conftest import small_config
 

@@ -242,12 +242,21 @@ def test_stage4_model_backend_scores_batched_and_rejects_below_threshold(tmp_pat
     assert "most likely" in strict[0]["reject_detail"]
 
 
-def test_stage4_physical_backend_still_works(tmp_path, scene):
+def test_stage4_physical_backend_rejects_a_black_fill_that_recomposites_exactly(tmp_path, scene):
+    """The physical rule reads checks that can fail: the same good triplet with its fill blacked out (and its
+    foreground solved again, so it still recomposites exactly) must score below the threshold."""
+    from curation.core.decompose import decompose
     from stages.curate import Curate
 
-    rows = _rows(scene, 2)
+    good = next(s.triplet for s in scene if s.label == "good")
+    black = good.background.copy()
+    black[good.mask > 0] = 0
+    blacked = decompose(good.composite, black, good.mask > 0, 1)
+    rows = _rows([generate.Sample(good, "good", "s"), generate.Sample(blacked, "good", "s")], 2)
     Curate(_cfg(tmp_path, backend="physical")).process_isolated(rows)
-    assert all(r["status"] == OK and r["score"] > 0.5 for r in rows)
+    assert rows[0]["status"] == OK and rows[0]["score"] > 0.5
+    assert rows[1]["status"] == REJECTED and rows[1]["score"] < 0.5
+    assert recomposite_psnr(blacked.composite, blacked.background, blacked.foreground) > 35
 
 
 def test_stage4_config_is_strict_and_a_broken_checkpoint_stops_the_stage(tmp_path):

@@ -3,7 +3,10 @@
 The real-photo validation set is the test split's annotated instances (DESOBA 06 and 07, see
 curator_model/splits.py): each whole instance layered the way a run layers it, as is and in augmented
 views, and corrupted once per failure mode; the instances cut by the photo's border are real truncated
-samples. The bounds sit below the measured figures (docs/curator.md) so that a regression fails.
+samples. The bounds pin measured figures (docs/curator.md), a little below them, so that a regression fails:
+they are not targets, and they do not say that the failures are rejected (most occluded ones are kept).
+Stage 2's quality checks decide which views may be labelled good (curator_model/generate.py), and they refuse
+some real good views, so fewer than every view of every instance is a good sample.
 """
 from __future__ import annotations
 
@@ -39,11 +42,11 @@ def test_the_real_test_photos_were_never_trained_or_calibrated_on():
     assert test == set(PHOTO_SPLITS["test"]) and not test & (set(splits["train"]["photos"]) | set(splits["calibration"]["photos"]))
 
 
-def test_the_shipped_curator_keeps_real_good_triplets_and_rejects_real_failures(scored):
+def test_the_shipped_curators_real_photo_keep_and_reject_shares_stay_at_their_measured_values(scored):
     samples, p, threshold = scored
     labels = np.array([s.label for s in samples])
     kept = p[:, 0] >= threshold
-    assert (labels == "good").sum() >= 4 * VIEWS
+    assert (labels == "good").sum() >= 2 * VIEWS
     assert kept[labels == "good"].mean() >= GOOD_KEPT
     for mode, share in REJECTED.items():
         assert (~kept[labels == mode]).mean() >= share, (mode, (~kept[labels == mode]).mean())

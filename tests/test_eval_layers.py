@@ -1,4 +1,5 @@
-"""``curate eval-layers``: one command prints every stage-2 metric; its figures meet the issue's bars."""
+"""``curate eval-layers``: one command prints every stage-2 metric; the headline is held out, in-sample figures
+are named so; the bounds below pin measured values (each test's name says which)."""
 from __future__ import annotations
 
 import json
@@ -8,16 +9,22 @@ import numpy as np
 from curation.cli import main
 from curation.eval_layers import coarsen
 
+#: measured held-out shadow IoU of the rule detector on the bundled DESOBAv2 targets, less a margin: a pin
+#: against regressions, not a target (python -m curation.cli eval-layers prints it)
+HELD_OUT_IOU_PINNED = 0.55  # measured 0.633 (n=4) at this commit
 
-def test_eval_layers_command_reports_all_metrics(tmp_path, capsys):
+
+def test_eval_layers_reports_all_metrics_with_a_held_out_headline_and_pinned_measured_bounds(tmp_path, capsys):
     out = tmp_path / "report.json"
     assert main(["eval-layers", "--synthetic", "3", "--size", "128", "--fill-methods", "telea,fsr_fast",
                  "--holes-per-photo", "1", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "headline: single-image shadow IoU on DESOBA" in printed
+    assert "headline: single-image shadow IoU on held-out real photos, DESOBAv2 (held out)" in printed
+    assert "in-sample (tuning photos, not a result): shadow IoU on DESOBA" in printed
     report = json.loads(out.read_text())
-    assert report["desoba"]["instances"] == 3
-    assert report["headline_desoba_shadow_iou"] >= 0.75
+    assert report["desoba"]["instances"] == 3 and report["desobav2"]["instances"] == 4
+    assert report["headline_heldout_shadow_iou"]["n"] == 4
+    assert report["headline_heldout_shadow_iou"]["value"] >= HELD_OUT_IOU_PINNED
     assert report["desoba"]["paired"]["paired_shadow_alpha_iou"] >= 0.8
     for name in ("synthetic", "desoba"):
         for mode in ("paired", "source", "detector"):

@@ -20,7 +20,7 @@ from curation.core.imageio import ImageError, decode_image
 from curation.worklist import write_units
 from curation.core.schema import IMAGE_COLUMNS, OK, REJECTED, get_image, rows_to_table, table_rows
 from stages.ingest import DedupeRegistry, Ingest, claimed_digests
-from tests.fixtures.coco_synth import encode, write_dataset
+from devdata.coco_synth import encode, write_dataset
 from tests.conftest import small_config
 
 

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 
 from curation.pipeline import run
 from curation.verify import verify
-from tests.fixtures.coco_synth import write_dataset
+from devdata.coco_synth import write_dataset
 from tests.conftest import small_config
 
 

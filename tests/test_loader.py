@@ -11,7 +11,7 @@ import torch
 
 from curation.augment import Window, apply_window, draw_window
 from curation.loader import decode_members, layered_loader
-from tests.fixtures.layered_shards import write_layered_shards
+from devdata.layered_shards import write_layered_shards
 
 SIZE = 32
 

@@ -132,7 +132,7 @@ def test_rejects_an_effect_detached_from_the_object():
     assert (row["status"], row["reject_reason"]) == ("rejected", "effect_detached")
 
 
-def test_rejects_a_recomposite_below_the_floor():
+def test_a_recomposite_below_the_floor_is_a_stage_error_not_a_quality_verdict():
     composite = np.full((96, 96, 3), 200, np.uint8)
     obj = np.zeros((96, 96), bool)
     obj[30:60, 40:60] = True
@@ -141,9 +141,9 @@ def test_rejects_a_recomposite_below_the_floor():
     # so the layers leave it out and the recomposite is 20·log10(255) = 48.1 dB, below a 50 dB floor
     row = new_row(key="n", source="t", source_ref="t", composite=composite, clean=np.full_like(composite, 201),
                   ann_mask=obj, ann={"bbox": [40, 30, 20, 30]})
-    _stage(psnr_floor=50.0).process([row])
-    assert (row["status"], row["reject_reason"]) == ("rejected", "low_recomposite_psnr")
-    assert "48." in row["reject_detail"]
+    _stage(psnr_floor=50.0).run([row])  # the row fails alone; the run's error budget counts it
+    assert (row["status"], row["reject_reason"]) == ("rejected", "stage_error")
+    assert "LayerIntegrityError" in row["reject_detail"] and "48." in row["reject_detail"]
 
 
 def test_rejects_a_non_opaque_object_and_a_size_mismatch():

@@ -269,7 +269,7 @@ def test_a_writer_that_outlived_its_run_marks_nothing(tmp_path):
     from curation.lock import OutLock
     from curation.shard_check import Superseded
     from curation.sink import ShardSink
-    from tests.fixtures.layered_shards import _rows as scene_rows
+    from devdata.layered_shards import _rows as scene_rows
 
     out = OutDir(tmp_path)
     out.create()

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from curation.sink import SAMPLE_JSON_VERSION
-from tests.fixtures.layered_shards import write_layered_shards
+from devdata.layered_shards import write_layered_shards
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -10,7 +10,7 @@ import pytest
 from curation.cli import main
 from curation.shards import Target, photo_of, split_of, summary
 from curation.verify import verify
-from tests.fixtures.layered_shards import write_layered_shards
+from devdata.layered_shards import write_layered_shards
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from curation.core.imageio import orient_array
 from curation.core.schema import get_image, get_json
 from stages.sources.coco import CocoSource
 from stages.sources.coco_json import AnnotationError, decode_segmentation, rle_string_counts
-from tests.fixtures.coco_synth import ENCODINGS, decoded, encode, write_dataset
+from devdata.coco_synth import ENCODINGS, decoded, encode, write_dataset
 from stages.sources.soba import SobaSource
 
 MAX_PX = 10**8

@@ -7,3 +7,5 @@ from pathlib import Path
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "real"
 #: DESOBA samples: composite, shadow-free photo, object / shadow / other-object masks per folder
 DESOBA = BUNDLED / "desoba"
+#: DESOBAv2 samples in the same layout (570 px, JPEG): held out from every tuning and threshold choice
+DESOBAV2 = BUNDLED / "desobav2"

@@ -11,8 +11,8 @@ mask, effect mask), so that stage 2, ``curate eval-layers`` and the curator comp
   varies smoothly (the ground's texture cancels in it); a drifted background, or an effect that is not a
   shadow, breaks them (roughness is measured, and gated only when configured: see QualityOptions);
 - ``fill_texture`` / ``fill_seam`` / ``fill_ghost``: without a reference, the fill under the object has as
-  much fine detail as a ring of ground around it, continuous in colour across its border, and does not repeat
-  the removed object's edges;
+  much fine detail as a ring of ground around it (not far less: a smear; not far more: noise), continuous in
+  colour across its border, and does not repeat the removed object's edges;
 - ``effect_area`` / ``effect_foreign``: the effect is not many times the object's size, and holds no
   region whose shading ratio, smoothed, has another colour than the shadow's own (a piece of a
   neighbouring object, not shadowed ground).
@@ -186,9 +186,10 @@ def failures(q: Quality, opts: QualityOptions) -> list[tuple[Reason, str]]:
         out.append((Reason.EFFECT_NOT_SHADOW, f"in the effect {q.brightened:.1%} brightened (> {opts.max_brightened:.1%}), "
                                               f"{_fmt(q.too_dark)} darker than a shadow (> {opts.max_too_dark}), "
                                               f"ratio roughness {_fmt(q.ratio_roughness)} (> {opts.max_ratio_roughness})"))
-    if (q.fill_texture is not None and q.fill_texture < opts.min_fill_texture) or above(q.fill_seam, opts.max_fill_seam) \
-            or above(q.fill_ghost, opts.max_fill_ghost):
-        out.append((Reason.FILL_SMEARED, f"fill texture {_fmt(q.fill_texture)} (< {opts.min_fill_texture}), seam "
+    texture_off = q.fill_texture is not None and not opts.min_fill_texture <= q.fill_texture <= opts.max_fill_texture
+    if texture_off or above(q.fill_seam, opts.max_fill_seam) or above(q.fill_ghost, opts.max_fill_ghost):
+        out.append((Reason.FILL_SMEARED, f"fill texture {_fmt(q.fill_texture)} (outside {opts.min_fill_texture}.."
+                                         f"{opts.max_fill_texture}), seam "
                                          f"{_fmt(q.fill_seam)} (> {opts.max_fill_seam}), ghost {_fmt(q.fill_ghost)} "
                                          f"(> {opts.max_fill_ghost})"))
     if q.effect_area > opts.max_effect_area or above(q.effect_foreign, opts.max_effect_foreign):

@@ -54,7 +54,6 @@ class Reason(Code):
     MASK_FAILED = "mask_failed"
     EFFECT_DETACHED = "effect_detached"
     ALPHA_OUT_OF_RANGE = "alpha_out_of_range"
-    LOW_RECOMPOSITE_PSNR = "low_recomposite_psnr"
     # masks + layers: the quality checks (curation/core/quality.py)
     BACKGROUND_DRIFT = "background_drift"
     EFFECT_NOT_SHADOW = "effect_not_shadow"

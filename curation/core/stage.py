@@ -9,7 +9,8 @@ rejects that row (``stage_error``) instead of killing the batch.
 Consecutive stages can share one actor (:class:`StageChain`): rows then pass from stage to stage as the
 same Python objects, and become an Arrow table only where they leave the actor. The chain measures each
 stage's batches on its own (:mod:`curation.core.metrics`) and keeps thumbnails of a sample of each stage's
-rejects (:mod:`curation.core.rejects`), so a fused actor reports like separate ones.
+rejects (:mod:`curation.core.rejects`), so a fused actor reports like separate ones. It also keeps each
+stage's error budget (:mod:`curation.core.errorbudget`): stage code that raises on too many rows stops the run.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import pyarrow as pa
 from ray.data import ActorPoolStrategy
 
 from curation.core.config import Resources, RunConfig
+from curation.core.errorbudget import ErrorBudget
 from curation.core.metrics import BatchOutcome, record_batch
 from curation.core.reasons import Reason, StageName
 from curation.core.rejects import RejectSampler
@@ -130,19 +132,23 @@ class StageChain:
         self.steps = [(s(cfg, **(options or {}).get(s.name.value, {})), s.resources(cfg).batch_size) for s in self.stages]
         self.samplers = [RejectSampler(s.name.value, cfg.report.rejects_per_reason, cfg.report.thumbnail_px, tally)
                          for s in self.stages]
+        self.budgets = [ErrorBudget(s.name.value, cfg.run.max_error_fraction, cfg.run.error_budget_min_rows)
+                        for s in self.stages]
         self.tally = tally
 
     def run(self, rows: list[Row]) -> list[Row]:
-        for i, ((stage, batch_size), sampler) in enumerate(zip(self.steps, self.samplers)):
+        for i, ((stage, batch_size), sampler, budget) in enumerate(zip(self.steps, self.samplers, self.budgets)):
             if i == 0:  # the chain's input batch is already the first stage's batch
-                rows = self._measured(stage, sampler, rows)
+                rows = self._measured(stage, sampler, budget, rows)
             else:
                 rows = [r for start in range(0, len(rows), batch_size)
-                        for r in self._measured(stage, sampler, rows[start:start + batch_size])]
+                        for r in self._measured(stage, sampler, budget, rows[start:start + batch_size])]
         return rows
 
-    def _measured(self, stage: Stage, sampler: RejectSampler, rows: list[Row]) -> list[Row]:
-        """``stage.run(rows)``, recorded as one batch of that stage; its rejects keep thumbnails while places last."""
+    def _measured(self, stage: Stage, sampler: RejectSampler, budget: ErrorBudget, rows: list[Row]) -> list[Row]:
+        """``stage.run(rows)``, recorded as one batch of that stage; its rejects keep thumbnails while places last.
+        Raises :class:`~curation.core.errorbudget.ErrorBudgetExceeded` once the stage's code has failed on too
+        many of this actor's rows (after recording the batch, so the metrics show what happened)."""
         inputs = stage.inputs(rows)
         if not inputs:  # nothing for this stage: every row was rejected upstream
             return rows
@@ -152,6 +158,7 @@ class StageChain:
         sampler(rows)
         record_batch(BatchOutcome.of(stage.name.value, inputs, rows, started, seconds, scored="score" in stage.writes),
                      self.tally)
+        budget.add(inputs, rows)
         return rows
 
     def __call__(self, batch: pa.Table) -> pa.Table:

@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
           f"chosen on all photos {loo['chosen']} (in-sample {loo['chosen_in_sample_iou']:.3f}, "
           f"the shipped defaults {loo['shipped_defaults_in_sample_iou']:.3f} in-sample)")
     conf = confidence_threshold(RuleShadowDetector(**loo["chosen"]))
-    print(f"confidence threshold {conf['threshold']}: synthetic missed shadows rejected {conf['synthetic_missed_rejected']} "
+    print(f"confidence threshold {conf['threshold']} (in-sample: the shares below are on the seeds it was chosen on): "
+          f"synthetic missed shadows rejected {conf['synthetic_missed_rejected']} "
           f"(n={conf['synthetic_missed']}), found kept {conf['synthetic_found_kept']} (n={conf['synthetic_found']}); "
           f"real detections rejected: {conf['real_rejected'] or 'none'}; rendered scenes' mean IoU {conf['synthetic_mean_iou']}; "
           f"other thresholds: {conf['curve']}")
