@@ -182,10 +182,10 @@ def _score(t: Truth, row: Row, scores: Scores, paired: bool) -> None:
     from curation.core.compositing import psnr, to_float
     from curation.core.decompose import OBJECT_MARGIN_PX
     from curation.core.morphology import dilate, iou
-    from curation.core.schema import get_image
+    from curation.core.schema import require_image
 
-    mask = get_image(row, "mask") > 0
-    fg, bg = get_image(row, "foreground"), get_image(row, "background")
+    mask = require_image(row, "mask") > 0
+    fg, bg = require_image(row, "foreground"), require_image(row, "background")
     alpha = to_float(fg)[..., 3]
     scores.add("mask_iou", iou(mask, t.mask))
     if t.soft_truth:  # DESOBA's masks are binary: no truth for a soft edge

@@ -244,14 +244,19 @@ def _samples(tars: list[Path]) -> Iterator[tuple[str, dict[str, bytes]]]:
 
 
 def _tar_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    key, members = None, {}
+    key = ""  # set before any member is added
+    members: dict[str, bytes] = {}
     with tarfile.open(path) as tar:
         for info in tar:
+            if not info.isfile():  # as curation.shards reads them: a sample's members are regular files
+                continue
             k, member = info.name.split(".", 1)
             if k != key and members:
                 yield key, members
                 members = {}
-            key, members[member] = k, tar.extractfile(info).read()
+            data = tar.extractfile(info)
+            assert data is not None, "a regular file has a body"
+            key, members[member] = k, data.read()
     if members:
         yield key, members
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from curation.core.config import RunConfig
 from curation.core.decompose import Triplet
-from curation.core.schema import LAYER_MEMBERS, Reason, Row, StageName, get_image, get_json, reject, update_meta
+from curation.core.schema import LAYER_MEMBERS, Reason, Row, StageName, get_json, reject, require_image, update_meta
 from curation.core.stage import RowStage
 from curator_model.physical import PHYSICAL_THRESHOLD, ghost_ratio, physical_score
 
@@ -67,7 +67,7 @@ class Curate(RowStage):
 
     def _physical(self, rows: list[Row]) -> None:
         for row in rows:
-            ghost = ghost_ratio(get_image(row, "background"), get_image(row, "mask"))
+            ghost = ghost_ratio(require_image(row, "background"), require_image(row, "mask"))
             score = physical_score(row["psnr"], ghost, self.cfg.masks.psnr_floor)
             row["score"] = round(score, 5)
             update_meta(row, self.name, {"backend": "physical", "ghost_ratio": round(ghost, 4), "threshold": self.threshold})
@@ -78,10 +78,11 @@ class Curate(RowStage):
     def _model(self, rows: list[Row]) -> None:
         from curator_model.features import features
 
+        assert self.curator is not None, "process() picks _model only when a curator model is loaded"
         spec = self.curator.spec
         scored, feats = [], []
         for row in rows:
-            triplet = Triplet(*(get_image(row, c) for c in LAYER_MEMBERS))
+            triplet = Triplet(*(require_image(row, c) for c in LAYER_MEMBERS))
             try:
                 feats.append(features(triplet, spec.input_size))
             except ValueError as exc:

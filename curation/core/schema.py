@@ -109,6 +109,14 @@ def get_image(row: Row, column: str) -> np.ndarray | None:
     return row[column]
 
 
+def require_image(row: Row, column: str) -> np.ndarray:
+    """The image in ``column`` of a row whose stage has produced it: a missing one is a bug upstream, named here."""
+    image = row[column]
+    if image is None:
+        raise ValueError(f"row {row['key']!r} has no {column!r} image")
+    return image
+
+
 def set_image(row: Row, column: str, array: np.ndarray | None) -> None:
     """Put ``array`` in ``column`` as a read-only view: rows that share a photo cannot change it for each other."""
     if array is not None:
