@@ -134,7 +134,7 @@ def complete(snap: dict[str, Any], ingested: int) -> bool:
     before it passed on, and the sink every row."""
     stages = list(snap["stages"].values())
     return (bool(stages) and stages[0]["inputs"] == snap["units"] and snap["sink"]["rows"] == ingested
-            and all(b["inputs"] == a["accepted"] for a, b in zip(stages, stages[1:])))
+            and all(b["inputs"] == a["accepted"] for a, b in zip(stages, stages[1:], strict=False)))
 
 
 def final_snapshot(tally: Any, ingested: int, timeout: float = 10.0) -> dict[str, Any]:

@@ -98,7 +98,8 @@ class Run:
     def metas(self) -> list[tuple[str, dict[str, Any]]]:
         """(status, parsed meta) of every row of the index."""
         return self._once("metas", lambda: [(s, json.loads(m or "{}")) for s, m in
-                                            zip(self.index.column("status").to_pylist(), self.index.column("meta").to_pylist())])
+                                            zip(self.index.column("status").to_pylist(),
+                                                self.index.column("meta").to_pylist(), strict=True)])
 
 
 def _counts(run: Run) -> str:
@@ -113,7 +114,8 @@ def _counts(run: Run) -> str:
 
 def _scores(run: Run) -> str:
     index = run.index
-    scores = [(v, st) for v, st in zip(index.column("score").to_pylist(), index.column("status").to_pylist())
+    scores = [(v, st) for v, st in zip(index.column("score").to_pylist(), index.column("status").to_pylist(),
+                                       strict=True)
               if v is not None and math.isfinite(v)]
     if not scores:
         return "<p class=skip>No row of this run has a curator score.</p>"

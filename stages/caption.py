@@ -60,11 +60,11 @@ class Caption(RowStage):
         raw = self.captioner.caption([sample_of(row) for row in rows])
         for row, captions in zip(rows, raw, strict=True):
             texts = [clean_caption(t, max_chars) for t in captions]
-            empty = [k for k, t in zip(KINDS, texts) if not t]
+            empty = [k for k, t in zip(KINDS, texts, strict=True) if not t]
             if empty:
-                said = "; ".join(f"{k}: {t!r}" for k, t in zip(KINDS, captions) if k in empty)
+                said = "; ".join(f"{k}: {t!r}" for k, t in zip(KINDS, captions, strict=True) if k in empty)
                 reject(row, self.name, Reason.EMPTY_CAPTION, f"empty caption for {', '.join(empty)} ({said})")
                 continue
-            for kind, text in zip(KINDS, texts):
+            for kind, text in zip(KINDS, texts, strict=True):
                 row[f"caption_{kind}"] = text
             update_meta(row, self.name, self.provenance)

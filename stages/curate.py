@@ -92,7 +92,7 @@ class Curate(RowStage):
         if not scored:
             return
         probs = self.curator.predict(np.stack(feats), batch_size=len(feats))
-        for row, p in zip(scored, probs):
+        for row, p in zip(scored, probs, strict=True):
             score = float(p[0])
             k = 1 + int(np.argmax(p[1:]))
             row["score"] = round(score, 5)

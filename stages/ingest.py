@@ -59,7 +59,7 @@ def claimed_digests(index_files: list[str]) -> dict[str, str]:
     seed: dict[str, str] = {}
     for path in index_files:
         table = pq.read_table(path, columns=["reject_reason", "meta"])
-        for reason, meta in zip(*(table.column(c).to_pylist() for c in ("reject_reason", "meta"))):
+        for reason, meta in zip(*(table.column(c).to_pylist() for c in ("reject_reason", "meta")), strict=True):
             claim = json.loads(meta or "{}").get(Ingest.name.value, {})
             if claim.get("digest") and reason != Reason.DUPLICATE_IMAGE.value:
                 seed.setdefault(claim["digest"], claim["unit"])

@@ -73,9 +73,9 @@ class MasksAndLayers(RowStage):
 
     def process(self, rows: list[Row]) -> None:
         composites = [require_image(row, "composite") for row in rows]
-        prompts = [self.prompt(row, c) for row, c in zip(rows, composites)]
+        prompts = [self.prompt(row, c) for row, c in zip(rows, composites, strict=True)]
         results = self.segmenter.segment(prompts)
-        for row, composite, prompt, seg in zip(rows, composites, prompts, results):
+        for row, composite, prompt, seg in zip(rows, composites, prompts, results, strict=True):
             self._layers(row, composite, prompt, seg.mask, seg.score)
 
     def _layers(self, row: Row, composite: np.ndarray, prompt: Prompt, obj: np.ndarray | None, score: float) -> None:

@@ -9,6 +9,7 @@ from curation.core.schema import new_row
 from stages.selection import box_overlap, select_instances
 
 H = W = 100
+DEFAULTS = SelectionConfig()
 
 
 def _row(i: int, mask: np.ndarray, **ann) -> dict:
@@ -21,7 +22,7 @@ def _box(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
     return m
 
 
-def _verdicts(rows: list[dict], cfg: SelectionConfig = SelectionConfig()) -> list[str]:
+def _verdicts(rows: list[dict], cfg: SelectionConfig = DEFAULTS) -> list[str]:
     select_instances(rows, cfg)
     return [r["reject_reason"] or "ok" for r in rows]
 
