@@ -40,7 +40,7 @@ def ideal_throughput(stages: dict[str, dict[str, float]], cores: int) -> dict[st
     cpu_bound = cores / cpu_sum
     gpu = {n: s["samples_per_s"] for n, s in stages.items() if s["num_gpus"]}
     bound = min([cpu_bound, *gpu.values()])
-    limit = "cpu" if bound == cpu_bound else min(gpu, key=gpu.get)
+    limit = "cpu" if bound == cpu_bound else min(gpu, key=gpu.__getitem__)
     return {"samples_per_s": bound, "cpu_s_per_sample_sum": cpu_sum, "cores": cores, "limited_by": limit}
 
 

@@ -50,7 +50,8 @@ def run_pipeline(work: Workload, out: Path, log: Path, block_mb: float = 0.0, in
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=logfile, stderr=subprocess.STDOUT)
         with TreeSampler(proc.pid, interval, limit_bytes=memory_limit) as sampler:
             proc.wait()
-    if sampler.killed:
+    if sampler.killed:  # only a limit kills
+        assert memory_limit is not None
         raise MemoryError(f"pipeline run {work.label} passed {memory_limit / 2**30:.1f} GiB and was stopped; "
                           f"peak by process: {sampler.usage.top}")
     if proc.returncode != 0 or not result.exists():

@@ -33,7 +33,9 @@ def hole_metrics(truth: np.ndarray, filled: np.ndarray, hole: np.ndarray) -> dic
     from curation.core.morphology import bbox_of, erode
     from curation.core.quality import gradient
 
-    x, y, w, h = bbox_of(hole)
+    box = bbox_of(hole)
+    assert box is not None, "a benchmark hole has pixels"
+    x, y, w, h = box
     ys, xs = slice(max(0, y - 8), y + h + 8), slice(max(0, x - 8), x + w + 8)
     _, ssim_map = structural_similarity(truth[ys, xs], filled[ys, xs], channel_axis=2, data_range=255, full=True)
     inner = erode(hole, 1)
@@ -72,7 +74,7 @@ def benchmark(holes: list[tuple[str, np.ndarray, np.ndarray]], methods: tuple[st
 
     out: dict[str, Any] = {"holes": len(holes)}
     for method in methods:
-        fill = INPAINTERS.get(method).from_options(InpaintOptions(backend=method))
+        fill = INPAINTERS.get(method).from_options(InpaintOptions.model_validate({"backend": method}))
         values: dict[str, list[float]] = {}
         cpu = 0.0
         for _, photo, hole in holes:

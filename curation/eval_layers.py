@@ -165,7 +165,7 @@ def evaluate(truths: list[Truth], base: RunConfig, coarse_px: float = 0.0) -> di
         scores.add("seconds_per_sample", (time.perf_counter() - started) / max(1, len(rows)))
         # CPU seconds of this process: a figure that other load on a shared machine does not inflate
         scores.add("cpu_seconds_per_sample", (time.process_time() - cpu) / max(1, len(rows)))
-        for t, row in zip(truths, rows):
+        for t, row in zip(truths, rows, strict=True):
             if not is_ok(row):
                 scores.rejects[row["reject_reason"]] = scores.rejects.get(row["reject_reason"], 0) + 1
                 continue
@@ -183,10 +183,10 @@ def _score(t: Truth, row: Row, scores: Scores, paired: bool) -> None:
     from curation.core.compositing import psnr, to_float
     from curation.core.decompose import OBJECT_MARGIN_PX
     from curation.core.morphology import dilate, iou
-    from curation.core.schema import get_image
+    from curation.core.schema import require_image
 
-    mask = get_image(row, "mask") > 0
-    fg, bg = get_image(row, "foreground"), get_image(row, "background")
+    mask = require_image(row, "mask") > 0
+    fg, bg = require_image(row, "foreground"), require_image(row, "background")
     alpha = to_float(fg)[..., 3]
     scores.add("mask_iou", iou(mask, t.mask))
     if t.soft_truth:  # DESOBA's masks are binary: no truth for a soft edge
@@ -246,10 +246,11 @@ def _print(report: dict[str, Any]) -> None:
               f"annotation given to the segmenter: IoU {r['shadow_detector']['annotation_iou']:.3f} with the truth")
         keys = ("mask_iou", "edge_alpha_mae", "effect_alpha_mae", "background_psnr", "recomposite_psnr",
                 "paired_shadow_alpha_iou", "seconds_per_sample", "cpu_seconds_per_sample")
-        print(f"  {'mode':9s}" + "".join(f"{k:>{w}s}" for k, w in zip(keys, WIDTHS)) + "  rejects / quality checks failed")
+        header = "".join(f"{k:>{w}s}" for k, w in zip(keys, WIDTHS, strict=True))
+        print(f"  {'mode':9s}{header}  rejects / quality checks failed")
         for mode in MODES:
             m = r[mode]
-            cells = "".join(f"{m[k]:>{w}.4f}" if k in m else f"{'-':>{w}s}" for k, w in zip(keys, WIDTHS))
+            cells = "".join(f"{m[k]:>{w}.4f}" if k in m else f"{'-':>{w}s}" for k, w in zip(keys, WIDTHS, strict=True))
             print(f"  {mode:9s}{cells}  {m['rejects'] or ''} {m['quality_checks_fail'] or ''}")
     for source, bench in report.get("fill_benchmark", {}).items():
         print(f"\nfill benchmark, {source}: {bench['holes']} holes (inside the hole, against the truth)")

@@ -127,7 +127,7 @@ def epoch_part(shards: Sequence[Shard], epoch: int, seed: int, shuffle: bool, co
     total = sum(len(s.keys) for s in shards)
     start, stop = consumer * total // consumers, (consumer + 1) * total // consumers
     part, pos = [], 0
-    for i in order:
+    for i in order.tolist():
         keys = shards[i].keys
         lo, hi = max(start - pos, 0), min(stop - pos, len(keys))
         if lo < hi:
@@ -216,6 +216,7 @@ class LayeredLoader(DataLoader):
     """
 
     dataset: LayeredShards
+    batch_size: int  # always given (DataLoader's attribute is None only for its own batch_sampler mode)
 
     def __init__(self, dataset: LayeredShards, batch_size: int, num_workers: int):
         super().__init__(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_layers)

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: the row stages after ingest, in the order the data flows
 STAGES: tuple[type[RowStage], ...] = (MasksAndLayers, Caption, Curate)
+#: every stage, in data order
+DAG: tuple[type[Stage], ...] = (Ingest, *STAGES)
 PROJECT_PACKAGES = ("curation", "stages", "curator_model")
 
 
@@ -67,7 +69,7 @@ def plan_pools(cfg: RunConfig) -> list[Pool]:
     """The DAG's actor pools, in data order: with ``ray.fusion: auto``, each run of consecutive stages that
     ask for no GPU becomes one pool; otherwise (and for every GPU stage) one pool per stage."""
     groups: list[list[type[Stage]]] = []
-    for stage in (Ingest, *STAGES):
+    for stage in DAG:
         fuse = (cfg.ray.fusion == "auto" and groups and not stage.resources(cfg).num_gpus
                 and not groups[-1][-1].resources(cfg).num_gpus)
         if fuse:
@@ -162,7 +164,8 @@ def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: fro
     each sample and each image is handled once across the whole output folder; ``tally`` is the run's
     progress actor.
     """
-    registry = DedupeRegistry.options(name=f"dedupe:{out.root.resolve()}:{seg}")  # named: an operator can find it
+    # named: an operator can find it (@ray.remote made the class an ActorClass; Ray's typing keeps the class)
+    registry = DedupeRegistry.options(name=f"dedupe:{out.root.resolve()}:{seg}")  # type: ignore[attr-defined]
     blocks = max(1, min(1000, -(-n_units // cfg.ingest.resources.batch_size)))
     # one read task at a time: units are light, and every extra reader is a worker process (memory, start-up)
     ds = ray.data.read_parquet(str(units_path), override_num_blocks=blocks, concurrency=1)
@@ -199,7 +202,7 @@ def run(cfg: RunConfig, watcher: Watcher | None = None, verbose: bool = True) ->
     """Run the pipeline into ``cfg.run.out``; a rerun into the same folder resumes. ``watcher`` follows it;
     without ``verbose`` Ray's own log lines stay out of the terminal."""
     started = time.perf_counter()
-    check_dataflow((Ingest, *STAGES))
+    check_dataflow(DAG)
     out = out_dir(cfg)
     out.create()
     with OutLock(out.root) as lock:  # before anything in OUT is touched: a second run stops here
@@ -222,7 +225,7 @@ def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str, watche
     if cfg.ray.check_resources:
         check_fit(pools, *cluster_capacity())
     start_run(out.run_json, cfg, seg, len(done), removed)
-    tally = start_tally([s.name.value for s in (Ingest, *STAGES)], n_units)
+    tally = start_tally([s.name.value for s in DAG], n_units)
     if watcher:
         watcher.started(RunStart(seg, n_units, pools, info))
     ctx = ray.data.DataContext.get_current()

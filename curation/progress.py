@@ -27,7 +27,7 @@ class Tally:
         self.units = units
         self.started = time.time()
         self.stages = {s: _stage() for s in stages}
-        self.sink = {"shards": 0, "rows": 0, "accepted": 0, "bytes": 0, "first": None, "last": None}
+        self.sink: dict[str, Any] = {"shards": 0, "rows": 0, "accepted": 0, "bytes": 0, "first": None, "last": None}
         self.granted: Counter[str] = Counter()
 
     def add_batch(self, stage: str, inputs: int, accepted: int, rejected: dict[str, int], started: float,
@@ -84,7 +84,8 @@ def estimate(snap: dict[str, Any]) -> list[StageProgress]:
     """Each stage's progress with an ETA from the known number of source units: a stage expects what the stage
     before it will pass on (its pass rate so far times what it expects), at its own rate so far; it cannot end
     before the stage that feeds it."""
-    now, expected, upstream_eta = snap["now"], float(snap["units"]), 0.0
+    now, upstream_eta = snap["now"], 0.0
+    expected: float | None = float(snap["units"])
     out = []
     for name, s in snap["stages"].items():
         rate = s["inputs"] / max(now - s["first"], 1e-6) if s["first"] is not None and s["inputs"] else None
@@ -103,7 +104,8 @@ def start_tally(stages: list[str], units: int) -> Any:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    return ray.remote(num_cpus=0, scheduling_strategy=here)(Tally).remote(stages, units)
+    # Ray's overloads of remote() leave out NodeAffinitySchedulingStrategy, which it takes
+    return ray.remote(num_cpus=0, scheduling_strategy=here)(Tally).remote(stages, units)  # type: ignore[call-overload]
 
 
 class Poller:
@@ -132,7 +134,7 @@ def complete(snap: dict[str, Any], ingested: int) -> bool:
     before it passed on, and the sink every row."""
     stages = list(snap["stages"].values())
     return (bool(stages) and stages[0]["inputs"] == snap["units"] and snap["sink"]["rows"] == ingested
-            and all(b["inputs"] == a["accepted"] for a, b in zip(stages, stages[1:])))
+            and all(b["inputs"] == a["accepted"] for a, b in zip(stages, stages[1:], strict=False)))
 
 
 def final_snapshot(tally: Any, ingested: int, timeout: float = 10.0) -> dict[str, Any]:

@@ -98,7 +98,8 @@ class Run:
     def metas(self) -> list[tuple[str, dict[str, Any]]]:
         """(status, parsed meta) of every row of the index."""
         return self._once("metas", lambda: [(s, json.loads(m or "{}")) for s, m in
-                                            zip(self.index.column("status").to_pylist(), self.index.column("meta").to_pylist())])
+                                            zip(self.index.column("status").to_pylist(),
+                                                self.index.column("meta").to_pylist(), strict=True)])
 
 
 def _counts(run: Run) -> str:
@@ -113,7 +114,8 @@ def _counts(run: Run) -> str:
 
 def _scores(run: Run) -> str:
     index = run.index
-    scores = [(v, st) for v, st in zip(index.column("score").to_pylist(), index.column("status").to_pylist())
+    scores = [(v, st) for v, st in zip(index.column("score").to_pylist(), index.column("status").to_pylist(),
+                                       strict=True)
               if v is not None and math.isfinite(v)]
     if not scores:
         return "<p class=skip>No row of this run has a curator score.</p>"
@@ -244,14 +246,19 @@ def _samples(tars: list[Path]) -> Iterator[tuple[str, dict[str, bytes]]]:
 
 
 def _tar_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    key, members = None, {}
+    key = ""  # set before any member is added
+    members: dict[str, bytes] = {}
     with tarfile.open(path) as tar:
         for info in tar:
+            if not info.isfile():  # as curation.shards reads them: a sample's members are regular files
+                continue
             k, member = info.name.split(".", 1)
             if k != key and members:
                 yield key, members
                 members = {}
-            key, members[member] = k, tar.extractfile(info).read()
+            data = tar.extractfile(info)
+            assert data is not None, "a regular file has a body"
+            key, members[member] = k, data.read()
     if members:
         yield key, members
 

@@ -45,10 +45,10 @@ def _quantiles(values: list[float]) -> dict[str, float] | None:
     values = [v for v in values if v is not None and np.isfinite(v)]
     if not values:
         return None
-    return {f"p{q}": round(float(v), 4) for q, v in zip(QUANTILES, np.percentile(values, QUANTILES))}
+    return {f"p{q}": round(float(v), 4) for q, v in zip(QUANTILES, np.percentile(values, QUANTILES), strict=True)}
 
 
-def _spread(values: list[float]) -> dict[str, float]:
+def _spread(values: list[int]) -> dict[str, float]:
     return {"min": min(values), "median": float(np.median(values)), "max": max(values)}
 
 
@@ -123,6 +123,7 @@ class Target:
             return False
         if self.samples is not None:
             return samples >= self.samples
+        assert self.bytes is not None, "parse() sets samples or bytes"
         return tar_bytes + next_bytes > self.bytes
 
 
@@ -143,7 +144,8 @@ Member = tuple[tarfile.TarInfo, bytes]
 
 def _samples(tar_path: Path) -> Iterator[tuple[str, list[Member]]]:
     """(key, members) in stored order; a sample's members are adjacent in the tar (WebDataset's layout)."""
-    key, members = None, []
+    key = ""  # set before any member is added
+    members: list[Member] = []
     with tarfile.open(tar_path) as tar:
         for info in tar:
             if not info.isfile():
@@ -153,7 +155,9 @@ def _samples(tar_path: Path) -> Iterator[tuple[str, list[Member]]]:
                 yield key, members
                 members = []
             key = k
-            members.append((info, tar.extractfile(info).read()))
+            data = tar.extractfile(info)
+            assert data is not None, "a regular file has a body"
+            members.append((info, data.read()))
     if members:
         yield key, members
 
@@ -163,7 +167,9 @@ class _Writer:
 
     def __init__(self, out: OutDir, seg: str, target: Target, index: pa.Table, row_of: dict[str, int]):
         self.out, self.seg, self.target, self.index, self.row_of = out, seg, target, index, row_of
-        self.count, self.tar, self.keys, self.members = 0, None, [], 0
+        self.count, self.members = 0, 0
+        self.tar: tarfile.TarFile | None = None
+        self.keys: list[str] = []
         out.shards.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -233,11 +239,12 @@ def reshard(root: Path, dest: Path, target: Target, val_fraction: float = 0.0) -
 
 def cmd_shards(args: argparse.Namespace) -> int:
     try:
-        summaries = {"source": summary(args.out)}
+        source = summary(args.out)
+        summaries: dict[str, dict[str, Any] | None] = {"source": source}
         if args.reshard is not None or args.val:
             if args.to is None:
                 raise ValueError("--reshard/--val write a new folder: give it with --to DEST")
-            biggest = int(summaries["source"]["samples_per_shard"]["max"])
+            biggest = int(source["samples_per_shard"]["max"])
             target = Target.parse(args.reshard) if args.reshard else Target(samples=max(1, biggest))
             for split, folder in reshard(args.out, args.to, target, args.val).items():
                 summaries[split] = summary(folder) if OutDir(folder).complete_shards() else None

@@ -35,6 +35,7 @@ from curation.core.schema import (CAPTION_COLUMNS, INDEX_COLUMNS, JSON_COLUMNS, 
 from curation.lock import holder_token
 from curation.shard_check import TAR_FORMAT, commit_shard
 
+DEFAULT_SINK = SinkConfig()  # frozen: one instance serves every call that gives none
 INDEX_SCHEMA = pa.schema([ROW_SCHEMA.field(c) for c in INDEX_COLUMNS if c != "shard"] + [pa.field("shard", pa.string())])
 
 
@@ -96,7 +97,7 @@ class PngEncoder:
         return self.last[2]
 
 
-def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], cfg: SinkConfig = SinkConfig(),
+def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], cfg: SinkConfig = DEFAULT_SINK,
                 still_ours: Callable[[], bool] = lambda: True) -> dict[str, Any]:
     """Write one complete shard from a stream of rows; returns its stats (also written as ``_stats.json``).
     ``still_ours``: whether the run that wants this shard still holds the output folder (see ``commit_shard``)."""

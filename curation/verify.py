@@ -43,7 +43,7 @@ class Report:
 
 def _check_sample(sample: dict, floor: float, problems: list[str]) -> None:
     key = sample["__key__"]
-    missing = [m for m in (*[f"{l}.png" for l in LAYER_MEMBERS], "json") if m not in sample]
+    missing = [m for m in (*[f"{layer}.png" for layer in LAYER_MEMBERS], "json") if m not in sample]
     if missing:
         problems.append(f"{key}: missing members {missing}")
         return
@@ -55,7 +55,7 @@ def _check_sample(sample: dict, floor: float, problems: list[str]) -> None:
         if im.mode != MODES[layer]:
             problems.append(f"{key}: {layer} mode {im.mode}, expected {MODES[layer]}")
         images[layer] = np.asarray(im)
-    sizes = {l: a.shape[:2] for l, a in images.items()}
+    sizes = {layer: a.shape[:2] for layer, a in images.items()}
     if len(set(sizes.values())) != 1:
         problems.append(f"{key}: layer sizes disagree {sizes}")
         return

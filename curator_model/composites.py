@@ -48,7 +48,9 @@ class ComposedScene:
 
 def _cutout(inst: RealInstance, pad: int = 6) -> Cutout:
     """The instance cut from its photo, its shadow strength measured against the lit surface."""
-    x, y, w, h = bbox_of(inst.mask | inst.shadow)
+    box = bbox_of(inst.mask | inst.shadow)
+    assert box is not None, "a real instance has object pixels"
+    x, y, w, h = box
     ys = slice(max(0, y - pad), y + h + pad)
     xs = slice(max(0, x - pad), x + w + pad)
     c = to_float(inst.composite)
@@ -171,7 +173,9 @@ def _degrade(images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndar
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    assert decoded is not None, "OpenCV decodes the JPEG it has just encoded"
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
 def compose(rng: np.random.Generator, split: str) -> ComposedScene | None:
@@ -213,11 +217,11 @@ def compose(rng: np.random.Generator, split: str) -> ComposedScene | None:
 
     def render(with_target: bool, with_shadow: bool) -> np.ndarray:
         img = ground.copy()
-        for a, col, sh in layers:
+        for _a, _col, sh in layers:
             img = img * (1 - sh[..., None])
         if with_shadow:
             img = img * (1 - t_shadow[..., None])
-        for a, col, sh in layers:
+        for a, col, _sh in layers:
             img = a[..., None] * col + (1 - a[..., None]) * img
         if with_target:
             img = t_alpha[..., None] * t_rgb + (1 - t_alpha[..., None]) * img

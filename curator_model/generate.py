@@ -112,7 +112,9 @@ def composite_samples(split: str, seed: int) -> list[Sample]:
 def _around(inst: RealInstance, margin: float = 1.0) -> RealInstance:
     """The instance in a crop of its photo that keeps ``margin`` × its size on every side (where the photo
     has it): the curator sees 1.5 × the object's box, so a large photo costs time and adds nothing."""
-    x, y, w, h = bbox_of(inst.mask | inst.shadow)
+    box = bbox_of(inst.mask | inst.shadow)
+    assert box is not None, "a real instance has object pixels"
+    x, y, w, h = box
     m = int(margin * max(w, h))
     ys, xs = slice(max(0, y - m), y + h + m), slice(max(0, x - m), x + w + m)
     return RealInstance(inst.photo, inst.name, inst.composite[ys, xs], inst.mask[ys, xs], inst.shadow[ys, xs],
@@ -139,7 +141,8 @@ def _view(t: Triplet, rng: np.random.Generator) -> Triplet:
         a = cv2.resize(a, size, interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
         return np.ascontiguousarray(a[:, ::-1]) if flip else a
 
-    changed = dilate((t.mask > 0) | (t.foreground[..., 3] > 0), 3).astype(np.uint8)  # where plate and photo differ
+    # where plate and photo differ
+    changed: np.ndarray = dilate((t.mask > 0) | (t.foreground[..., 3] > 0), 3).astype(np.uint8)
     comp, bg, mask, changed = tx(t.composite), tx(t.background), tx(t.mask, True) > 0, tx(changed, True) > 0
     if rng.random() < 0.5:
         q = int(rng.integers(50, 96))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,7 +133,7 @@ document.getElementById("download").onclick = () => {
 
 
 def write_review(path: Path, candidates: list[Candidate], threshold: float, title: str,
-                 rejects: list[Candidate] = ()) -> None:
+                 rejects: Sequence[Candidate] = ()) -> None:
     """The page: ``candidates`` (from the shards), then ``rejects`` (kept rejects, shown as small as kept)."""
     rejected = ("" if not rejects else
                 f"<h2>Rejected rows kept for review: {len(rejects)} possible false rejects</h2><p>Thumbnails the run "

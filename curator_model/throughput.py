@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from curator_model.generate import scene_samples
-from curator_model.features import features
+from curator_model.features import Triplet, features
 from curator_model.network import DEFAULT_CHECKPOINT, Curator
 
 
@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     curator = Curator(args.checkpoint, args.device)
-    triplets, seed = [], 30_000_000
+    triplets: list[Triplet] = []
+    seed = 30_000_000
     while len(triplets) < args.samples:
         triplets += [s.triplet for s in scene_samples(seed) if s.label == "good"]
         seed += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from curation.core.config import RunConfig
-from curation.core.schema import CAPTION_COLUMNS, Reason, Row, StageName, get_image, reject, update_meta
+from curation.core.schema import CAPTION_COLUMNS, Reason, Row, StageName, reject, require_image, update_meta
 from curation.core.stage import RowStage
 from stages.captioners import KINDS, Sample, build_captioner, check_captioner
 
@@ -35,8 +35,9 @@ def clean_caption(text: str, max_chars: int) -> str:
 
 
 def sample_of(row: Row) -> Sample:
-    return Sample(label=row["label"], composite=get_image(row, "composite"), background=get_image(row, "background"),
-                  foreground=get_image(row, "foreground"), mask=get_image(row, "mask"), effect=get_image(row, "effect"))
+    return Sample(label=row["label"], composite=require_image(row, "composite"),
+                  background=require_image(row, "background"), foreground=require_image(row, "foreground"),
+                  mask=require_image(row, "mask"), effect=require_image(row, "effect"))
 
 
 class Caption(RowStage):
@@ -59,11 +60,11 @@ class Caption(RowStage):
         raw = self.captioner.caption([sample_of(row) for row in rows])
         for row, captions in zip(rows, raw, strict=True):
             texts = [clean_caption(t, max_chars) for t in captions]
-            empty = [k for k, t in zip(KINDS, texts) if not t]
+            empty = [k for k, t in zip(KINDS, texts, strict=True) if not t]
             if empty:
-                said = "; ".join(f"{k}: {t!r}" for k, t in zip(KINDS, captions) if k in empty)
+                said = "; ".join(f"{k}: {t!r}" for k, t in zip(KINDS, captions, strict=True) if k in empty)
                 reject(row, self.name, Reason.EMPTY_CAPTION, f"empty caption for {', '.join(empty)} ({said})")
                 continue
-            for kind, text in zip(KINDS, texts):
+            for kind, text in zip(KINDS, texts, strict=True):
                 row[f"caption_{kind}"] = text
             update_meta(row, self.name, self.provenance)

@@ -19,8 +19,8 @@ import ray
 
 from curation.core.config import RunConfig
 from curation.core.imageio import ImageError
-from curation.core.schema import (ROW_SCHEMA, UNIT_SCHEMA, Reason, Row, StageName, get_image, is_ok, new_row, reject,
-                                  update_meta)
+from curation.core.schema import (ROW_SCHEMA, UNIT_SCHEMA, Reason, Row, StageName, is_ok, new_row, reject,
+                                  require_image, update_meta)
 from curation.core.stage import Stage
 from stages.selection import select_instances
 from stages.sources import Source, Unit, build_source, make_key
@@ -59,7 +59,7 @@ def claimed_digests(index_files: list[str]) -> dict[str, str]:
     seed: dict[str, str] = {}
     for path in index_files:
         table = pq.read_table(path, columns=["reject_reason", "meta"])
-        for reason, meta in zip(*(table.column(c).to_pylist() for c in ("reject_reason", "meta"))):
+        for reason, meta in zip(*(table.column(c).to_pylist() for c in ("reject_reason", "meta")), strict=True):
             claim = json.loads(meta or "{}").get(Ingest.name.value, {})
             if claim.get("digest") and reason != Reason.DUPLICATE_IMAGE.value:
                 seed.setdefault(claim["digest"], claim["unit"])
@@ -133,7 +133,7 @@ class Ingest(Stage):
             return rows
         values: dict[str, Any] = {"scale": round(scale, 5)}
         if self.cfg.ingest.dedupe:
-            values.update(digest=content_digest(get_image(live[0], "composite")), unit=source.unit_key(unit))
+            values.update(digest=content_digest(require_image(live[0], "composite")), unit=source.unit_key(unit))
             first = self._duplicate_of(values["digest"], values["unit"])
             if first is not None:
                 for r in live:

@@ -21,7 +21,8 @@ from curation.core.decompose import background_shadowfree, background_unpaired, 
 from curation.core.inpaint import build_inpainter
 from curation.core.morphology import bbox_of, box_iou, dilate, iou
 from curation.core.quality import failures, measure
-from curation.core.schema import Reason, Row, StageName, get_image, get_json, reject, set_image, update_meta
+from curation.core.schema import (Reason, Row, StageName, get_image, get_json, reject, require_image, set_image,
+                                  update_meta)
 from curation.core.stage import RowStage
 from stages.segmenters import Prompt, build_segmenter, points_from_ann
 from stages.shadows import build_detector
@@ -57,8 +58,11 @@ class MasksAndLayers(RowStage):
     def prompt(self, row: Row, composite: np.ndarray) -> Prompt:
         ann = get_json(row, "ann")
         mask = get_image(row, "ann_mask")
-        box = tuple(float(v) for v in ann["bbox"]) if ann.get("bbox") and ann["bbox"][2] > 0 else None
-        image_id = hashlib.blake2b(np.ascontiguousarray(composite), digest_size=16).hexdigest()
+        box: tuple[float, float, float, float] | None = None
+        if ann.get("bbox") and ann["bbox"][2] > 0:
+            x, y, w, h = (float(v) for v in ann["bbox"])
+            box = (x, y, w, h)
+        image_id = hashlib.blake2b(np.ascontiguousarray(composite).data, digest_size=16).hexdigest()
         return Prompt(image=composite, image_id=image_id, box=box, points=points_from_ann(ann),
                       mask=None if mask is None else mask.astype(bool))
 
@@ -73,10 +77,10 @@ class MasksAndLayers(RowStage):
         return found.mask, f"detector-{self.detector.name}", round(found.confidence, 4)
 
     def process(self, rows: list[Row]) -> None:
-        composites = [get_image(row, "composite") for row in rows]
-        prompts = [self.prompt(row, c) for row, c in zip(rows, composites)]
+        composites = [require_image(row, "composite") for row in rows]
+        prompts = [self.prompt(row, c) for row, c in zip(rows, composites, strict=True)]
         results = self.segmenter.segment(prompts)
-        for row, composite, prompt, seg in zip(rows, composites, prompts, results):
+        for row, composite, prompt, seg in zip(rows, composites, prompts, results, strict=True):
             self._layers(row, composite, prompt, seg.mask, seg.score)
 
     def _layers(self, row: Row, composite: np.ndarray, prompt: Prompt, obj: np.ndarray | None, score: float) -> None:
@@ -131,8 +135,9 @@ class MasksAndLayers(RowStage):
         """IoU of the segmenter's mask with the annotation (its mask, else its box); None without either."""
         if prompt.mask is not None:
             return iou(obj, prompt.mask)
-        if prompt.box is not None:
-            return box_iou(bbox_of(obj), prompt.box)
+        box = bbox_of(obj)
+        if prompt.box is not None and box is not None:  # _layers has rejected an empty object already
+            return box_iou(box, prompt.box)
         return None
 
     def _check(self, row: Row, composite, background, foreground, obj, effect) -> bool:

@@ -6,6 +6,8 @@ Each exclusion is a reason code; rules are checked in a fixed order and the firs
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from curation.core.config import SelectionConfig
@@ -23,7 +25,7 @@ def box_overlap(box: tuple[int, int, int, int], other: tuple[int, int, int, int]
 
 
 def exclusion(mask: np.ndarray, ann: dict, others: np.ndarray | None, cfg: SelectionConfig,
-              other_boxes: list[tuple[int, int, int, int]] = (), box: tuple[int, int, int, int] | None = None,
+              other_boxes: Sequence[tuple[int, int, int, int]] = (), box: tuple[int, int, int, int] | None = None,
               ) -> tuple[Reason, str] | None:
     """Why this instance (``box``: its mask's box, computed if not given) cannot be used, or ``None`` if it can."""
     h, w = mask.shape
@@ -34,7 +36,10 @@ def exclusion(mask: np.ndarray, ann: dict, others: np.ndarray | None, cfg: Selec
         return Reason.AREA_TOO_SMALL, f"area fraction {area:.4f} < {cfg.min_area_frac}"
     if area > cfg.max_area_frac:
         return Reason.AREA_TOO_LARGE, f"area fraction {area:.4f} > {cfg.max_area_frac}"
-    x, y, bw, bh = box or bbox_of(mask)
+    box = box or bbox_of(mask)
+    if box is None:  # no object pixels; only a zero min_area_frac lets an empty mask get this far
+        return Reason.EMPTY_MASK, "the instance's mask has no object pixels"
+    x, y, bw, bh = box
     if min(bw, bh) < cfg.min_side_px:
         return Reason.TOO_SMALL, f"bbox {bw}x{bh} px has a side < {cfg.min_side_px}"
     m = cfg.border_margin_px
@@ -57,8 +62,8 @@ def exclusion(mask: np.ndarray, ann: dict, others: np.ndarray | None, cfg: Selec
 
 def select_instances(rows: list[Row], cfg: SelectionConfig) -> None:
     """Reject, in place, the candidate rows of one image that fail a selection rule."""
-    masks = {id(r): get_image(r, "ann_mask") for r in rows if is_ok(r)}
-    masks = {k: m.astype(bool) for k, m in masks.items() if m is not None and m.any()}
+    given = {id(r): get_image(r, "ann_mask") for r in rows if is_ok(r)}
+    masks = {k: m.astype(bool) for k, m in given.items() if m is not None and m.any()}
     shapes = {m.shape for m in masks.values()}
     # how many instances cover each pixel: "others" of one instance is count minus itself, in O(n)
     count = None
@@ -66,7 +71,7 @@ def select_instances(rows: list[Row], cfg: SelectionConfig) -> None:
         count = np.zeros(shapes.pop(), np.uint16)
         for m in masks.values():
             count += m
-    boxes = {k: bbox_of(m) for k, m in masks.items()}
+    boxes = {k: box for k, m in masks.items() if (box := bbox_of(m)) is not None}  # every kept mask has a box
     for row in rows:
         if not is_ok(row):
             continue

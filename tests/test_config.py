@@ -24,6 +24,13 @@ def test_bad_value_names_its_path():
         parse_config({"sources": SOURCES, "caption": {"resources": {"batch_size": "many"}}})
 
 
+def test_fractional_ray_cpus_fail_at_start():
+    """Ray refuses a node with a fractional CPU count: the config says so, not ``ray.init`` mid-start."""
+    with pytest.raises(ConfigError, match=r"ray\.num_cpus"):
+        parse_config({"sources": SOURCES, "ray": {"num_cpus": 2.5}})
+    assert parse_config({"sources": SOURCES, "ray": {"num_cpus": 8}}).ray.num_cpus == 8
+
+
 def test_unknown_source_type_is_rejected():
     with pytest.raises(ConfigError, match=r"sources\.0"):
         parse_config({"sources": [{"type": "flickr"}]})

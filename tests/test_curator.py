@@ -64,7 +64,7 @@ def test_generated_splits_are_deterministic_cached_and_disjoint_by_photo(splits)
     assert np.array_equal(again.x, train.x) and train.x.shape[1:] == (len(CHANNELS), 32, 32)
     first, second = generate.scene_samples(SEED), generate.scene_samples(SEED)
     assert [s.label for s in first] == [s.label for s in second]
-    assert all(np.array_equal(a.triplet.foreground, b.triplet.foreground) for a, b in zip(first, second))
+    assert all(np.array_equal(a.triplet.foreground, b.triplet.foreground) for a, b in zip(first, second, strict=True))
     scenes = {s: set(a.scene) for s, a in arrays.items()}
     assert not scenes["train"] & scenes["calibration"] and not scenes["train"] & scenes["test"]
     assert not scenes["calibration"] & scenes["test"]

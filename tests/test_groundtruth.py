@@ -27,8 +27,7 @@ def _run(paired: float, count: int = 12, size: int = 128):
         rows = src.load(unit, 10**8)
         scene = render_scene(src.scene_seed(unit.ref["index"]), size, 1)
         stage.process(rows)
-        for row, inst in zip(rows, scene.instances):
-            yield row, inst
+        yield from zip(rows, scene.instances, strict=True)
 
 
 def _alpha(rgba: np.ndarray) -> np.ndarray:

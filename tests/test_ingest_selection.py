@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 
 from curation.core.config import ConfigError, SelectionConfig, parse_config
+from curation.core.reasons import Reason
 from curation.core.schema import new_row
-from stages.selection import box_overlap, select_instances
+from stages.selection import box_overlap, exclusion, select_instances
 
 H = W = 100
+DEFAULTS = SelectionConfig()
 
 
 def _row(i: int, mask: np.ndarray, **ann) -> dict:
@@ -21,7 +23,7 @@ def _box(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
     return m
 
 
-def _verdicts(rows: list[dict], cfg: SelectionConfig = SelectionConfig()) -> list[str]:
+def _verdicts(rows: list[dict], cfg: SelectionConfig = DEFAULTS) -> list[str]:
     select_instances(rows, cfg)
     return [r["reject_reason"] or "ok" for r in rows]
 
@@ -40,6 +42,11 @@ def test_each_rule_has_its_reason():
 
 def test_area_too_large():
     assert _verdicts([_row(0, _box(2, 2, 98, 98))]) == ["area_too_large"]
+
+
+def test_an_empty_mask_is_a_reason_even_with_no_area_floor():
+    found = exclusion(np.zeros((H, W), bool), {}, None, SelectionConfig(min_area_frac=0))
+    assert found is not None and found[0] == Reason.EMPTY_MASK
 
 
 def test_touching_instances_occlude_each_other_within_the_margin():

@@ -118,7 +118,8 @@ def test_export_shows_real_photo_rejects_first(tmp_path, checkpoint):
     write_shard(tmp_path / "shards", "r000-000000", rows)
     curator = Curator(checkpoint, "cpu")
     p = {k: float(v) for k, v in zip((r["key"] for r in rows),
-                                     curator.predict(np.stack([features(s.triplet, 32) for s in samples]))[:, 0])}
+                                     curator.predict(np.stack([features(s.triplet, 32) for s in samples]))[:, 0],
+                                     strict=True)}
     threshold = float(np.median(list(p.values()))) + 1e-6  # about half of them rejected
     picked = review_candidates(curator, [tmp_path], 6, threshold)
     real_rejects = sorted((k for k in p if k.startswith("photo") and p[k] < threshold), key=p.get)

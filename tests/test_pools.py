@@ -43,7 +43,7 @@ def test_a_chain_gives_the_same_rows_as_its_stages_one_by_one(tmp_path):
         table = stage(cfg)(table)
     alone = table_rows(table)
     assert [r["key"] for r in fused] == [r["key"] for r in alone] and any(r["status"] == "ok" for r in fused)
-    for a, b in zip(fused, alone):
+    for a, b in zip(fused, alone, strict=True):
         assert a["status"] == b["status"] and a["caption_composite"] == b["caption_composite"]
         assert all((a[c] is None and b[c] is None) or np.array_equal(a[c], b[c]) for c in ("foreground", "background"))
     assert rows_to_table(fused).schema == table.schema

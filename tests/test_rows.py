@@ -28,7 +28,7 @@ def test_rows_cross_an_arrow_table_unchanged():
     table = rows_to_table(rows)
     assert table.schema == ROW_SCHEMA
     back = table_rows(pa.concat_tables([table.slice(0, 2), table.slice(2)]))  # as Ray hands over blocks
-    for a, b in zip(rows, back):
+    for a, b in zip(rows, back, strict=True):
         for column in ROW_SCHEMA.names:  # what crosses Arrow (a reject's images set aside for its thumbnails do not)
             value = a[column]
             if isinstance(value, np.ndarray):

@@ -60,7 +60,7 @@ def test_batched_embeddings_match_one_by_one(tiny_checkpoint):
     batched = SamSegmenter(tiny_checkpoint, "auto", "cpu", embed_batch_size=3)
     single = SamSegmenter(tiny_checkpoint, "auto", "cpu", embed_batch_size=1)
     images = [_image(i) for i in range(3)]
-    for (a, size_a), (b, size_b) in zip(batched.embed(images), single.embed(images)):
+    for (a, size_a), (b, size_b) in zip(batched.embed(images), single.embed(images), strict=True):
         assert size_a == size_b and a.shape == (1, 256, 64, 64)
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 

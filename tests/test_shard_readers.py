@@ -44,7 +44,7 @@ def shards(tmp_path_factory):
 
 def test_the_sample_json_has_one_schema_for_every_source(shards):
     written, _, stored = shards
-    for key, s in stored.items():
+    for s in stored.values():
         meta = s["json"]
         assert set(meta) == JSON_FIELDS and meta["version"] == SAMPLE_JSON_VERSION
         assert isinstance(meta["image_id"], str) and isinstance(meta["annotation"], str) and isinstance(meta["meta"], str)
@@ -96,7 +96,7 @@ def test_ray_read_webdataset_reads_every_sample_field_and_alpha(shards, ray_sess
 
     written, tars, stored = shards
     ds = ray.data.read_webdataset(tars, expand_json=True).materialize()  # every json field its own column
-    schema = dict(zip(ds.schema().names, ds.schema().types))
+    schema = dict(zip(ds.schema().names, ds.schema().types, strict=True))
     for name in ("image_id", "instance_id", "annotation", "meta", "source"):
         assert schema[name] == pa.string(), f"{name}: {schema[name]}"
     assert schema["curator_score"] == schema["recomposite_psnr"] == pa.float64()

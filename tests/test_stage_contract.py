@@ -74,12 +74,12 @@ def test_each_stage_changes_only_the_columns_it_declares(tmp_path):
         live = [dict(r) for r in rows if r["status"] == OK]
         before = [copy.deepcopy(r) for r in live]  # meta and ann are dicts a stage updates in place
         stage.process_isolated(live)
-        for old, new in zip(before, live):
+        for old, new in zip(before, live, strict=True):
             undeclared = _changed(old, new) - set(stage.writes) - BOOKKEEPING
             if new["status"] == OK:  # a stage may empty what it consumed
                 undeclared -= {c for c in stage.reads if new[c] is None or (isinstance(new[c], str) and not new[c])}
             else:  # a rejected row drops its pixels
                 undeclared -= set(IMAGE_COLUMNS)
             assert not undeclared, f"{stage.name} changed {undeclared}"
-        assert any(_changed(o, n) & set(stage.writes) for o, n in zip(before, live)), stage.name
+        assert any(_changed(o, n) & set(stage.writes) for o, n in zip(before, live, strict=True)), stage.name
         rows = live

@@ -11,7 +11,7 @@ def test_same_seed_same_pixels():
     a, b = render_scene(11, 96), render_scene(11, 96)
     assert np.array_equal(a.composite, b.composite)
     assert len(a.instances) == len(b.instances)
-    for x, y in zip(a.instances, b.instances):
+    for x, y in zip(a.instances, b.instances, strict=True):
         assert np.array_equal(x.foreground, y.foreground) and np.array_equal(x.background, y.background)
     assert not np.array_equal(render_scene(12, 96).composite, a.composite)
 

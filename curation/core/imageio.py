@@ -107,7 +107,7 @@ def decode_oriented(data: bytes, max_pixels: int, name: str = "<bytes>") -> tupl
     if not data:
         raise ImageError(Reason.EMPTY_FILE, f"{name} has zero bytes")
     try:
-        im = Image.open(io.BytesIO(data))
+        im: Image.Image = Image.open(io.BytesIO(data))
         w, h = im.size
         if w * h > max_pixels:
             raise ImageError(Reason.TOO_MANY_PIXELS, f"{name} is {w}x{h} = {w * h} px > cap {max_pixels}")

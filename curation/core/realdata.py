@@ -60,7 +60,7 @@ def split_pairs(objects: np.ndarray, shadows: np.ndarray, contact_px: int = 3,
     for j in range(1, ns):
         comp = slabels == j
         contact = {i: int((grown[i] & comp).sum()) for i in kept}
-        best = max(contact, key=contact.get, default=None)
+        best = max(contact, key=contact.__getitem__, default=None)
         if best is not None and contact[best] > 0:
             shadow_of[best] |= comp
     return [(labels == i, shadow_of[i]) for i in kept]

@@ -102,7 +102,7 @@ def silhouette(rng: np.random.Generator, shape: str, h: int, w: int) -> np.ndarr
         n = 10 if shape == "star" else 14
         ang = np.sort(rng.uniform(0, 2 * np.pi, n)) if shape == "blob" else np.linspace(0, 2 * np.pi, n, endpoint=False)
         rad = np.where(np.arange(n) % 2 == 0, 1.0, 0.5) if shape == "star" else rng.uniform(0.6, 1.0, n)
-        pts = np.stack([cx + rad * (W / 2 - 2) * np.cos(ang), cy + rad * (H / 2 - 2) * np.sin(ang)], 1)
+        pts: np.ndarray = np.stack([cx + rad * (W / 2 - 2) * np.cos(ang), cy + rad * (H / 2 - 2) * np.sin(ang)], 1)
         if shape == "blob":
             hull = cv2.convexHull(pts.astype(np.float32)).reshape(-1, 2)
             pts = hull

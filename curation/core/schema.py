@@ -109,6 +109,14 @@ def get_image(row: Row, column: str) -> np.ndarray | None:
     return row[column]
 
 
+def require_image(row: Row, column: str) -> np.ndarray:
+    """The image in ``column`` of a row whose stage has produced it: a missing one is a bug upstream, named here."""
+    image = row[column]
+    if image is None:
+        raise ValueError(f"row {row['key']!r} has no {column!r} image")
+    return image
+
+
 def set_image(row: Row, column: str, array: np.ndarray | None) -> None:
     """Put ``array`` in ``column`` as a read-only view: rows that share a photo cannot change it for each other."""
     if array is not None:
@@ -237,7 +245,7 @@ def _blob_arrays(blobs: pa.Array) -> list[np.ndarray | None]:
     offsets = np.frombuffer(offsets_buf, offset_type)[blobs.offset:blobs.offset + len(blobs) + 1]
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
     valid = blobs.is_valid().to_numpy(zero_copy_only=False)
-    return [from_blob(data[s:e]) if ok else None for s, e, ok in zip(offsets[:-1], offsets[1:], valid)]
+    return [from_blob(data[s:e]) if ok else None for s, e, ok in zip(offsets[:-1], offsets[1:], valid, strict=True)]
 
 
 def rows_to_table(rows: list[Row]) -> pa.Table:
@@ -267,4 +275,6 @@ def table_rows(table: pa.Table) -> list[Row]:
             columns[name] = [json.loads(v or "{}") for v in column.to_pylist()]
         else:
             columns[name] = column.to_pylist()
-    return [dict(zip(columns, values)) for values in zip(*columns.values())] if columns else []
+    if not columns:
+        return []
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]

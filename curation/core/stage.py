@@ -51,7 +51,7 @@ class Stage(ABC):
         """The stage's resource declaration: ``resources`` in its own section of the run config."""
         return getattr(cfg, cls.name.value).resources
 
-    @staticmethod
+    @staticmethod  # noqa: B027 - an optional hook: most stages have nothing to check
     def preflight(cfg: RunConfig) -> None:
         """Check on the driver, before Ray starts, what would otherwise fail in every actor (a missing
         checkpoint, say); raise with a clear message. Stages without such a dependency need nothing here."""
@@ -96,7 +96,7 @@ class RowStage(Stage):
             self.process(rows)
         except Exception:  # noqa: BLE001 - isolate the failing rows below
             log.warning("%s: batch failed, retrying row by row\n%s", self.name.value, traceback.format_exc())
-            for row, fresh in zip(rows, before):
+            for row, fresh in zip(rows, before, strict=True):
                 row.clear()
                 row.update(fresh)
                 try:
@@ -137,7 +137,8 @@ class StageChain:
         self.tally = tally
 
     def run(self, rows: list[Row]) -> list[Row]:
-        for i, ((stage, batch_size), sampler, budget) in enumerate(zip(self.steps, self.samplers, self.budgets)):
+        for i, ((stage, batch_size), sampler, budget) in enumerate(zip(self.steps, self.samplers, self.budgets,
+                                                                       strict=True)):
             if i == 0:  # the chain's input batch is already the first stage's batch
                 rows = self._measured(stage, sampler, budget, rows)
             else:

@@ -39,7 +39,7 @@ class Captioner(ABC):
     def from_config(cls, cfg: CaptionConfig) -> Captioner:
         """Build from the ``caption`` config section."""
 
-    @classmethod
+    @classmethod  # noqa: B027 - an optional hook: most backends check nothing
     def check(cls, cfg: CaptionConfig) -> None:
         """What can be checked on the driver without loading weights; raise with the config key at fault."""
 

@@ -12,7 +12,7 @@ image entry, the others (BLIP, Florence-2) get the prompt as a plain text prefix
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 import torch
@@ -122,7 +122,8 @@ class TransformersCaptioner(Captioner):
         if getattr(self.processor, "image_processor", None) is None:
             raise CaptionerLoadError(f"caption.transformers.model: the processor of {cfg.model} has no image processor")
         self.model = AutoModelForImageTextToText.from_pretrained(self.checkpoint, dtype=self.dtype, **opts)
-        self.model.to(self.device).eval()
+        # the cast: transformers wraps .to with functools.wraps, whose stub keeps Module.to's self
+        cast(torch.nn.Module, self.model).to(self.device).eval()
         self.encoder_decoder = bool(getattr(self.model.config, "is_encoder_decoder", False))
         self.chat = bool(getattr(self.processor, "chat_template", None))
         tokenizer = getattr(self.processor, "tokenizer", None)

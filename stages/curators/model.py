@@ -5,7 +5,7 @@ import numpy as np
 
 from curation.core.config import RunConfig
 from curation.core.decompose import Triplet
-from curation.core.schema import LAYER_MEMBERS, Reason, Row, StageName, get_image, reject, update_meta
+from curation.core.schema import LAYER_MEMBERS, Reason, Row, StageName, reject, require_image, update_meta
 from curator_model.features import features
 from curator_model.network import DEFAULT_CHECKPOINT, Curator, load_checkpoint
 from stages.curators.base import CuratorBackend
@@ -27,7 +27,7 @@ class ModelCurator(CuratorBackend):
         spec = self.curator.spec
         scored, feats = [], []
         for row in rows:
-            triplet = Triplet(*(get_image(row, c) for c in LAYER_MEMBERS))
+            triplet = Triplet(*(require_image(row, c) for c in LAYER_MEMBERS))
             try:
                 feats.append(features(triplet, spec.input_size))
             except ValueError as exc:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from curation.core.config import RunConfig
 from curation.core.quality import measure
-from curation.core.schema import Reason, Row, StageName, get_image, get_json, reject, update_meta
+from curation.core.schema import Reason, Row, StageName, get_json, reject, require_image, update_meta
 from curator_model.physical import PHYSICAL_THRESHOLD, ghost_ratio, physical_score
 from stages.curators.base import CuratorBackend
 
@@ -15,10 +15,10 @@ class PhysicalCurator(CuratorBackend):
 
     def score(self, rows: list[Row]) -> None:
         for row in rows:
-            background, mask = get_image(row, "background"), get_image(row, "mask")
+            background, mask = require_image(row, "background"), require_image(row, "mask")
             quality = get_json(row, "meta").get("masks", {}).get("quality")
             if quality is None:  # stage 2 records it on every row it passes; measure rows that came another way
-                quality = measure(get_image(row, "composite"), background, mask, get_image(row, "effect")).as_dict()
+                quality = measure(require_image(row, "composite"), background, mask, require_image(row, "effect")).as_dict()
             ghost = ghost_ratio(background, mask)
             score = physical_score(ghost, quality, self.cfg.masks.quality)
             row["score"] = round(score, 5)

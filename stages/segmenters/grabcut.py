@@ -30,11 +30,12 @@ class GrabCutSegmenter:
     def _one(self, p: Prompt) -> Segmentation:
         """GrabCut on a crop around the annotation (its colour models only need the object's surroundings)."""
         h, w = p.image.shape[:2]
+        box: tuple[int, ...] | None = None
         if p.mask is not None and p.mask.any():
             box = bbox_of(p.mask)
         elif p.box is not None:
             box = tuple(int(round(v)) for v in p.box)
-        else:
+        if box is None:
             return Segmentation(None, 0.0)
         x, y, bw, bh = box
         pad = max(16, self.band_px * 4, max(bw, bh) // 4)
@@ -52,7 +53,8 @@ class GrabCutSegmenter:
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means: same input, same mask
         try:
-            cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), gc, rect, bgd, fgd, self.iterations, mode)
+            cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), gc, rect,  # type: ignore[arg-type]  # stubs lack None
+                        bgd, fgd, self.iterations, mode)
         except cv2.error:  # one colour on one side (flat region): nothing to re-decide
             return Segmentation(p.mask.astype(bool) if p.mask is not None else None, 0.5)
         out = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)

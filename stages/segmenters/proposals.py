@@ -59,7 +59,8 @@ def saliency(image: np.ndarray) -> np.ndarray:
     k = min(8, len(border))
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 1.0)
     cv2.setRNGSeed(0)
-    _, _, centers = cv2.kmeans(border, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    # OpenCV allocates the labels when given None; its stubs do not allow it
+    _, _, centers = cv2.kmeans(border, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)  # type: ignore[call-overload]
     dist = np.min(np.linalg.norm(lab[:, :, None, :] - centers[None, None], axis=3), axis=2)
     dist = cv2.GaussianBlur(dist, (0, 0), 2.0)
     return dist / max(float(dist.max()), 1e-6)
@@ -79,7 +80,9 @@ def _grabcut(image: np.ndarray, seed: np.ndarray) -> np.ndarray:
     gc[core] = cv2.GC_FGD if core.sum() > 20 else cv2.GC_PR_FGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
-        cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
+        # the rect is unused with a mask (None); OpenCV's stubs do not allow None
+        cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, 3,  # type: ignore[call-overload]
+                    cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # degenerate colour model (flat region): keep the seed
         return seed
     out = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
@@ -98,7 +101,7 @@ def offline_proposals(image: np.ndarray, *_unused: object) -> list[np.ndarray]:
         small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     sal = saliency(small)
     thresh, _ = cv2.threshold((sal * 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    fg = ((sal * 255) > thresh).astype(np.uint8)
+    fg: np.ndarray = ((sal * 255) > thresh).astype(np.uint8)
     fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(fg)

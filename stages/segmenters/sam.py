@@ -48,10 +48,11 @@ class SamSegmenter:
         """Image embeddings (1, 256, 64, 64) and the resized input size, ``embed_batch_size`` images per pass."""
         out: list[tuple[torch.Tensor, tuple[int, int]]] = []
         for i in range(0, len(images), self.batch):
-            chunk, sizes = [], []
+            chunk: list[torch.Tensor] = []
+            sizes: list[tuple[int, int]] = []
             for im in images[i : i + self.batch]:
                 x = torch.as_tensor(self.transform.apply_image(im), device=self.device).permute(2, 0, 1)
-                sizes.append(tuple(x.shape[-2:]))
+                sizes.append((int(x.shape[-2]), int(x.shape[-1])))
                 chunk.append(self.model.preprocess(x[None].float()))
             with self._autocast():
                 feats = self.model.image_encoder(torch.cat(chunk)).float()
@@ -62,7 +63,7 @@ class SamSegmenter:
     def segment(self, prompts: list[Prompt]) -> list[Segmentation]:
         order = list(dict.fromkeys(p.image_id for p in prompts))
         first = {p.image_id: p.image for p in reversed(prompts)}
-        embeddings = dict(zip(order, self.embed([first[i] for i in order])))
+        embeddings = dict(zip(order, self.embed([first[i] for i in order]), strict=True))
         return [self._decode(p, *embeddings[p.image_id]) for p in prompts]
 
     def _decode(self, p: Prompt, feats: torch.Tensor, input_size: tuple[int, int]) -> Segmentation:
@@ -89,13 +90,13 @@ class SamSegmenter:
 def choose(masks: np.ndarray, scores: np.ndarray, p: Prompt) -> Segmentation:
     """The candidate with the highest predicted IoU + agreement with the annotation (mask, else box)."""
     best, best_value = Segmentation(None, 0.0), -np.inf
-    for m, s in zip(masks, scores):
+    for m, s in zip(masks, scores, strict=True):
         if not m.any():
             continue
         if p.mask is not None:
             agree = iou(m, p.mask)
-        elif p.box is not None:
-            agree = box_iou(bbox_of(m), p.box)
+        elif p.box is not None and (box := bbox_of(m)) is not None:  # m is not empty: it has a box
+            agree = box_iou(box, p.box)
         else:
             agree = 0.0
         if s + agree > best_value:

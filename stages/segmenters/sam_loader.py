@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 from segment_anything.build_sam import _build_sam
+from segment_anything.modeling import Sam
 
 #: (embed_dim, depth, heads, global_attn_indexes) of the registry's model types
 REGISTRY = {
@@ -36,11 +37,11 @@ def encoder_geometry(state: dict[str, torch.Tensor]) -> tuple[int, int, int, tup
     depth = len(blocks)
     rel = [state[f"image_encoder.blocks.{i}.attn.rel_pos_h"] for i in blocks]
     head_dim = int(rel[0].shape[1])
-    global_idx = tuple(i for i, r in zip(blocks, rel) if r.shape[0] == 2 * GLOBAL_TOKENS - 1)
+    global_idx = tuple(i for i, r in zip(blocks, rel, strict=True) if r.shape[0] == 2 * GLOBAL_TOKENS - 1)
     return embed_dim, depth, embed_dim // head_dim, global_idx
 
 
-def load_sam(checkpoint: str | Path, model_type: str = "vit_b", device: str = "cpu") -> torch.nn.Module:
+def load_sam(checkpoint: str | Path, model_type: str = "vit_b", device: str = "cpu") -> Sam:
     """The SAM model in eval mode on ``device``; ``model_type="auto"`` accepts any encoder geometry."""
     path = Path(checkpoint).expanduser()
     if not path.is_file():

@@ -92,7 +92,9 @@ class RuleShadowDetector:
     def _touching_base(self, composite: np.ndarray, obj: np.ndarray, filled: np.ndarray, k: int, radius: int) -> np.ndarray:
         """Dark, colour-keeping pixels within ``radius`` of the object, in regions that touch its base;
         "dark" against the lit surface, a median of ``k`` px over the photo with the object filled in."""
-        _, y, _, h = bbox_of(obj)
+        box = bbox_of(obj)
+        assert box is not None, "_run passes a crop around a non-empty object"
+        _, y, _, h = box
         rgb = composite.astype(np.float32) + 1.0
         lit = cv2.medianBlur(filled, k).astype(np.float32) + 1.0
         dark = rgb.mean(axis=2) < self.ratio * lit.mean(axis=2)

@@ -57,11 +57,12 @@ class SamShadowDetector:
         obj = obj.astype(bool)
         seed = self.rule.detect_scored(composite, obj)
         points = seed_points(seed.mask)
-        if not points:
+        seed_box = bbox_of(seed.mask)
+        if not points or seed_box is None:
             return seed
         inside = seed_points(obj, 1)
         prompt = Prompt(image=composite, image_id=hashlib.blake2b(composite.tobytes(), digest_size=16).hexdigest(),
-                        box=tuple(float(v) for v in bbox_of(seed.mask)),
+                        box=(float(seed_box[0]), float(seed_box[1]), float(seed_box[2]), float(seed_box[3])),
                         points=np.array([(x, y, 1) for x, y in points] + [(x, y, 0) for x, y in inside], np.float32),
                         mask=seed.mask)
         found = self.segmenter.segment([prompt])[0]

@@ -17,6 +17,7 @@ import argparse
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,8 @@ MISSED, FOUND = 0.3, 0.5  # IoU below: a missed shadow; at or above: a found one
 def leave_one_photo_out(grid: dict[str, tuple[float, ...]] = GRID) -> dict:
     """Held-out IoU per instance, the parameters each fold chose, and the parameters chosen on all photos."""
     instances = real_instances()
-    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    combos: list[dict[str, Any]] = [dict(zip(grid, values, strict=True))
+                                    for values in itertools.product(*grid.values())]
     scores = np.array([[iou(RuleShadowDetector(**c).detect(i.composite, i.mask), i.shadow) for i in instances]
                        for c in combos])  # (combos, instances)
     photos = np.array([i.photo for i in instances])
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     loo = leave_one_photo_out()
-    for name, v in zip(loo["instances"], loo["loo_iou"]):
+    for name, v in zip(loo["instances"], loo["loo_iou"], strict=True):
         print(f"{name:40s} held-out IoU {v:.3f}")
     print(f"leave-one-photo-out mean IoU {loo['loo_mean_iou']:.3f} (DESOBA only {loo['loo_mean_iou_desoba']:.3f}); "
           f"chosen on all photos {loo['chosen']} (in-sample {loo['chosen_in_sample_iou']:.3f}, "

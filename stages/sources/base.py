@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 import cv2
 import numpy as np
 
+from curation.core.config import SourceConfig
 from curation.core.reasons import Reason
 from curation.core.schema import Row, get_image, get_json, image_identity, set_image
 
@@ -88,7 +89,7 @@ def downscale_rows(rows: list[Row], max_side: int | None) -> float:
     comp = get_image(rows[0], "composite") if rows else None
     if comp is None:
         return 1.0
-    h, w, scale = fit_size(*comp.shape[:2], max_side)
+    h, w, scale = fit_size(comp.shape[0], comp.shape[1], max_side)
     if scale == 1.0:
         return 1.0
     done: dict[tuple, np.ndarray] = {}
@@ -113,6 +114,10 @@ def downscale_rows(rows: list[Row], max_side: int | None) -> float:
 
 class Source(ABC):
     name: str
+
+    @abstractmethod
+    def __init__(self, cfg: SourceConfig):
+        """Every adapter is built from its validated ``sources:`` entry (:func:`stages.sources.build_source`)."""
 
     @abstractmethod
     def units(self) -> Iterator[Unit]:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from curation.core.config.sources import CocoSourceConfig
+from curation.core.config.sources import CocoSourceConfig, SobaSourceConfig
 from curation.core.imageio import ImageError, decode_oriented, orient_array, read_bytes, within
 from curation.core.morphology import bbox_of
 from curation.core.schema import Reason, Row, StageName, new_row, reject
@@ -37,6 +37,8 @@ from stages.sources.coco_json import (
 class CocoSource(Source):
     """Streaming adapter for COCO-format instance annotations."""
 
+    cfg: CocoSourceConfig | SobaSourceConfig  # SobaSource reads its COCO-style files with this class's code
+
     def __init__(self, cfg: CocoSourceConfig):
         self.cfg = cfg
         self.name = cfg.name
@@ -47,7 +49,7 @@ class CocoSource(Source):
     # -- driver side ---------------------------------------------------------------------------------
     def instances(self, anns: list[Any], cats: dict[str, str]) -> list[dict[str, Any]]:
         """The candidate instances of one image, as compact JSON-ready dicts."""
-        out = []
+        out: list[dict[str, Any]] = []
         seen: set[str] = set()
         for n, ann in enumerate(anns):
             if not isinstance(ann, dict):
@@ -86,6 +88,7 @@ class CocoSource(Source):
                 yield bad_unit(f"images_{n}", problem, entry)
                 continue
             image_id = id_key(entry["id"])
+            assert image_id is not None, "image_entry_problem has checked the id"
             if not index.mark_seen(image_id):
                 yield bad_unit(f"{image_id}_dup{n}", f"image id {image_id} is listed twice", entry)
                 continue

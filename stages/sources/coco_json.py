@@ -187,10 +187,11 @@ class AnnotationIndex:
 
 def categories(path: Path) -> dict[str, str]:
     """Category id → name (the array is small)."""
-    out = {}
+    out: dict[str, str] = {}
     for cat in stream_items(path, "categories.item"):
-        if isinstance(cat, dict) and id_key(cat.get("id")) is not None:
-            out[id_key(cat["id"])] = str(cat.get("name", cat["id"]))
+        key = id_key(cat.get("id")) if isinstance(cat, dict) else None
+        if key is not None:
+            out[key] = str(cat.get("name", cat["id"]))
     return out
 
 

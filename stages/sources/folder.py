@@ -34,6 +34,7 @@ class FolderSource(Source):
                     rel = p.relative_to(root).as_posix()
                     yield Unit(unit_id=path_id(rel), ref={"path": str(p), "rel": rel})
             return
+        assert self.cfg.list_file is not None, "the config gives exactly one of root and list_file"
         list_file = self.cfg.list_file.expanduser()
         if not list_file.is_file():
             raise FileNotFoundError(f"folder source {self.name!r}: list file {list_file} does not exist")
@@ -58,7 +59,7 @@ class FolderSource(Source):
         if self.cfg.root is not None:  # a list file names its files itself: no root to stay inside
             within(self.cfg.root.expanduser(), unit.ref["path"])
         image = read_image(unit.ref["path"], max_pixels)
-        h, w, scale = fit_size(*image.shape[:2], max_side)
+        h, w, scale = fit_size(image.shape[0], image.shape[1], max_side)
         image = resize_image(image, h, w)
         masks = propose_objects(image, self.cfg.max_proposals, backend=self.cfg.proposal_backend,
                                 checkpoint=None if self.cfg.checkpoint is None else str(self.cfg.checkpoint),

@@ -59,7 +59,7 @@ def _find(folder: Path, stem: str) -> Path | None:
 
 def derived_object_mask(composite: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Without an annotation: the largest region the clean plate cannot explain without an opaque layer."""
-    opaque = (minimal_alpha(to_float(composite), to_float(background)) > 0.5).astype(np.uint8)
+    opaque: np.ndarray = (minimal_alpha(to_float(composite), to_float(background)) > 0.5).astype(np.uint8)
     opaque = cv2.morphologyEx(opaque, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(opaque)
     if n <= 1:
@@ -82,7 +82,7 @@ def manifest_units(path: Path, root: Path) -> Iterator[Unit]:
             if len(fields) != len(header):
                 yield bad_unit(f"line_{n}", f"{path.name} line {n} has {len(fields)} fields, expected {len(header)}", fields)
                 continue
-            rec = {k: v.strip() for k, v in zip(header, fields)}
+            rec = {k: v.strip() for k, v in zip(header, fields, strict=True)}
             sid = rec["id"]
             clean = [k for k in ("background", "shadowfree") if rec.get(k)]
             problem = (

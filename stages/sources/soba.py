@@ -19,6 +19,8 @@ from stages.sources.coco_json import AnnotationError, decode_segmentation, id_ke
 
 
 class SobaSource(CocoSource):
+    cfg: SobaSourceConfig
+
     def __init__(self, cfg: SobaSourceConfig):
         self.cfg = cfg
         self.name = cfg.name
@@ -33,7 +35,7 @@ class SobaSource(CocoSource):
         objects = super().instances(anns, cats)
         by_assoc: dict[str, list[Any]] = {}
         keep = []
-        for inst, ann in zip(objects, anns):
+        for inst, ann in zip(objects, anns, strict=True):
             kind = inst.get("category", "").lower()
             assoc = id_key(ann.get(self.cfg.association_key)) if isinstance(ann, dict) else None
             if kind in self.shadows:

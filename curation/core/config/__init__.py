@@ -50,8 +50,9 @@ class RunSection(Strict):
 class RaySection(Strict):
     #: an existing cluster ("auto", "ray://host:10001"); RAY_ADDRESS in the environment wins
     address: str | None = None
-    #: logical CPUs for the embedded local Ray; None = max(4, 2 × cores) so that every pool can start
-    num_cpus: float | None = Field(None, gt=0)
+    #: logical CPUs for the embedded local Ray (whole: Ray's rule for a node); None = max(4, 2 × cores) so that
+    #: every pool can start
+    num_cpus: int | None = Field(None, gt=0)
     #: Ray's web dashboard for the embedded local Ray (off: its processes would share the cores with the stages)
     dashboard: bool = False
     #: ``auto``: consecutive stages that ask for no GPU run in one actor pool, rows passed between them as
