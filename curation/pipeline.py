@@ -253,7 +253,7 @@ def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str, watche
     record_progress(out.run_json, progress)
     end_run(out.run_json, stats, seconds)
     write_report(out)
-    failure = budget_verdict(out.segment_index(seg), [s.name.value for s in (Ingest, *STAGES)],
+    failure = budget_verdict(out.segment_index(seg), [s.name.value for s in DAG],
                              cfg.run.max_error_fraction, cfg.run.error_budget_min_rows, stats["accepted"])
     return RunResult(out=out.root, segment=seg, stats=stats, seconds=seconds, progress=progress, ray=info,
                      metrics_left=settle_metrics(info, segment_stats, STAGES[-1].name.value), failure=failure)
