@@ -1,8 +1,10 @@
 """The single-image shadow detector (composite + object mask → the object's shadow) against ground truth.
 
-Tolerances, below the measured values (docs/layers.md) so that a real regression fails:
-- real DESOBA samples: mean IoU >= 0.75 (measured 0.831), every sample >= 0.7 (measured 0.77..0.94);
-- synthetic 256-px scenes (seed 0, 8 scenes): mean IoU >= 0.3 (measured 0.49 on 30 scenes).
+Regression bounds, below what the shipped parameters measure here, so that a real regression fails:
+- the 3 real DESOBA targets: mean IoU >= 0.75 (measured 0.859), every sample >= 0.7 (0.78..0.93). In-sample:
+  these photos chose the detector's parameters, so this pins behaviour, it is not an accuracy figure; the
+  held-out one is the leave-one-photo-out IoU in docs/layers.md;
+- synthetic 256-px scenes (seed 0, 8 scenes, 12 shadows): mean IoU >= 0.3 (measured 0.52).
 """
 from __future__ import annotations
 
