@@ -1,0 +1,176 @@
+"""Reading pickled data from the internet without running it.
+
+A pickle is a program: ``pickle.load`` calls whatever global the stream names (``os.system`` included).
+:class:`RestrictedUnpickler` resolves only the globals that plain data needs (numpy arrays and dtypes, builtin
+containers and scalars) and refuses any other with :class:`PickleRefused`, naming the global. Arrays are not
+rebuilt by numpy from the stream's header: a stand-in takes the header and the raw bytes, and the array is made
+only after its shape, dtype and byte count have been checked against ``max_elements``, so a header that claims a
+huge shape is refused before anything is allocated. Compressed files (zlib, gzip) are inflated with a cap.
+"""
+from __future__ import annotations
+
+import codecs
+import io
+import pickle
+import zlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from curation.core.reasons import Reason
+
+
+class PickleRefused(Exception):
+    """A pickle that is not read: a refused global, a bomb, or a broken stream, with its reject reason."""
+
+    def __init__(self, reason: Reason, detail: str):
+        self.reason = Reason(reason)
+        self.detail = detail
+        super().__init__(f"{self.reason}: {detail}")
+
+
+class _ArrayStandIn:
+    """Holds what ``ndarray.__setstate__`` would get (version, shape, dtype, fortran, bytes) until checked."""
+
+    def __init__(self) -> None:
+        self.state: tuple[Any, ...] | None = None
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.state = state
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that builds numpy arrays, dtypes and builtin containers/scalars, and nothing else."""
+
+    #: numpy's array reconstructor, under its numpy 1 and numpy 2 module names
+    _RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
+    _FROMBUFFER = {("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
+    _SCALAR = {("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+    _PLAIN: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        **{(mod, name): obj for mod in ("builtins", "__builtin__") for name, obj in (
+            ("set", set), ("frozenset", frozenset), ("complex", complex), ("bytearray", bytearray))},
+        ("collections", "OrderedDict"): OrderedDict,
+    }
+
+    def __init__(self, file: io.BufferedIOBase, max_elements: int):
+        super().__init__(file)
+        self.max_elements = max_elements
+
+    def find_class(self, module: str, name: str) -> Any:
+        key = (module, name)
+        if key in self._PLAIN:
+            return self._PLAIN[key]
+        if key in self._RECONSTRUCT:
+            return self._reconstruct
+        if key in self._FROMBUFFER:
+            return self._frombuffer
+        if key in self._SCALAR:
+            return self._scalar
+        if key == ("_codecs", "encode"):  # how protocol 2 writes bytes: text re-encoded as latin-1, nothing else
+            return _latin1_encode
+        raise PickleRefused(Reason.UNSAFE_PICKLE, f"refused global {module}.{name}: only numpy arrays and builtin "
+                                                  "containers and scalars are allowed")
+
+    @staticmethod
+    def _reconstruct(subtype: Any, shape: Any, typecode: Any) -> _ArrayStandIn:
+        if subtype is not np.ndarray:
+            raise PickleRefused(Reason.UNSAFE_PICKLE, f"array reconstruction of {subtype!r} refused (only ndarray)")
+        return _ArrayStandIn()
+
+    def _frombuffer(self, buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+        return self.array(shape, dtype, order == "F", buffer)
+
+    def _scalar(self, dtype: Any, data: Any) -> Any:
+        return self.array((), dtype, False, data)[()]
+
+    def array(self, shape: Any, dtype: Any, fortran: bool, data: Any) -> np.ndarray:
+        """An array from a checked header: plain dtype, a sane shape within ``max_elements``, exact byte count."""
+        if not isinstance(dtype, np.dtype) or dtype.hasobject:
+            raise PickleRefused(Reason.UNSAFE_PICKLE, f"array dtype {dtype!r} refused (objects are not data)")
+        if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape) or len(shape) > 8:
+            raise PickleRefused(Reason.BAD_ANNOTATION, f"array shape {shape!r} is not a shape")
+        count = 1
+        for n in shape:
+            count *= n
+        if count > self.max_elements:
+            raise PickleRefused(Reason.TOO_MANY_PIXELS, f"array header claims shape {shape} ({count} elements), "
+                                                        f"more than the {self.max_elements} allowed")
+        raw = memoryview(data).cast("B") if isinstance(data, (bytes, bytearray, memoryview, pickle.PickleBuffer)) \
+            else None
+        if raw is None or len(raw) != count * dtype.itemsize:
+            got = "no bytes" if raw is None else f"{len(raw)} bytes"
+            raise PickleRefused(Reason.TRUNCATED, f"array of shape {shape} {dtype} needs {count * dtype.itemsize} "
+                                                  f"bytes, the file holds {got}")
+        return np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
+
+    def finish(self, obj: Any) -> Any:
+        """Replace every array stand-in of ``obj`` by its checked array (containers walked, tuples rebuilt)."""
+        if isinstance(obj, _ArrayStandIn):
+            if not isinstance(obj.state, tuple) or len(obj.state) != 5:
+                raise PickleRefused(Reason.BAD_ANNOTATION, "array without its state")
+            _, shape, dtype, fortran, data = obj.state
+            return self.array(shape, dtype, bool(fortran), data)
+        if isinstance(obj, dict):
+            return type(obj)((self.finish(k), self.finish(v)) for k, v in obj.items())
+        if isinstance(obj, list):
+            return [self.finish(v) for v in obj]
+        if isinstance(obj, tuple):
+            return tuple(self.finish(v) for v in obj)
+        return obj
+
+
+def _latin1_encode(text: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    if not isinstance(text, str) or codecs.lookup(encoding).name != "iso8859-1":
+        raise PickleRefused(Reason.UNSAFE_PICKLE, f"refused global _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin-1", errors)
+
+
+def inflate(data: bytes, max_bytes: int, name: str) -> bytes:
+    """The pickle inside ``data``: zlib (MuLAn's ``.p.zl``) or gzip by their magic bytes, else as it is; at most
+    ``max_bytes`` once inflated (a compression bomb stops at the cap)."""
+    if data[:2] == b"\x1f\x8b":
+        inflater: Callable[[], Any] = lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)  # noqa: E731
+    elif data[:1] == b"\x78":
+        inflater = zlib.decompressobj
+    else:
+        if len(data) > max_bytes:
+            raise PickleRefused(Reason.TOO_MANY_PIXELS, f"{name} is {len(data)} bytes, over the {max_bytes} cap")
+        return data
+    d = inflater()
+    try:
+        out = d.decompress(data, max_bytes + 1)
+    except zlib.error as err:
+        raise PickleRefused(Reason.DECODE_ERROR, f"{name}: not a valid compressed stream ({err})") from None
+    if len(out) > max_bytes:
+        raise PickleRefused(Reason.TOO_MANY_PIXELS, f"{name} inflates to more than {max_bytes} bytes")
+    if not d.eof:
+        raise PickleRefused(Reason.TRUNCATED, f"{name}: the compressed stream ends early")
+    return out
+
+
+def load_restricted(path: str | Path, max_elements: int, max_bytes: int) -> Any:
+    """The data of a (possibly compressed) pickle file, read by :class:`RestrictedUnpickler`.
+
+    Raises :class:`PickleRefused` for a refused global, a bomb, or a truncated or broken stream.
+    """
+    p = Path(path)
+    data = inflate(p.read_bytes(), max_bytes, p.name)
+    if not data:
+        raise PickleRefused(Reason.EMPTY_FILE, f"{p.name} is empty")
+    unpickler = RestrictedUnpickler(io.BytesIO(data), max_elements)
+    try:
+        return unpickler.finish(unpickler.load())
+    except PickleRefused:
+        raise
+    except (EOFError, pickle.UnpicklingError) as err:
+        detail = str(err) or "the stream ends early"
+        reason = Reason.TRUNCATED if isinstance(err, EOFError) or "truncated" in detail else Reason.DECODE_ERROR
+        raise PickleRefused(reason, f"{p.name}: {detail}") from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, MemoryError) as err:
+        raise PickleRefused(Reason.DECODE_ERROR, f"{p.name}: {type(err).__name__}: {err}") from None
+
+
