@@ -9,8 +9,8 @@ always passes (it becomes its reject row).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from curation.core.config import ConfigError, RunConfig
 from curation.core.config.sources import Quota

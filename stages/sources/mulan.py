@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -168,7 +169,7 @@ def clean_plates(background: np.ndarray, layers: list[tuple[Any, Any, np.ndarray
         above.append((color, cover))
         color, cover = color + rgb * alpha * (1 - cover), cover + alpha * (1 - cover)
     above.reverse()
-    return [np.clip(np.rint(c + b * (1 - a)), 0, 255).astype(np.uint8) for b, (c, a) in zip(below, above)]
+    return [np.clip(np.rint(c + b * (1 - a)), 0, 255).astype(np.uint8) for b, (c, a) in zip(below, above, strict=True)]
 
 
 class MulanSource(Source):
@@ -197,8 +198,12 @@ class MulanSource(Source):
             for n, fields in enumerate(reader, 2):
                 if not any(v.strip() for v in fields):
                     continue
-                rec = dict(zip(header, (v.strip() for v in fields)))
-                if len(fields) != len(header) or not rec.get("image") or not rec.get("annotation"):
+                if len(fields) != len(header):
+                    yield bad_unit(f"line_{n}", f"{csv_path.name} line {n} has {len(fields)} fields, expected "
+                                   f"{len(header)}", fields)
+                    continue
+                rec = dict(zip(header, (v.strip() for v in fields), strict=True))
+                if not rec.get("image") or not rec.get("annotation"):
                     yield bad_unit(f"line_{n}", f"{csv_path.name} line {n} needs an image and an annotation", fields)
                     continue
                 ann = csv_path.parent / rec["annotation"]
@@ -236,11 +241,11 @@ class MulanSource(Source):
             raise ImageError(err.reason, f"{ann_path.name}: {err.detail}") from None
         background, layers = layers_of(photo, annotation)
         plates = clean_plates(background, layers)
-        th, tw, scale = fit_size(*photo.shape[:2], max_side)
+        th, tw, scale = fit_size(photo.shape[0], photo.shape[1], max_side)
         composite = resize_image(photo, th, tw)
         captions = {"image": _captions(annotation.get("image")), "background": _captions(annotation.get("background"))}
         rows = []
-        for (inst_id, rec, _, _), plate in zip(layers, plates):
+        for (inst_id, rec, _, _), plate in zip(layers, plates, strict=True):
             visible = as_weight(rec["original_image_mask"], "mask", photo.shape[:2])[..., 0] > 0.5
             mask = resize_mask(visible, th, tw)
             label = _captions(rec, ("blip2",)).get("blip2", "object")
