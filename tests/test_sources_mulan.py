@@ -63,13 +63,30 @@ def test_each_instance_gets_the_background_with_the_other_layers_as_its_clean_pl
 
 
 def test_clean_plates_stack_layers_in_order():
-    bg = np.zeros((1, 3, 3), np.float32)
-    red, blue = np.full_like(bg, (255, 0, 0)), np.full_like(bg, (0, 0, 255))
-    a1 = np.array([[1, 1, 0]], np.float32)[..., None]
-    a2 = np.array([[0, 1, 1]], np.float32)[..., None]
-    plates = clean_plates(bg, [("r", {}, red, a1), ("b", {}, blue, a2)])
+    bg = np.zeros((1, 3, 3), np.uint8)
+    red, blue = np.full_like(bg, 255) * [1, 0, 0], np.full_like(bg, 255) * [0, 0, 1]
+    a1 = np.array([[255, 255, 0]], np.uint8)[..., None]
+    a2 = np.array([[0, 255, 255]], np.uint8)[..., None]
+    plates = clean_plates(bg, [("r", {}, red.astype(np.uint8), a1), ("b", {}, blue.astype(np.uint8), a2)])
     assert plates[0].tolist() == [[[0, 0, 0], [0, 0, 255], [0, 0, 255]]]  # without red: blue alone
     assert plates[1].tolist() == [[[255, 0, 0], [255, 0, 0], [0, 0, 0]]]  # without blue: red alone
+    half = clean_plates(bg, [("r", {}, red.astype(np.uint8), a1 // 2), ("b", {}, blue.astype(np.uint8), a2)])
+    assert half[1][0, 0].tolist() == [127, 0, 0]  # a soft alpha blends
+
+
+def test_a_large_photo_is_shrunk_with_its_plates(tmp_path):
+    from stages.sources.base import resize_image, resize_mask
+
+    scene, _, record = write_scene(tmp_path, 3, size=(200, 150), overlap=True)
+    src = MulanSource(MulanSourceConfig(annotations=tmp_path / "annotations", images=[tmp_path / "images"]))
+    [unit] = list(src.units())
+    rows, scale = src.load_scaled(unit, MAX_PX, 100)
+    assert scale == 0.5
+    for k, row in enumerate(rows):
+        assert np.array_equal(get_image(row, "clean"), resize_image(scene.clean_without(k), 75, 100))
+        assert np.array_equal(get_image(row, "ann_mask"),
+                              resize_mask(record["instances"][k]["original_image_mask"], 75, 100))
+        assert get_image(row, "composite").shape == (75, 100, 3)
 
 
 def test_laion_img2dataset_layout_and_a_pairs_csv(tmp_path):

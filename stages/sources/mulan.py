@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,44 +132,59 @@ def instance_records(annotation: dict[str, Any]) -> list[tuple[str, dict[str, An
     return out
 
 
-def layers_of(photo: np.ndarray, annotation: Any) -> tuple[np.ndarray, list[tuple[str, dict, np.ndarray, np.ndarray]]]:
-    """The background's RGB and each instance's (id, record, RGB, alpha), float32 in the photo's frame."""
+Layer = tuple[str, dict[str, Any], np.ndarray, np.ndarray]  # id, record, RGB uint8 HxWx3, alpha uint8 HxWx1
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def layers_of(photo: np.ndarray, annotation: Any) -> tuple[np.ndarray, list[Layer]]:
+    """The background's RGB and each instance's (id, record, RGB, alpha), uint8 in the photo's frame (a layer of a
+    large photo is held in a quarter of the memory float32 would take)."""
     if not isinstance(annotation, dict):
         raise AnnotationError(f"the annotation is a {type(annotation).__name__}, not a dict")
     shape = photo.shape[:2]
-    base = photo.astype(np.float32)
-    bg = _field(annotation, "background", "the annotation")
-    for f in LAYER_FIELDS:
-        _field(bg, f, "background")
-    background = np.clip(base * as_weight(bg["original_image_mask"], "background.original_image_mask", shape)
-                         + as_delta(bg["inpainted_delta"], "background.inpainted_delta", shape), 0, 255)
+
+    def layer_rgb(record: Any, where: str) -> np.ndarray:
+        for f in LAYER_FIELDS:
+            _field(record, f, where)
+        weight = as_weight(record["original_image_mask"], f"{where}.original_image_mask", shape)
+        return _to_uint8(photo * weight + as_delta(record["inpainted_delta"], f"{where}.inpainted_delta", shape))
+
+    background = layer_rgb(_field(annotation, "background", "the annotation"), "background")
     layers = []
     for key, rec in instance_records(annotation):
-        for f in (*LAYER_FIELDS, "instance_alpha"):
-            _field(rec, f, f"instance {key}")
         where = f"instances[{key}]"
-        rgb = np.clip(base * as_weight(rec["original_image_mask"], f"{where}.original_image_mask", shape)
-                      + as_delta(rec["inpainted_delta"], f"{where}.inpainted_delta", shape), 0, 255)
-        layers.append((key, rec, rgb, as_weight(rec["instance_alpha"], f"{where}.instance_alpha", shape)))
+        rgb = layer_rgb(rec, where)
+        alpha = as_weight(_field(rec, "instance_alpha", where), f"{where}.instance_alpha", shape)
+        layers.append((key, rec, rgb, _to_uint8(alpha * 255)))
     return background, layers
 
 
-def clean_plates(background: np.ndarray, layers: list[tuple[Any, Any, np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-    """For each instance, the scene without it: the background with every other layer over it, in order.
+def clean_plates(background: np.ndarray, layers: list[Layer],
+                 finish: Callable[[np.ndarray], np.ndarray] = lambda plate: plate) -> list[np.ndarray]:
+    """For each instance, the scene without it: the background with every other layer over it, in order;
+    ``finish`` (a resize) is applied to each plate as soon as it is made.
 
-    Linear in the number of layers: what lies below instance k (background and layers before it, composited)
-    and what lies above it (the later layers, premultiplied) are accumulated once each.
+    Linear in the number of layers: what lies below instance k (the background and the layers before it) is
+    composited forwards once, and what lies above it (the later layers, premultiplied) backwards once, so only one
+    full-size float image is alive at a time.
     """
     below = [background]
     for _, _, rgb, alpha in layers[:-1]:
-        below.append(rgb * alpha + below[-1] * (1 - alpha))
-    above: list[tuple[np.ndarray, np.ndarray]] = []
-    color, cover = np.zeros_like(background), np.zeros(background.shape[:2] + (1,), np.float32)
-    for _, _, rgb, alpha in reversed(layers):
-        above.append((color, cover))
-        color, cover = color + rgb * alpha * (1 - cover), cover + alpha * (1 - cover)
-    above.reverse()
-    return [np.clip(np.rint(c + b * (1 - a)), 0, 255).astype(np.uint8) for b, (c, a) in zip(below, above, strict=True)]
+        a = alpha.astype(np.float32) / 255
+        below.append(_to_uint8(rgb * a + below[-1] * (1 - a)))
+    plates: list[np.ndarray] = [background] * len(layers)
+    color = np.zeros(background.shape, np.float32)
+    cover = np.zeros(background.shape[:2] + (1,), np.float32)
+    for k in reversed(range(len(layers))):
+        plates[k] = finish(_to_uint8(color + below.pop() * (1 - cover)))
+        _, _, rgb, alpha = layers[k]
+        a = alpha.astype(np.float32) / 255 * (1 - cover)
+        color += rgb * a
+        cover += a
+    return plates
 
 
 class MulanSource(Source):
@@ -240,8 +255,9 @@ class MulanSource(Source):
         except PickleRefused as err:
             raise ImageError(err.reason, f"{ann_path.name}: {err.detail}") from None
         background, layers = layers_of(photo, annotation)
-        plates = clean_plates(background, layers)
         th, tw, scale = fit_size(photo.shape[0], photo.shape[1], max_side)
+        plates = clean_plates(background, layers, lambda plate: resize_image(plate, th, tw))
+        del background
         composite = resize_image(photo, th, tw)
         captions = {"image": _captions(annotation.get("image")), "background": _captions(annotation.get("background"))}
         rows = []
@@ -254,5 +270,5 @@ class MulanSource(Source):
                    "source_captions": {**captions, "instance": _captions(rec, ("blip2",))}}
             rows.append(new_row(key=make_key(self.name, unit.unit_id, inst_id), source=self.name,
                                 source_ref=f"{photo_path}#{ann_path.name}:{inst_id}", label=label, composite=composite,
-                                clean=resize_image(plate, th, tw), ann_mask=mask, ann=ann))
+                                clean=plate, ann_mask=mask, ann=ann))
         return rows, scale
