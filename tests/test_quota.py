@@ -85,3 +85,44 @@ def test_quotas_hold_across_a_killed_run_and_its_resume(ray_session, tmp_path):
     assert full.stats["ingested"] == len(expected) and verify(out.root, cfg.verify.psnr_floor).ok
     again = run(cfg)  # a third segment adds nothing: the quota is spent
     assert again.stats["ingested"] == len(expected)
+
+
+def test_quotas_hold_across_a_sigkill_and_its_resume(ray_session, tmp_path):
+    """The run is a real ``curate run`` process, killed (SIGKILL, with the Ray it started) once it has written
+    its first shard; the resumed run ends with exactly the quota's samples."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from curation.layout import OutDir
+    from curation.pipeline import run
+    from tests.conftest import REPO
+
+    data = two_sources(tmp_path, {"max_samples": 7}, {"max_units": 2}, ingest={
+        "dedupe": False, "resources": {"num_cpus": 0.5, "batch_size": 1, "concurrency": 1}})
+    data["sink"] = {"shard_size": 1}
+    cfg = parse_config(json.loads(json.dumps(data)))
+    (tmp_path / "run.yaml").write_text(json.dumps(data))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "curation.cli", "run", str(tmp_path / "run.yaml")], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    out = OutDir(tmp_path / "out")
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline and not list(out.shards.glob("*_stats.json")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the run's own process group: its driver and the Ray it started
+    proc.wait()
+    written = len(list(out.shards.glob("*_stats.json")))
+    history = json.loads(out.run_json.read_text())["history"]
+    assert written >= 1 and not history[0].get("end")  # killed part-way, after at least one shard
+
+    chosen = {s.name: select(build_source(s), s, "")[0] for s in cfg.sources}
+    coco_units = {x.unit_id: [i["id"] for i in x.ref["instances"]] for x in build_source(cfg.sources[0]).units()}
+    expected = {f"coco-{u}-{i}" for u in chosen["coco"] for i in coco_units[u]}
+    expected |= {f"mulan-{u}-{k}" for u in chosen["mulan"] for k in (0, 1)}
+    resumed = run(cfg)
+    keys = pq.read_table(out.root / "index.parquet", columns=["key"]).column("key").to_pylist()
+    assert resumed.segment == "r001" and len(keys) == len(set(keys)) and set(keys) == expected

@@ -263,3 +263,38 @@ def decode_rgba(url: str, key: str):
 
     with tarfile.open(url) as tar:
         return Image.open(io.BytesIO(tar.extractfile(f"{key}.foreground.png").read())).convert("RGBA")
+
+
+class Allocate:
+    """Calls an allowed name with a size to allocate: ``numpy.ndarray(shape)`` or ``bytearray(n)``."""
+
+    def __init__(self, call, args):
+        self.call, self.args = call, args
+
+    def __reduce__(self):
+        return self.call, self.args
+
+
+@pytest.mark.parametrize("payload,detail", [
+    (Allocate(np.ndarray, ((100_000, 100_000, 3), "u1")), "refused call of numpy.ndarray"),
+    (Allocate(bytearray, (10**12,)), "refused builtins.bytearray of a int"),
+])
+def test_allowed_names_cannot_be_called_to_allocate(tmp_path, payload, detail):
+    with pytest.raises(PickleRefused, match=detail):
+        load_restricted(dump({"x": payload}, tmp_path / "a.p.zl"), MAX_PX, 10**8)
+
+
+def test_shared_references_and_deep_nesting_cannot_stall_the_reader(tmp_path):
+    graph: list = [np.zeros(3, np.uint8)]
+    for _ in range(80):
+        graph = [graph, graph]  # 2**80 paths through a few hundred bytes
+    back = load_restricted(dump(graph, tmp_path / "g.p.zl"), MAX_PX, 10**8)
+    leaf = back
+    while len(leaf) == 2:
+        assert leaf[0] is leaf[1]  # sharing survives
+        leaf = leaf[0]
+    assert np.array_equal(leaf[0], np.zeros(3, np.uint8))
+    deep = tmp_path / "deep.p"
+    deep.write_bytes(b"\x80\x04" + b"]" * 200_000 + b"a" * 199_999 + b".")  # lists nested 200 000 deep
+    with pytest.raises(PickleRefused, match="nested too deep"):
+        load_restricted(deep, MAX_PX, 10**8)

@@ -42,6 +42,25 @@ class _ArrayStandIn:
         self.state = state
 
 
+class _NdarrayName:
+    """What the stream gets for ``numpy.ndarray``: a name to pass to the reconstructor, never a constructor
+    (``ndarray(shape)`` would allocate whatever shape the file asks for)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        raise PickleRefused(Reason.UNSAFE_PICKLE, "refused call of numpy.ndarray (only its reconstructor may build "
+                                                  "arrays)")
+
+
+_NDARRAY = _NdarrayName()
+
+
+def _bytearray(source: Any = b"", *args: Any) -> bytearray:
+    """``bytearray`` of given bytes or text only: ``bytearray(n)`` would allocate ``n`` bytes the file does not hold."""
+    if not isinstance(source, (bytes, str)):
+        raise PickleRefused(Reason.UNSAFE_PICKLE, f"refused builtins.bytearray of a {type(source).__name__}")
+    return bytearray(source, *args) if isinstance(source, str) else bytearray(source)
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that builds numpy arrays, dtypes and builtin containers/scalars, and nothing else."""
 
@@ -50,10 +69,10 @@ class RestrictedUnpickler(pickle.Unpickler):
     _FROMBUFFER = {("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
     _SCALAR = {("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
     _PLAIN: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "ndarray"): _NDARRAY,
         ("numpy", "dtype"): np.dtype,
         **{(mod, name): obj for mod in ("builtins", "__builtin__") for name, obj in (
-            ("set", set), ("frozenset", frozenset), ("complex", complex), ("bytearray", bytearray))},
+            ("set", set), ("frozenset", frozenset), ("complex", complex), ("bytearray", _bytearray))},
         ("collections", "OrderedDict"): OrderedDict,
     }
 
@@ -78,7 +97,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     @staticmethod
     def _reconstruct(subtype: Any, shape: Any, typecode: Any) -> _ArrayStandIn:
-        if subtype is not np.ndarray:
+        if subtype is not _NDARRAY:
             raise PickleRefused(Reason.UNSAFE_PICKLE, f"array reconstruction of {subtype!r} refused (only ndarray)")
         return _ArrayStandIn()
 
@@ -109,19 +128,34 @@ class RestrictedUnpickler(pickle.Unpickler):
         return np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
 
     def finish(self, obj: Any) -> Any:
-        """Replace every array stand-in of ``obj`` by its checked array (containers walked, tuples rebuilt)."""
+        """``obj`` with every array stand-in replaced by its checked array. Each container is rebuilt once, however
+        often the stream refers to it (a few bytes of pickle can describe a graph with 2**60 paths)."""
+        try:
+            return self._finish(obj, {})
+        except RecursionError:
+            raise PickleRefused(Reason.BAD_ANNOTATION, "the data is nested too deep") from None
+
+    def _finish(self, obj: Any, done: dict[int, Any]) -> Any:
+        if id(obj) in done:
+            return done[id(obj)]
+        out: Any
         if isinstance(obj, _ArrayStandIn):
             if not isinstance(obj.state, tuple) or len(obj.state) != 5:
                 raise PickleRefused(Reason.BAD_ANNOTATION, "array without its state")
             _, shape, dtype, fortran, data = obj.state
-            return self.array(shape, dtype, bool(fortran), data)
-        if isinstance(obj, dict):
-            return type(obj)((self.finish(k), self.finish(v)) for k, v in obj.items())
-        if isinstance(obj, list):
-            return [self.finish(v) for v in obj]
-        if isinstance(obj, tuple):
-            return tuple(self.finish(v) for v in obj)
-        return obj
+            out = done[id(obj)] = self.array(shape, dtype, bool(fortran), data)
+        elif isinstance(obj, dict):
+            out = done[id(obj)] = type(obj)()
+            for k, v in obj.items():
+                out[self._finish(k, done)] = self._finish(v, done)
+        elif isinstance(obj, list):
+            out = done[id(obj)] = []
+            out.extend(self._finish(v, done) for v in obj)
+        elif isinstance(obj, (tuple, set, frozenset)):
+            out = done[id(obj)] = type(obj)(self._finish(v, done) for v in obj)
+        else:
+            out = obj
+        return out
 
 
 def _latin1_encode(text: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
