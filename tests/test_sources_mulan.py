@@ -17,6 +17,7 @@ import webdataset as wds
 from curation.core.compositing import over, psnr
 from curation.core.config import parse_config
 from curation.core.config.sources import MulanSourceConfig
+from curation.core.imageio import ImageError
 from curation.core.safe_pickle import PickleRefused, load_restricted
 from curation.core.schema import get_image, get_json
 from curation.worklist import unit_batches
@@ -102,6 +103,16 @@ def test_laion_img2dataset_layout_and_a_pairs_csv(tmp_path):
     good, bad = list(paired.units())
     assert np.array_equal(get_image(paired.load(good, MAX_PX)[1], "clean"), scene.clean_without(1))
     assert "needs an image and an annotation" in bad.ref["manifest_error"]
+    photo = tmp_path / "images" / "00012" / "000123456.jpg"
+    (tmp_path / "pairs" / "annotations").mkdir(parents=True)
+    (tmp_path / "pairs" / "annotations" / "a.p.zl").write_bytes(ann_path.read_bytes())
+    (tmp_path / "pairs" / "pairs.csv").write_text(f"image,annotation\n{photo},annotations/a.p.zl\n"
+                                                  "/etc/hostname,annotations/a.p.zl\n")
+    elsewhere = MulanSource(MulanSourceConfig(pairs=tmp_path / "pairs" / "pairs.csv", images=[tmp_path / "images"]))
+    inside, outside = list(elsewhere.units())
+    assert len(elsewhere.load(inside, MAX_PX)) == 2  # a photo in an images folder, named by its absolute path
+    with pytest.raises(ImageError, match="outside the source root"):
+        elsewhere.load(outside, MAX_PX)
 
 
 class SystemCall:

@@ -228,7 +228,10 @@ class MulanSource(Source):
     # -- worker side ---------------------------------------------------------------------------------
     def base_image(self, unit: Unit) -> Path:
         """The photo an annotation decomposes; a missing one is ``missing_file``."""
-        if "image" in unit.ref:
+        if "image" in unit.ref:  # a CSV's photo: under the CSV's folder or one of the images folders
+            for root in self.images:
+                if Path(unit.ref["image"]).resolve().is_relative_to(root.resolve()):
+                    return within(root, unit.ref["image"])
             return within(unit.ref["root"], unit.ref["image"])
         image_id = unit.unit_id
         if self.cfg.base == "laion":

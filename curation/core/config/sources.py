@@ -116,7 +116,7 @@ class MulanSourceConfig(Quota):
     base: Literal["coco", "laion"] = "coco"
     images: list[Path] = Field(default_factory=list)
     #: instead of ``annotations``: a CSV with ``image,annotation`` columns (the pairs the card's script reads),
-    #: paths relative to the CSV's folder
+    #: paths relative to the CSV's folder; photos may also lie in ``images`` (named by absolute paths)
     pairs: Path | None = None
     #: img2dataset's ``number_sample_per_shard`` (its files are ``{row // n:05d}/{row:09d}.jpg``)
     laion_samples_per_shard: int = Field(10_000, ge=1)
