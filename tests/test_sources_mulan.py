@@ -309,3 +309,46 @@ def test_shared_references_and_deep_nesting_cannot_stall_the_reader(tmp_path):
     deep.write_bytes(b"\x80\x04" + b"]" * 200_000 + b"a" * 199_999 + b".")  # lists nested 200 000 deep
     with pytest.raises(PickleRefused, match="nested too deep"):
         load_restricted(deep, MAX_PX, 10**8)
+
+
+def test_pil_images_read_back_as_arrays_and_never_through_pil(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (5, 7, 4), dtype=np.uint8)
+    images = {"L": Image.fromarray(rgba[..., 0]), "RGB": Image.fromarray(rgba[..., :3]),
+              "RGBA": Image.fromarray(rgba), "1": Image.fromarray(rgba[..., 0] > 127).convert("1")}
+    for protocol in (2, 4, 5):
+        back = load_restricted(dump(images, tmp_path / f"pil{protocol}.p.zl", protocol), MAX_PX, 10**8)
+        for mode, image in images.items():
+            assert np.array_equal(back[mode], np.asarray(image)), (protocol, mode)
+
+
+def huge_pil_image() -> bytes:
+    """PIL's own pickle of an ``L`` image (NEWOBJ of ``PIL.Image.Image``, then its state), written opcode by opcode
+    with a size of 10**10 pixels over 10 bytes."""
+    import struct
+
+    size = b"J" + struct.pack("<i", 100_000)
+    return (b"\x80\x04\x8c\x09PIL.Image\x8c\x05Image\x93)\x81](}\x8c\x01L" + size + size + b"\x86N"
+            + b"C\x0a" + b"\0" * 10 + b"eb.")
+
+
+def test_a_pil_image_claiming_a_huge_size_is_refused_before_pil_sees_it(tmp_path):
+    (tmp_path / "huge.p").write_bytes(huge_pil_image())
+    with pytest.raises(PickleRefused, match=r"\(100000, 100000, 1\)"):
+        load_restricted(tmp_path / "huge.p", MAX_PX, 10**8)
+    with pytest.raises(PickleRefused, match="refused global PIL.Image.open"):
+        from PIL import Image
+
+        load_restricted(dump({"x": Allocate(Image.open, ("/etc/hostname",))}, tmp_path / "open.p.zl"), MAX_PX, 10**8)
+
+
+def test_an_instance_mask_narrows_what_a_layer_takes_from_the_photo(tmp_path):
+    scene, path, record = write_scene(tmp_path, 5)
+    record["instances"][0]["instance_mask"] = np.zeros_like(record["instances"][0]["instance_mask"])
+    dump(record, path)
+    src = MulanSource(MulanSourceConfig(annotations=tmp_path / "annotations", images=[tmp_path / "images"]))
+    first, second = src.load(next(src.units()), MAX_PX)
+    assert not get_image(first, "ann_mask").any()  # nothing of instance 0 is taken from the photo now
+    assert get_image(second, "ann_mask").any()

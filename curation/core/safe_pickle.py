@@ -2,10 +2,11 @@
 
 A pickle is a program: ``pickle.load`` calls whatever global the stream names (``os.system`` included).
 :class:`RestrictedUnpickler` resolves only the globals that plain data needs (numpy arrays and dtypes, builtin
-containers and scalars) and refuses any other with :class:`PickleRefused`, naming the global. Arrays are not
-rebuilt by numpy from the stream's header: a stand-in takes the header and the raw bytes, and the array is made
-only after its shape, dtype and byte count have been checked against ``max_elements``, so a header that claims a
-huge shape is refused before anything is allocated. Compressed files (zlib, gzip) are inflated with a cap.
+containers and scalars, PIL images as pixel data) and refuses any other with :class:`PickleRefused`, naming the
+global. Neither numpy nor PIL rebuilds anything from the stream's header: a stand-in takes the header and the raw
+bytes, and an array is made only after its shape, dtype and byte count have been checked against
+``max_elements``, so a header that claims a huge shape is refused before anything is allocated (a PIL image
+comes back as its numpy array). Compressed files (zlib, gzip) are inflated with a cap.
 """
 from __future__ import annotations
 
@@ -42,6 +43,20 @@ class _ArrayStandIn:
         self.state = state
 
 
+class _PilImageStandIn:
+    """Takes the place of ``PIL.Image.Image``: holds the pickled state (info, mode, size, [palette,] pixel bytes)
+    until it is checked and turned into a numpy array. PIL itself is never asked to build the image."""
+
+    state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+#: PIL modes read from a pickled image: channels and numpy dtype ("1" is bit-packed, one row at a time)
+PIL_MODES = {"1": (1, np.uint8), "L": (1, np.uint8), "RGB": (3, np.uint8), "RGBA": (4, np.uint8)}
+
+
 class _NdarrayName:
     """What the stream gets for ``numpy.ndarray``: a name to pass to the reconstructor, never a constructor
     (``ndarray(shape)`` would allocate whatever shape the file asks for)."""
@@ -74,6 +89,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         **{(mod, name): obj for mod in ("builtins", "__builtin__") for name, obj in (
             ("set", set), ("frozenset", frozenset), ("complex", complex), ("bytearray", _bytearray))},
         ("collections", "OrderedDict"): OrderedDict,
+        ("PIL.Image", "Image"): _PilImageStandIn,
     }
 
     def __init__(self, file: io.BufferedIOBase, max_elements: int):
@@ -92,8 +108,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             return self._scalar
         if key == ("_codecs", "encode"):  # how protocol 2 writes bytes: text re-encoded as latin-1, nothing else
             return _latin1_encode
-        raise PickleRefused(Reason.UNSAFE_PICKLE, f"refused global {module}.{name}: only numpy arrays and builtin "
-                                                  "containers and scalars are allowed")
+        raise PickleRefused(Reason.UNSAFE_PICKLE, f"refused global {module}.{name}: only numpy arrays, PIL images "
+                                                  "and builtin containers and scalars are allowed")
 
     @staticmethod
     def _reconstruct(subtype: Any, shape: Any, typecode: Any) -> _ArrayStandIn:
@@ -127,6 +143,23 @@ class RestrictedUnpickler(pickle.Unpickler):
                                                   f"bytes, the file holds {got}")
         return np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
 
+    def pil_image(self, state: Any) -> np.ndarray:
+        """A pickled PIL image as an array (H×W for ``1`` and ``L``, H×W×C otherwise), checked like an array."""
+        if not isinstance(state, (list, tuple)) or len(state) not in (4, 5):
+            raise PickleRefused(Reason.BAD_ANNOTATION, "PIL image without its state")
+        mode, size, data = state[1], state[2], state[-1]
+        if mode not in PIL_MODES:
+            raise PickleRefused(Reason.BAD_ANNOTATION,
+                                f"PIL image mode {mode!r} is not read (only {sorted(PIL_MODES)})")
+        if not (isinstance(size, tuple) and len(size) == 2 and all(isinstance(n, int) and n >= 0 for n in size)):
+            raise PickleRefused(Reason.BAD_ANNOTATION, f"PIL image size {size!r} is not a size")
+        (w, h), (channels, dtype) = size, PIL_MODES[mode]
+        if mode == "1":
+            packed = self.array((h, (w + 7) // 8), np.dtype(np.uint8), False, data)
+            return np.unpackbits(packed, axis=1)[:, :w].astype(bool)
+        out = self.array((h, w, channels), np.dtype(dtype), False, data)
+        return out[..., 0] if channels == 1 else out
+
     def finish(self, obj: Any) -> Any:
         """``obj`` with every array stand-in replaced by its checked array. Each container is rebuilt once, however
         often the stream refers to it (a few bytes of pickle can describe a graph with 2**60 paths)."""
@@ -144,6 +177,8 @@ class RestrictedUnpickler(pickle.Unpickler):
                 raise PickleRefused(Reason.BAD_ANNOTATION, "array without its state")
             _, shape, dtype, fortran, data = obj.state
             out = done[id(obj)] = self.array(shape, dtype, bool(fortran), data)
+        elif isinstance(obj, _PilImageStandIn):
+            out = done[id(obj)] = self.pil_image(obj.state)
         elif isinstance(obj, dict):
             out = done[id(obj)] = type(obj)()
             for k, v in obj.items():

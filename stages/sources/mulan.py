@@ -7,9 +7,12 @@ zlib-compressed as ``<id>.p.zl``, holding (field names as the dataset card lists
     background   {llava, blip2, original_image_mask, inpainted_delta}
     image        {llava, blip2}: captions of the photo
     instances    per instance {blip2, original_image_mask, inpainted_delta, instance_alpha}
+                 (and ``instance_mask``, which the card's reconstruction script multiplies in when present)
 
 A layer's RGB is ``photo * original_image_mask + inpainted_delta`` (the photo's own pixels where the layer is
-visible, the additive inpainted content where it was hidden); an instance's alpha is ``instance_alpha``. Instances
+visible, the additive inpainted content where it was hidden), times ``instance_mask`` for an instance that has one;
+an instance's alpha is ``instance_alpha``. Masks and alphas may be arrays or PIL images (the script hands
+``instance_alpha`` to ``putalpha``). Instances
 are stacked in the order they are stored, the first nearest the background.
 
 The pickles are read only by :func:`curation.core.safe_pickle.load_restricted` (numpy arrays and builtin data;
@@ -139,6 +142,14 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
+def shown(record: dict[str, Any], where: str, shape: tuple[int, int]) -> np.ndarray:
+    """Where a layer takes the photo's own pixels: ``original_image_mask`` (times ``instance_mask`` if given)."""
+    weight = as_weight(record["original_image_mask"], f"{where}.original_image_mask", shape)
+    if record.get("instance_mask") is not None:
+        weight = weight * as_weight(record["instance_mask"], f"{where}.instance_mask", shape)
+    return weight
+
+
 def layers_of(photo: np.ndarray, annotation: Any) -> tuple[np.ndarray, list[Layer]]:
     """The background's RGB and each instance's (id, record, RGB, alpha), uint8 in the photo's frame (a layer of a
     large photo is held in a quarter of the memory float32 would take)."""
@@ -149,7 +160,7 @@ def layers_of(photo: np.ndarray, annotation: Any) -> tuple[np.ndarray, list[Laye
     def layer_rgb(record: Any, where: str) -> np.ndarray:
         for f in LAYER_FIELDS:
             _field(record, f, where)
-        weight = as_weight(record["original_image_mask"], f"{where}.original_image_mask", shape)
+        weight = shown(record, where, shape)
         return _to_uint8(photo * weight + as_delta(record["inpainted_delta"], f"{where}.inpainted_delta", shape))
 
     background = layer_rgb(_field(annotation, "background", "the annotation"), "background")
@@ -265,7 +276,7 @@ class MulanSource(Source):
         captions = {"image": _captions(annotation.get("image")), "background": _captions(annotation.get("background"))}
         rows = []
         for (inst_id, rec, _, _), plate in zip(layers, plates, strict=True):
-            visible = as_weight(rec["original_image_mask"], "mask", photo.shape[:2])[..., 0] > 0.5
+            visible = shown(rec, f"instances[{inst_id}]", photo.shape[:2])[..., 0] > 0.5
             mask = resize_mask(visible, th, tw)
             label = _captions(rec, ("blip2",)).get("blip2", "object")
             ann = {"image_id": unit.unit_id, "instance_id": inst_id, "category": label, "clean_kind": "mulan",
