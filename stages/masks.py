@@ -92,7 +92,8 @@ class MasksAndLayers(RowStage):
         shadow_confidence = None
         kind = ann.get("clean_kind", "background")
         if clean is not None and kind in ("background", "mulan"):  # a real clean plate: the object and effects gone
-            background, method, effect_source = clean, "paired" if kind == "background" else kind, kind
+            background = clean
+            method = effect_source = "paired" if kind == "background" else kind
         elif clean is not None:
             background, method, effect_source = (background_shadowfree(clean, obj, self.inpainter),
                                                  f"shadowfree+{self.inpainter.name}", "paired")

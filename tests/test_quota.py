@@ -92,9 +92,11 @@ def test_quotas_hold_across_a_sigkill_and_its_resume(ray_session, tmp_path):
     its first shard; the resumed run ends with exactly the quota's samples."""
     import json
     import os
+    import shutil
     import signal
     import subprocess
     import sys
+    import tempfile
     import time
 
     from curation.layout import OutDir
@@ -106,15 +108,21 @@ def test_quotas_hold_across_a_sigkill_and_its_resume(ray_session, tmp_path):
     data["sink"] = {"shard_size": 1}
     cfg = parse_config(json.loads(json.dumps(data)))
     (tmp_path / "run.yaml").write_text(json.dumps(data))
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"PYTHONPATH": str(REPO)}
+    # a Ray of its own: a private temp dir (short, for Ray's socket paths) also hides any other cluster's address file
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"PYTHONPATH": str(REPO), "RAY_TMPDIR": ray_tmp}
+    log = open(tmp_path / "killed.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "curation.cli", "run", str(tmp_path / "run.yaml")], cwd=tmp_path,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     out = OutDir(tmp_path / "out")
     deadline = time.monotonic() + 240
     while proc.poll() is None and time.monotonic() < deadline and not list(out.shards.glob("*_stats.json")):
         time.sleep(0.05)
+    assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]  # still running: kill it now
     os.killpg(proc.pid, signal.SIGKILL)  # the run's own process group: its driver and the Ray it started
     proc.wait()
+    log.close()
+    shutil.rmtree(ray_tmp, ignore_errors=True)
     written = len(list(out.shards.glob("*_stats.json")))
     history = json.loads(out.run_json.read_text())["history"]
     assert written >= 1 and not history[0].get("end")  # killed part-way, after at least one shard
@@ -126,3 +134,23 @@ def test_quotas_hold_across_a_sigkill_and_its_resume(ray_session, tmp_path):
     resumed = run(cfg)
     keys = pq.read_table(out.root / "index.parquet", columns=["key"]).column("key").to_pylist()
     assert resumed.segment == "r001" and len(keys) == len(set(keys)) and set(keys) == expected
+
+
+def test_unreadable_entries_pass_a_quota_to_become_their_rejects(tmp_path):
+    from curation.core.data import BUNDLED
+    from curation.quota import quota_units
+
+    root = BUNDLED / "desoba"
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    lines = ["id,composite,background,shadowfree,object_mask"]
+    for f in folders:
+        files = {p.stem: p.relative_to(root).as_posix() for p in f.iterdir()}
+        lines.append(f"{f.name},{files['composite']},,{files['shadowfree']},{files['object_mask']}")
+    lines.append("broken,only,three")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    cfg = parse_config({"sources": [{"type": "paired", "name": "p", "root": str(root),
+                                     "manifest": str(tmp_path / "m.csv"), "max_units": 1}]})
+    [plan] = plan_quotas(cfg)
+    assert (plan.units_found, plan.units_selected, plan.bad_entries) == (len(folders), 1, 1)
+    units = list(quota_units(build_source(cfg.sources[0]), cfg.sources[0], "sources.0"))
+    assert len(units) == 2 and sum("manifest_error" in u.ref for u in units) == 1

@@ -10,13 +10,13 @@ zlib-compressed as ``<id>.p.zl``, holding (field names as the dataset card lists
                  (and ``instance_mask``, which the card's reconstruction script multiplies in when present)
 
 A layer's RGB is ``photo * original_image_mask + inpainted_delta`` (the photo's own pixels where the layer is
-visible, the additive inpainted content where it was hidden), times ``instance_mask`` for an instance that has one;
-an instance's alpha is ``instance_alpha``. Masks and alphas may be arrays or PIL images (the script hands
-``instance_alpha`` to ``putalpha``). Instances
-are stacked in the order they are stored, the first nearest the background.
+visible, the additive inpainted content where it was hidden); an instance with an ``instance_mask`` takes the photo
+times both masks. An instance's alpha is ``instance_alpha``. Masks and alphas may be arrays or PIL images (the
+script hands ``instance_alpha`` to ``putalpha``). Instances are stacked in the order they are stored, the first
+nearest the background.
 
-The pickles are read only by :func:`curation.core.safe_pickle.load_restricted` (numpy arrays and builtin data;
-any other global is an ``unsafe_pickle`` reject). Each annotation is paired with its photo: with ``annotations:``
+The pickles are read only by :func:`curation.core.safe_pickle.load_restricted` (numpy arrays, PIL images as pixel
+data, builtin data; any other global is an ``unsafe_pickle`` reject). Each annotation is paired with its photo: with ``annotations:``
 by its file name (``<id>.p.zl``: COCO 2017 ``{id:012d}.jpg`` in ``images``, or its ``train2017`` / ``val2017``;
 LAION: the img2dataset file of row ``id``), or with ``pairs:`` from a CSV of ``image,annotation`` paths.
 
