@@ -185,6 +185,12 @@ def hostile_folder(root: Path) -> dict[str, tuple[str, str]]:
     variant(7, "too_many_pixels", "(100000, 100000, 3)", bomb_header)
     variant(8, "missing_file", "no base photo for annotation 000000000008", missing_photo)
     variant(9, "bad_annotation", "background has no 'inpainted_delta'", missing_key)
+
+    def repeated_id(path, record):
+        record["instances"]["1"] = record["instances"][1]
+        dump(record, path)
+
+    variant(10, "bad_annotation", "instance id '1' is repeated", repeated_id)
     return expect
 
 

@@ -16,9 +16,10 @@ script hands ``instance_alpha`` to ``putalpha``). Instances are stacked in the o
 nearest the background.
 
 The pickles are read only by :func:`curation.core.safe_pickle.load_restricted` (numpy arrays, PIL images as pixel
-data, builtin data; any other global is an ``unsafe_pickle`` reject). Each annotation is paired with its photo: with ``annotations:``
-by its file name (``<id>.p.zl``: COCO 2017 ``{id:012d}.jpg`` in ``images``, or its ``train2017`` / ``val2017``;
-LAION: the img2dataset file of row ``id``), or with ``pairs:`` from a CSV of ``image,annotation`` paths.
+data, builtin data; any other global is an ``unsafe_pickle`` reject). Each annotation is paired with its photo:
+with ``annotations:`` by its file name (``<id>.p.zl``: COCO 2017 ``{id:012d}.jpg`` in ``images``, or its
+``train2017`` / ``val2017``; LAION: the img2dataset file of row ``id``), or with ``pairs:`` from a CSV of
+``image,annotation`` paths.
 
 Each instance becomes a row: the photo, its visible mask, and as the clean plate the background with every other
 instance layered back on it (``clean_kind: mulan``), so that stage 2 takes the real decomposition instead of a
@@ -127,10 +128,12 @@ def instance_records(annotation: dict[str, Any]) -> list[tuple[str, dict[str, An
         if isinstance(instances, (list, tuple)) else None
     if items is None:
         raise AnnotationError(f"instances is a {type(instances).__name__}, not a dict or list")
-    out = []
+    out: list[tuple[str, dict[str, Any]]] = []
     for key, rec in items:
         if not isinstance(rec, dict):
             raise AnnotationError(f"instance {key!r} is a {type(rec).__name__}, not a dict")
+        if any(str(key) == k for k, _ in out):  # 1 and "1" would give two rows one key
+            raise AnnotationError(f"instance id {key!r} is repeated")
         out.append((str(key), rec))
     return out
 
