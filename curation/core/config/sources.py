@@ -18,7 +18,7 @@ class Quota(Strict):
     """How much of a source a run takes (``curation/quota.py``): the units (photos) are ranked by a hash of
     ``quota_seed``, the source name and the unit id, and taken in that order, so a rerun or a resumed run picks
     the same photos. ``max_samples`` counts the candidate samples (instances) the units hold, so it needs a
-    source that knows them before decoding (every annotated one; not ``folder`` or ``mulan``)."""
+    source that knows them before decoding (``coco``, ``soba``, ``paired``)."""
 
     #: at most this many units (photos) of the source; None: all
     max_units: int | None = Field(None, ge=1)
@@ -109,7 +109,7 @@ class MulanSourceConfig(Quota):
 
     type: Literal["mulan"] = "mulan"
     name: SourceName = "mulan"
-    #: a folder searched recursively for ``*.p.zl`` (and uncompressed ``*.p`` / ``*.pkl``) annotation files
+    #: a folder searched recursively for ``*.p.zl`` annotation files (also ``*.p``, ``*.pkl``, ``*.pickle``)
     annotations: Path | None = None
     #: the base dataset these annotations decompose: COCO 2017 (``images``: folders holding train2017 and
     #: val2017 files) or LAION Aesthetics as img2dataset downloads it (``images``: its output folder)
@@ -118,7 +118,7 @@ class MulanSourceConfig(Quota):
     #: instead of ``annotations``: a CSV with ``image,annotation`` columns (the pairs the card's script reads),
     #: paths relative to the CSV's folder; photos may also lie in ``images`` (named by absolute paths)
     pairs: Path | None = None
-    #: img2dataset's ``number_sample_per_shard`` (its files are ``{row // n:05d}/{row:09d}.jpg``)
+    #: img2dataset's ``number_sample_per_shard``: row r is ``{s:05d}/{s:05d}{i:04d}.jpg`` with s, i = divmod(r, n)
     laion_samples_per_shard: int = Field(10_000, ge=1)
     #: an annotation that inflates to more bytes than this is refused (compression bomb)
     max_annotation_bytes: int = Field(2 * 1024**3, ge=1024)
