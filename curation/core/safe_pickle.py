@@ -1,6 +1,6 @@
 """Reading pickled data from the internet without running it.
 
-A pickle is a program: ``pickle.load`` calls whatever global the stream names (``os.system`` included).
+A pickle is a program: the stock unpickler calls whatever global the stream names (``os.system`` included).
 :class:`RestrictedUnpickler` resolves only the globals that plain data needs (numpy arrays and dtypes, builtin
 containers and scalars, PIL images as pixel data) and refuses any other with :class:`PickleRefused`, naming the
 global. Neither numpy nor PIL rebuilds anything from the stream's header: a stand-in takes the header and the raw

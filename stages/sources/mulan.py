@@ -15,8 +15,8 @@ times both masks. An instance's alpha is ``instance_alpha``. Masks and alphas ma
 script hands ``instance_alpha`` to ``putalpha``). Instances are stacked in the order they are stored, the first
 nearest the background.
 
-The pickles are read only by :func:`curation.core.safe_pickle.load_restricted` (numpy arrays, PIL images as pixel
-data, builtin data; any other global is an ``unsafe_pickle`` reject). Each annotation is paired with its photo:
+The pickles are read only by ``load_restricted`` in ``curation/core/safe_pickle.py``: numpy arrays, PIL images as
+pixel data and builtin data; any other global is an ``unsafe_pickle`` reject. Each annotation is paired with its photo:
 with ``annotations:`` by its file name (``<id>.p.zl``: COCO 2017 ``{id:012d}.jpg`` in ``images``, or its
 ``train2017`` / ``val2017``; LAION: the img2dataset file of row ``id``), or with ``pairs:`` from a CSV of
 ``image,annotation`` paths.
