@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from curation.core.config import ConfigError, RunConfig
 from curation.core.reasons import Reason
 from curation.core.schema import UNIT_SCHEMA
+from curation.quota import quota_units
 from stages.sources import build_source
 from stages.sources.base import Unit, bad_unit
 
@@ -31,13 +32,14 @@ def _checked(units: Iterator[Unit], where: str) -> Iterator[Unit]:
 
 
 def unit_batches(cfg: RunConfig) -> Iterator[pa.Table]:
-    """Every source's units (up to ``run.limit``) as tables of at most one ingest batch, source by source."""
+    """Every source's units (those its quota takes; up to ``run.limit`` in all) as tables of at most one ingest
+    batch, source by source."""
     batch = cfg.ingest.resources.batch_size
     remaining = cfg.run.limit
     total = 0
     for i, src_cfg in enumerate(cfg.sources):
         source = build_source(src_cfg)
-        units = _checked(source.units(), f"sources.{i} ({source.name})")
+        units = _checked(quota_units(source, src_cfg, f"sources.{i}"), f"sources.{i} ({source.name})")
         units = units if remaining is None else islice(units, remaining - total)
         chunk: list[dict[str, str]] = []
         seen: set[str] = set()

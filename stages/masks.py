@@ -99,8 +99,10 @@ class MasksAndLayers(RowStage):
             reject(row, self.name, Reason.SIZE_MISMATCH, f"clean {clean.shape} vs composite {composite.shape}")
             return
         shadow_confidence = None
-        if clean is not None and ann.get("clean_kind", "background") == "background":
-            background, method, effect_source = clean, "paired", "paired"
+        kind = ann.get("clean_kind", "background")
+        if clean is not None and kind in ("background", "mulan"):  # a real clean plate: the object and effects gone
+            background = clean
+            method = effect_source = "paired" if kind == "background" else kind
         elif clean is not None:
             background, method, effect_source = (background_shadowfree(clean, obj, self.inpainter),
                                                  f"shadowfree+{self.inpainter.name}", "paired")

@@ -40,6 +40,8 @@ class Reason(Code):
     DUPLICATE_IMAGE = "duplicate_image"
     KEY_COLLISION = "key_collision"
     BAD_ANNOTATION = "bad_annotation"
+    #: a pickled annotation that names a global outside the allow-list (curation/core/safe_pickle.py)
+    UNSAFE_PICKLE = "unsafe_pickle"
     # ingest: instance selection
     CROWD = "crowd"
     CATEGORY_EXCLUDED = "category_excluded"

@@ -13,6 +13,7 @@ SOURCES: Registry[Source] = Registry("sources[].type", "source type", {
     "coco": "stages.sources.coco:CocoSource",
     "soba": "stages.sources.soba:SobaSource",
     "folder": "stages.sources.folder:FolderSource",
+    "mulan": "stages.sources.mulan:MulanSource",
 })
 
 

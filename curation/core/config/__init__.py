@@ -12,6 +12,7 @@ from curation.core.config.base import Resources, Strict
 from curation.core.config.sources import (
     CocoSourceConfig,
     FolderSourceConfig,
+    MulanSourceConfig,
     PairedSourceConfig,
     SobaSourceConfig,
     SourceConfig,
@@ -26,7 +27,7 @@ from curation.core.config.output import ReportConfig, SinkConfig, VerifyConfig
 __all__ = [
     "ConfigError", "RunConfig", "RunSection", "RaySection", "Resources", "SourceConfig",
     "SyntheticSourceConfig", "PairedSourceConfig", "CocoSourceConfig", "SobaSourceConfig",
-    "FolderSourceConfig", "IngestConfig", "SelectionConfig", "MasksConfig",
+    "FolderSourceConfig", "MulanSourceConfig", "IngestConfig", "SelectionConfig", "MasksConfig",
     "CaptionConfig", "CurateConfig", "SinkConfig", "ReportConfig", "VerifyConfig", "load_config",
 ]
 

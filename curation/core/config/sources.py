@@ -14,7 +14,20 @@ from curation.core.config.base import Strict
 SourceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-class SyntheticSourceConfig(Strict):
+class Quota(Strict):
+    """How much of a source a run takes (``curation/quota.py``): the units (photos) are ranked by a hash of
+    ``quota_seed``, the source name and the unit id, and taken in that order, so a rerun or a resumed run picks
+    the same photos. ``max_samples`` counts the candidate samples (instances) the units hold, so it needs a
+    source that knows them before decoding (``coco``, ``soba``, ``paired``)."""
+
+    #: at most this many units (photos) of the source; None: all
+    max_units: int | None = Field(None, ge=1)
+    #: at most this many candidate samples (instances) of the source; None: all
+    max_samples: int | None = Field(None, ge=1)
+    quota_seed: int = 0
+
+
+class SyntheticSourceConfig(Quota):
     """Procedural scenes with exact ground truth (objects cut from bundled real photos, cast shadows)."""
 
     type: Literal["synthetic"] = "synthetic"
@@ -27,7 +40,7 @@ class SyntheticSourceConfig(Strict):
     paired_fraction: float = Field(0.5, ge=0, le=1)
 
 
-class PairedSourceConfig(Strict):
+class PairedSourceConfig(Quota):
     """Composite + clean image (+ masks) per sample: see ``stages/sources/paired.py`` for the layout."""
 
     type: Literal["paired"] = "paired"
@@ -39,7 +52,7 @@ class PairedSourceConfig(Strict):
     manifest: Path | None = None
 
 
-class CocoSourceConfig(Strict):
+class CocoSourceConfig(Quota):
     """COCO 2017 instances: ``annotations/instances_*.json`` and the image folder it refers to."""
 
     type: Literal["coco"] = "coco"
@@ -52,7 +65,7 @@ class CocoSourceConfig(Strict):
     index_dir: Path | None = None
 
 
-class SobaSourceConfig(Strict):
+class SobaSourceConfig(Quota):
     """SOBA: COCO-style JSON with object and shadow instances linked by an association id."""
 
     type: Literal["soba"] = "soba"
@@ -67,7 +80,7 @@ class SobaSourceConfig(Strict):
     index_dir: Path | None = None
 
 
-class FolderSourceConfig(Strict):
+class FolderSourceConfig(Quota):
     """Plain photos without annotations; candidates are the segmenter's object proposals."""
 
     type: Literal["folder"] = "folder"
@@ -91,7 +104,36 @@ class FolderSourceConfig(Strict):
         return self
 
 
+class MulanSourceConfig(Quota):
+    """MuLAn annotation pickles paired with their base photos: see ``stages/sources/mulan.py`` for the layout."""
+
+    type: Literal["mulan"] = "mulan"
+    name: SourceName = "mulan"
+    #: a folder searched recursively for ``*.p.zl`` annotation files (also ``*.p``, ``*.pkl``, ``*.pickle``)
+    annotations: Path | None = None
+    #: the base dataset these annotations decompose: COCO 2017 (``images``: folders holding train2017 and
+    #: val2017 files) or LAION Aesthetics as img2dataset downloads it (``images``: its output folder)
+    base: Literal["coco", "laion"] = "coco"
+    images: list[Path] = Field(default_factory=list)
+    #: instead of ``annotations``: a CSV with ``image,annotation`` columns (the pairs the card's script reads),
+    #: paths relative to the CSV's folder; photos may also lie in ``images`` (named by absolute paths)
+    pairs: Path | None = None
+    #: img2dataset's ``number_sample_per_shard``: row r is ``{s:05d}/{s:05d}{i:04d}.jpg`` with s, i = divmod(r, n)
+    laion_samples_per_shard: int = Field(10_000, ge=1)
+    #: an annotation that inflates to more bytes than this is refused (compression bomb)
+    max_annotation_bytes: int = Field(2 * 1024**3, ge=1024)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "MulanSourceConfig":
+        if (self.annotations is None) == (self.pairs is None):
+            raise ValueError("give exactly one of annotations or pairs")
+        if self.annotations is not None and not self.images:
+            raise ValueError("annotations needs images: the base dataset's image folder(s)")
+        return self
+
+
 SourceConfig = Annotated[
-    Union[SyntheticSourceConfig, PairedSourceConfig, CocoSourceConfig, SobaSourceConfig, FolderSourceConfig],
+    Union[SyntheticSourceConfig, PairedSourceConfig, CocoSourceConfig, SobaSourceConfig, FolderSourceConfig,
+          MulanSourceConfig],
     Field(discriminator="type"),
 ]
