@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import sys
+import textwrap
 import threading
 import time
 from contextlib import contextmanager, nullcontext
@@ -42,6 +43,12 @@ class TerminalWatcher:
         self.lock = threading.Lock()
 
     def _print(self, text: str = "") -> None:
+        """One line; on a terminal, wrapped at its width between words (a long path stays whole)."""
+        if self.tty and text:
+            width = max(20, shutil.get_terminal_size().columns - 1)
+            indent = " " * (len(text) - len(text.lstrip()) + 4)
+            text = "\n".join(textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False,
+                                            break_on_hyphens=False, drop_whitespace=True)) or text
         print(text, file=self.stream, flush=True)
 
     def started(self, run: RunStart) -> None:

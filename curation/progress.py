@@ -103,7 +103,8 @@ def estimate(snap: dict[str, Any]) -> list[StageProgress]:
         out.append(StageProgress(name, s["inputs"], expected, s["accepted"], s["rejected"], rate, eta, s["busy_s"],
                                  eta_floor=floor))
         upstream_eta, upstream_floor = eta, floor
-        expected = expected * s["accepted"] / s["inputs"] if expected is not None and s["inputs"] else None
+        if expected != 0:  # nothing for a stage: nothing for the stages after it either
+            expected = expected * s["accepted"] / s["inputs"] if expected is not None and s["inputs"] else None
     return out
 
 

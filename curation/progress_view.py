@@ -32,7 +32,7 @@ def fit(parts: list[str], width: int, indent: str = "    ") -> list[str]:
     for part in parts:
         if line.strip() and len(line) + 2 + len(part) > width:
             lines.append(line)
-            line = indent
+            line, part = indent, part.lstrip()
         line += ("  " if line.strip() else "") + part
     lines.append(line)
     return [x if len(x) <= width else x[: width - 1] + "…" for x in lines]
@@ -51,10 +51,11 @@ def stage_parts(p: StageProgress, first: bool) -> list[str]:
     counts, rate and ETA first (so that they survive a narrow terminal), then each reject reason."""
     unit = "units" if first else "rows"
     expected = "?" if p.expected is None else (f"{p.expected:.0f}" if first else f"~{p.expected:.0f}")
-    rate = "    -  " if p.rate is None else f"{p.rate:6.2f}/s"
+    rate = f"{'-':>6}/s" if p.rate is None else f"{p.rate:6.2f}/s"
     reasons = [f"{r} {n}" for r, n in sorted(p.rejected.items(), key=lambda kv: -kv[1])]
+    idle = p.expected == 0 and not p.inputs  # a rate means nothing here
     return [f"{p.stage:<7} {p.inputs:>5}/{expected:<5} {unit:<5}", f"→ {p.accepted:>5} passed",
-            f"{p.rejected_total:>4} rejected", rate, _eta(p, first), *reasons]
+            f"{p.rejected_total:>4} rejected", *([] if idle else [rate]), _eta(p, first), *reasons]
 
 
 def stage_lines(p: StageProgress, first: bool, width: int = 1000) -> list[str]:
@@ -70,7 +71,8 @@ def run_eta(stages: list[StageProgress]) -> str:
     """The whole run's ETA: the last stage's (it waits for every stage before it)."""
     if not stages:
         return ""
-    if stages[0].inputs and all(p.expected == 0 for p in stages[1:]):
+    first = stages[0]
+    if first.inputs and first.eta_s == 0 and all(p.expected == 0 for p in stages[1:]):
         return "nothing left to do: every key of the work list is already done"
     last = stages[-1]
     if last.eta_s == 0 and not last.eta_floor:
