@@ -30,7 +30,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("config", help="print the run config's JSON schema, or a config with every default filled in")
+    p = subparsers.add_parser("config", help="the run config JSON schema, or a config with its defaults filled in")
     p.add_argument("config", nargs="?", type=Path, help="a run config YAML to validate and print in full")
     p.add_argument("--schema", action="store_true", help="print the JSON schema of a run config")
     p.set_defaults(func=cmd_config)

@@ -142,7 +142,7 @@ def source_rates(root: Path) -> list[str]:
     except (OSError, ValueError):
         return []
     counts: dict[str, list[int]] = {}
-    for source, status in zip(index.column("source").to_pylist(), index.column("status").to_pylist()):
+    for source, status in zip(index.column("source").to_pylist(), index.column("status").to_pylist(), strict=True):
         c = counts.setdefault(source, [0, 0])
         c[0] += status == OK
         c[1] += 1

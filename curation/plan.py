@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -90,7 +91,7 @@ def cluster_capacity_of(address: str) -> tuple[dict[str, float], dict[str, float
 
     from curation.pipeline import cluster_capacity
 
-    ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
     try:
         return cluster_capacity()
     finally:
@@ -117,7 +118,8 @@ def make_plan(cfg: RunConfig) -> Plan:
 
 def describe(plan: Plan, cfg: RunConfig) -> list[Section]:
     """The plan as titled lines, in the order a user reads them: the work, the pools, the fit."""
-    work = Section("work list", [f"{plan.units} source units" + (f" (run.limit {cfg.run.limit})" if cfg.run.limit else "")])
+    limit = f" (run.limit {cfg.run.limit})" if cfg.run.limit else ""
+    work = Section("work list", [f"{plan.units} source units{limit}"])
     work.lines += [f"  {name:<16} {n:>8} units" for name, n in plan.units_by_source.items()]
     work.lines.append(f"output {cfg.run.out}: " + (f"{plan.done_keys} keys already done there (a run resumes: they "
                                                     "are skipped)" if plan.done_keys else "nothing done there yet"))
@@ -127,10 +129,12 @@ def describe(plan: Plan, cfg: RunConfig) -> list[Section]:
         size = f"{r.concurrency}" + (f"..{r.max_concurrency}" if r.max_concurrency not in (None, r.concurrency) else "")
         pools.lines.append(f"  {'+'.join(s.name.value for s in pool.stages):<26} x{size:<6} {r.num_cpus:g} CPU"
                            + (f", {r.num_gpus:g} GPU" if r.num_gpus else "") + f" each, batch {r.batch_size}")
+    total, node = plan.total, plan.largest_node
     fit = Section("fit", [f"where: {plan.where}",
-                          f"capacity: {plan.total.get('CPU', 0):g} CPU, {plan.total.get('GPU', 0):g} GPU "
-                          f"(largest node {plan.largest_node.get('CPU', 0):g} CPU, {plan.largest_node.get('GPU', 0):g} GPU)"])
-    fit.lines.append("fits: the pools at their minimum size can start" if plan.fits else f"DOES NOT FIT: {plan.fit_error}")
+                          f"capacity: {total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU "
+                          f"(largest node {node.get('CPU', 0):g} CPU, {node.get('GPU', 0):g} GPU)"])
+    fit.lines.append("fits: the pools at their minimum size can start" if plan.fits
+                     else f"DOES NOT FIT: {plan.fit_error}")
     if not cfg.ray.check_resources:
         fit.lines.append("(ray.check_resources is off: the run would not check this, and would wait for resources)")
     return [work, pools, fit, *plan.sections]

@@ -127,7 +127,8 @@ def _scores(run: Run) -> str:
         # the label sits above the axes (nothing else is there) and reads the threshold as the run used it
         ax.axvline(t, color="#333", linestyle="--", linewidth=1)
         ax.annotate(f"threshold {t:.6g}", (t, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 3 + 11 * i),
-                    textcoords="offset points", ha="right" if t > 0.6 else "left", va="bottom", gid=f"threshold-label-{i}")
+                    textcoords="offset points", ha="right" if t > 0.6 else "left", va="bottom",
+                    gid=f"threshold-label-{i}")
     ax.set_xlabel("curator score (P(good))")
     ax.set_ylabel("rows")
     ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0)).set_gid("score-legend")
@@ -304,7 +305,7 @@ def gallery_picks(index: pa.Table, n: int = GALLERY) -> list[tuple[dict[str, Any
 def _card_note(row: dict[str, Any], why: str) -> str:
     curate = json.loads(row.get("meta") or "{}").get("curate", {})
     p = row.get("score")
-    parts = [f"<b>{_esc(why)}</b>", f"source {_esc(row['source'])}"]
+    parts = [f"<b>{_esc(why)}</b>"] + ([] if why.startswith("source ") else [f"source {_esc(row['source'])}"])
     if p is not None and math.isfinite(p):
         parts.append(f"P(good) <b>{p:.3f}</b>")
     if curate.get("likely_failure"):
@@ -325,9 +326,9 @@ def _gallery(run: Run) -> str:
             found[key] = sample
     cells: list[str] = []
     for key, (row, why) in wanted.items():
-        sample = found.get(key)
-        if sample is None:
+        if key not in found:
             continue
+        sample = found[key]
         fg = Image.open(io.BytesIO(sample["foreground.png"])).convert("RGBA")
         caps = json.loads(sample["json"])["captions"]
         layers = [("composite", Image.open(io.BytesIO(sample["composite.png"])).convert("RGB")),

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from curation.progress_view import PROGRESS_FILE, progress_lines
 from curation.finalize import merge_stats
 from curation.layout import OutDir
 from curation.lock import LOCK_NAME
+from curation.progress_view import PROGRESS_FILE, progress_lines
 
 
 def holder(root: Path) -> dict[str, Any] | None:

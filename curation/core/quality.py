@@ -180,7 +180,8 @@ def failures(q: Quality, opts: QualityOptions) -> list[tuple[Reason, str]]:
          + _over("effect darker than a shadow", q.too_dark, opts.max_too_dark)
          + _over("effect ratio roughness", q.ratio_roughness, opts.max_ratio_roughness)),
         (Reason.FILL_SMEARED, _under("fill texture", q.fill_texture, opts.min_fill_texture)
-         + _over("fill seam", q.fill_seam, opts.max_fill_seam) + _over("fill ghost", q.fill_ghost, opts.max_fill_ghost)),
+         + _over("fill seam", q.fill_seam, opts.max_fill_seam)
+         + _over("fill ghost", q.fill_ghost, opts.max_fill_ghost)),
         (Reason.EFFECT_IMPLAUSIBLE, _over("effect area (× the object)", q.effect_area, opts.max_effect_area)
          + _over("effect foreign-coloured share", q.effect_foreign, opts.max_effect_foreign)),
     ]
