@@ -1,4 +1,5 @@
-"""``curate init DIR``: the example run configs and the Grafana dashboard, copied out of the package.
+"""``curate init DIR``: the example run configs, the Grafana dashboard and the Prometheus alerting rules, copied
+out of the package.
 
 They ship inside the package (``curation/manifests``), so an installed wheel has them; ``curate init`` puts
 them where a user can edit them, then ``curate run DIR/manifests/demo.yaml`` runs the offline demo.
@@ -17,7 +18,7 @@ def init(dest: Path) -> list[Path]:
     """Copy the packaged manifests (run configs, ``grafana/curation.json``) into ``dest/manifests``; refuses to
     overwrite a file that is there. Returns the files written."""
     target = dest / "manifests"
-    files = sorted(p for p in MANIFESTS.rglob("*") if p.is_file() and p.suffix in (".yaml", ".json"))
+    files = sorted(p for p in MANIFESTS.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml", ".json"))
     clashes = [target / p.relative_to(MANIFESTS) for p in files if (target / p.relative_to(MANIFESTS)).exists()]
     if clashes:
         raise FileExistsError(f"{clashes[0]} exists (and {len(clashes) - 1} more): choose another folder")

@@ -47,6 +47,7 @@ def test_init_copies_the_manifests_and_the_dashboard(capsys, tmp_path):
     assert main(["init", str(tmp_path)]) == 0
     assert (tmp_path / "manifests" / "demo.yaml").read_text() == (REPO / "manifests" / "demo.yaml").read_text()
     assert json.loads((tmp_path / "manifests" / "grafana" / "curation.json").read_text())["panels"]
+    assert "groups:" in (tmp_path / "manifests" / "prometheus" / "curation-rules.yml").read_text()
     assert main(["init", str(tmp_path)]) == 2  # never overwrites a user's edits
     assert "exists" in capsys.readouterr().err
 
