@@ -73,7 +73,7 @@ def run_eta(stages: list[StageProgress]) -> str:
         return ""
     first = stages[0]
     if first.inputs and first.eta_s == 0 and all(p.expected == 0 for p in stages[1:]):
-        return "nothing left to do: every key of the work list is already done"
+        return "nothing left to do: every key is done"
     last = stages[-1]
     if last.eta_s == 0 and not last.eta_floor:
         return "done"

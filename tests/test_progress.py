@@ -91,6 +91,8 @@ def test_a_resume_with_nothing_left_says_so() -> None:
     assert "nothing" not in progress_lines({**t.snapshot(), "now": 1001.0}, 80)[0]  # ingest is not through yet
     t.add_batch("ingest", 41, 0, {}, started=1000.5, seconds=0.2)
     lines = progress_lines({**t.snapshot(), "now": 1001.0}, 80)
-    assert lines[0] == "[0:01]  nothing left to do: every key of the work list is already done"
+    assert lines[0] == "[0:01]  nothing left to do: every key is done"
     assert lines[1].endswith("done") and all(line.endswith("nothing to do") for line in lines[2:4])
     assert "--:--" not in " ".join(lines)
+    narrow = progress_lines({**t.snapshot(), "now": 1001.0}, 60)
+    assert all(len(line) <= 60 and "…" not in line for line in narrow) and "nothing left to do" in narrow[0]
