@@ -79,6 +79,10 @@ def test_metrics_endpoint_during_and_at_end_of_a_run(tmp_path: Path) -> None:
                     during.append(got)
             time.sleep(0.3)
         end = scrape(url)
+        import psutil
+
+        listening = {c.laddr.ip for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port}
+        assert listening == {"127.0.0.1"}, listening  # not on every interface (ray.listen_all_interfaces: false)
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -26,8 +27,11 @@ def _sh(*cmd: str, cwd=None, timeout: int = 300) -> str:
 
 def test_the_wheel_in_a_fresh_venv_runs_init_and_the_demo(tmp_path):
     lock = {"PIP_CONSTRAINT": str(REPO / "requirements.lock")}
+    source = tmp_path / "source"  # a clean copy: setuptools' build/ in the clone may hold files deleted since
+    shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "build", "out", "*.egg-info", "__pycache__", ".pytest_cache", "bench", "docs", "tests"))
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(REPO),
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source),
                     "-w", str(wheels)], check=True, capture_output=True, env={**os.environ, **lock}, timeout=300)
     [wheel] = wheels.glob("layered_curation-*.whl")
     fresh = tmp_path / "fresh"
