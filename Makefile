@@ -4,6 +4,9 @@ VENV     := .venv
 BIN      := $(VENV)/bin
 # torch first: these wheels lie on this kind of machine's disk; a bare `torch` pulls several GB.
 TORCH    ?= torch==2.14.1 torchvision==0.29.1
+# a machine without a GPU: TORCH_INDEX=https://download.pytorch.org/whl/cpu installs the CPU-only torch wheels
+# (the default index's torch brings the CUDA libraries, several GB that a CPU machine never uses)
+TORCH_INDEX ?=
 # every install is held to the lock (build environments too, through the environment variable)
 LOCK     := requirements.lock
 PIP      := PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(BIN)/pip
@@ -15,7 +18,7 @@ OUT      ?= out/demo
 $(BIN)/curate: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(TORCH)
+	$(PIP) install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
 	$(PIP) install -q -e '.[test,dev]'
 	touch $(BIN)/curate
 
@@ -54,13 +57,19 @@ bench: venv
 
 # Prometheus (Debian: apt-get install -y prometheus) on 127.0.0.1 only, scraping the local Ray through the scrape
 # config Ray writes for its session when its dashboard runs (ray.dashboard: true; `curate run ... --hold` keeps it
-# up after the run). README: "Watching a run".
-RAY_PROM_CONFIG ?= /tmp/ray/session_latest/metrics/prometheus/prometheus.yml
+# up after the run), with the pipeline's alerting rules. Ray keeps its sessions in $RAY_TMPDIR/ray (as Ray reads
+# it: default /tmp/ray); RAY_SESSION or RAY_PROM_CONFIG name another session or config. README: "Watching a run".
+RAY_TMPDIR      ?= /tmp
+RAY_SESSION     ?= $(RAY_TMPDIR)/ray/session_latest
+RAY_PROM_CONFIG ?= $(RAY_SESSION)/metrics/prometheus/prometheus.yml
 PROM_LISTEN     ?= 127.0.0.1:9090
+PROM_RULES      := manifests/prometheus/curation-rules.yml
 monitor:
 	@command -v prometheus >/dev/null || { echo "make monitor needs Prometheus: apt-get install -y prometheus" >&2; exit 1; }
-	@test -f $(RAY_PROM_CONFIG) || { echo "no $(RAY_PROM_CONFIG): Ray writes it when a local run has its dashboard on (ray.dashboard: true)" >&2; exit 1; }
-	prometheus --config.file=$(RAY_PROM_CONFIG) --web.listen-address=$(PROM_LISTEN) --storage.tsdb.path=out/prometheus
+	@test -f $(RAY_PROM_CONFIG) || { echo "no $(RAY_PROM_CONFIG): Ray writes it when a local run has its dashboard on (ray.dashboard: true). Another Ray temp dir: make monitor RAY_TMPDIR=DIR; another session or file: RAY_SESSION=DIR or RAY_PROM_CONFIG=FILE" >&2; exit 1; }
+	mkdir -p out/prometheus
+	{ cat $(RAY_PROM_CONFIG); printf 'rule_files:\n  - %s\n' $(CURDIR)/$(PROM_RULES); } > out/prometheus/prometheus.yml
+	prometheus --config.file=out/prometheus/prometheus.yml --web.listen-address=$(PROM_LISTEN) --storage.tsdb.path=out/prometheus/data
 
 clean:
 	rm -rf out .pytest_cache

@@ -1,8 +1,10 @@
 """Training-loader throughput: ``layered_loader`` at 256 px over real shards, samples per second.
 
 Writes synthetic 256-px scenes through the sink into a temporary OUT folder, then plays whole epochs:
-with 2 DataLoader workers (what a trainer runs) and in-process (``num_workers=0``: the cost of decoding
-and augmenting one sample, without worker start-up or transfer). In-process runs with one torch thread,
+with 2 DataLoader workers (what a trainer runs), the same over HTTP (the shards served by a local
+``http.server``, read through webdataset's ``http://`` URLs: a web server or object store in front of
+OUT) and in-process (``num_workers=0``: the cost of decoding and augmenting one sample, without worker
+start-up or transfer). Samples/s are also given per worker (the figure to multiply by a trainer's workers). In-process runs with one torch thread,
 as DataLoader workers do: on a shared machine, torch's thread pool spinning on small interpolations
 costs more than it saves. Wall-clock samples/s and CPU seconds per sample
 (this process plus the reaped workers) are reported; the first epoch of each setting is a warm-up.
@@ -21,7 +23,9 @@ from typing import Any
 
 import torch
 
+from curation.layout import OutDir
 from curation.loader import layered_loader
+from devdata.http_shards import serve
 from devdata.layered_shards import write_layered_shards
 
 SIZE = 256
@@ -32,7 +36,7 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _play(out: Path, workers: int, epochs: int, batch_size: int) -> dict[str, float]:
+def _play(out: Path | list[str], workers: int, epochs: int, batch_size: int) -> dict[str, float]:
     loader = layered_loader(out, size=SIZE, batch_size=batch_size, num_workers=workers, crop="random")
     for _ in loader:  # warm-up epoch: page cache, imports in the workers
         pass
@@ -54,6 +58,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         written = write_layered_shards(scratch / "out", scenes=args.scenes, sizes=(SIZE,), shard_size=32)
         two = _play(written.out, 2, args.epochs, args.batch_size)
+        with serve(written.out / "shards") as http:
+            urls = [http.url(f"{n}.tar") for n in OutDir(written.out).complete_shards()]
+            over_http = _play(urls, 2, args.epochs, args.batch_size)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
@@ -64,6 +71,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         shutil.rmtree(scratch, ignore_errors=True)
     result = {"size_px": SIZE, "samples_per_epoch": len(written.accepted),
               "workers2_samples_per_s": two["samples_per_s"], "workers2_cpu_s_per_sample": two["cpu_s_per_sample"],
+              "files_samples_per_s_per_worker": round(two["samples_per_s"] / 2, 1),
+              "http_workers2_samples_per_s": over_http["samples_per_s"],
+              "http_samples_per_s_per_worker": round(over_http["samples_per_s"] / 2, 1),
+              "http_workers2_cpu_s_per_sample": over_http["cpu_s_per_sample"],
               "inprocess_samples_per_s": one["samples_per_s"], "inprocess_cpu_s_per_sample": one["cpu_s_per_sample"]}
     print(result)
     return result

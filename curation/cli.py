@@ -4,13 +4,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
 from curation.core.config import ConfigError, load_config
 
-#: the run config ``curate run`` uses when none is given
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "manifests" / "demo.yaml"
+#: the run config ``curate run`` uses when none is given (package data: an installed wheel has it too)
+DEMO_CONFIG = Path(__file__).resolve().parent / "manifests" / "demo.yaml"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -52,12 +53,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 #: modules that add more sub-commands: each defines ``register(subparsers)`` (imports stay lazy inside)
-PLUGINS: tuple[str, ...] = ("curation.eval_layers", "curation.shards", "curation.report", "curator_model.cli")
+PLUGINS: tuple[str, ...] = ("curation.eval_layers", "curation.shards", "curation.report", "curator_model.cli",
+                            "curation.plan", "curation.status", "curation.config_cmd", "curation.init")
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("layered-curation")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="curate", description="Curate layered image triplets into WebDataset shards.")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True)
     for module in PLUGINS:
         importlib.import_module(module).register(sub)
@@ -81,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run a sub-command; an error that escapes it is one line and exit 1 (``--debug``: the traceback)."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+        return code
+    except BrokenPipeError:  # ``curate shards ... | head``: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 0
     except Exception as err:  # noqa: BLE001 - the command line's last word on an unexpected failure
         if args.debug:
             raise

@@ -6,10 +6,12 @@ block is printed every ``LOG_EVERY_S`` seconds. Ray's own log lines stay in its 
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import sys
+import textwrap
 import threading
 import time
 from contextlib import contextmanager, nullcontext
@@ -17,66 +19,41 @@ from pathlib import Path
 from typing import Any, Iterator, TextIO
 
 from curation.core.config import ConfigError, RunConfig
+from curation.core.schema import OK
 from curation.finalize import run_files
 from curation.pipeline import RunFailed, RunResult, out_dir, run
-from curation.progress import StageProgress, estimate
+from curation.progress import estimate
+from curation.progress_view import PROGRESS_FILE, progress_lines, write_snapshot
 from curation.watch import RunStart
 
 LOG_EVERY_S = 15.0
 
 
-def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
-
-
-def _reasons(rejected: dict[str, int], top: int = 2) -> str:
-    if not rejected:
-        return ""
-    items = sorted(rejected.items(), key=lambda kv: -kv[1])
-    more = f", +{len(items) - top} more" if len(items) > top else ""
-    return " (" + ", ".join(f"{r} {n}" for r, n in items[:top]) + more + ")"
-
-
-def stage_line(p: StageProgress, first: bool) -> str:
-    """``masks     16/~40 rows →   14 passed,   2 rejected (empty_mask 2)   1.30/s  ETA 0:30``."""
-    unit = "units" if first else "rows"
-    expected = "?" if p.expected is None else (f"{p.expected:.0f}" if first else f"~{p.expected:.0f}")
-    rate = "    -  " if p.rate is None else f"{p.rate:6.2f}/s"
-    done = p.expected is not None and p.inputs >= p.expected and (first or p.eta_s == 0)
-    eta = "done" if done else f"ETA {_clock(p.eta_s)}"
-    return (f"{p.stage:<8} {p.inputs:>6}/{expected:<6} {unit:<5} → {p.accepted:>6} passed, {p.rejected_total:>5} rejected  "
-            f"{rate}  {eta}{_reasons(p.rejected)}")
-
-
-def sink_line(sink: dict[str, Any]) -> str:
-    return f"{'sink':<8} {sink['shards']:>6} shards, {sink['accepted']} samples of {sink['rows']} rows, {sink['bytes'] / 1e6:.1f} MB"
-
-
-def progress_lines(snap: dict[str, Any]) -> list[str]:
-    elapsed = snap["now"] - snap["started"]
-    lines = [stage_line(p, i == 0) for i, p in enumerate(estimate(snap))]
-    return [f"[{_clock(elapsed)}]"] + lines + [sink_line(snap["sink"])]
-
-
 class TerminalWatcher:
     """The CLI's :class:`curation.watch.Watcher`: prints where to watch, then the progress block."""
 
-    def __init__(self, stream: TextIO | None = None, native_log: Path | None = None):
+    def __init__(self, stream: TextIO | None = None, native_log: Path | None = None,
+                 progress_file: Path | None = None):
         self.stream = stream or sys.stdout  # looked up now: sys.stdout may have been replaced since import
         self.native_log = native_log
+        self.progress_file = progress_file
+        self.segment: str | None = None
         self.tty = self.stream.isatty()
         self.drawn = 0
         self.last_print = 0.0
         self.lock = threading.Lock()
 
     def _print(self, text: str = "") -> None:
+        """One line; on a terminal, wrapped at its width between words (a long path stays whole)."""
+        if self.tty and text:
+            width = max(20, shutil.get_terminal_size().columns - 1)
+            indent = " " * (len(text) - len(text.lstrip()) + 4)
+            text = "\n".join(textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False,
+                                            break_on_hyphens=False, drop_whitespace=True)) or text
         print(text, file=self.stream, flush=True)
 
     def started(self, run: RunStart) -> None:
+        self.segment = run.segment
         pools = ", ".join(f"{'+'.join(s.name.value for s in p.stages)} ×{p.resources.concurrency}"
                           + (f"..{p.resources.max_concurrency}" if p.resources.max_concurrency not in (None, p.resources.concurrency) else "")
                           + (f" ({p.resources.num_gpus:g} GPU)" if p.resources.num_gpus else "")
@@ -94,19 +71,20 @@ class TerminalWatcher:
 
     def progress(self, snapshot: dict[str, Any]) -> None:
         with self.lock:
+            if self.progress_file is not None:
+                write_snapshot(self.progress_file, {**snapshot, "segment": self.segment})
             now = time.monotonic()
             if not self.tty and now - self.last_print < LOG_EVERY_S:
                 return
             self.last_print = now
-            lines = progress_lines(snapshot)
-            if self.tty:
-                width = shutil.get_terminal_size().columns - 1
+            if self.tty:  # the block fits the terminal as it is now (redrawn each second: a resize is followed)
+                lines = progress_lines(snapshot, max(20, shutil.get_terminal_size().columns - 1))
                 up = f"\x1b[{self.drawn}F" if self.drawn else ""
-                self.stream.write(up + "".join(f"{line[:width]}\x1b[K\n" for line in lines))
+                self.stream.write(up + "".join(f"{line}\x1b[K\n" for line in lines) + "\x1b[J")
                 self.stream.flush()
                 self.drawn = len(lines)
             else:
-                for line in lines:
+                for line in progress_lines(snapshot):
                     self._print(line)
 
     def finished(self, result: RunResult) -> None:
@@ -128,9 +106,17 @@ def summary_lines(result: RunResult) -> list[str]:
             per = f"{p.inputs / p.busy_s:10.2f}" if p.busy_s else f"{'-':>10}"
             batches = result.progress["stages"][p.stage]["batches"]
             lines.append(f"  {p.stage:<8} {p.inputs:>7} {p.accepted:>7} {p.rejected_total:>8} {batches:>7} {p.busy_s:>8.1f} {per}")
+    if result.progress and result.progress["stages"]:
+        ingest = next(iter(result.progress["stages"].values()))
+        skipped = resumed_keys(result.out)
+        if ingest["inputs"] and not ingest["accepted"] and not ingest["rejected"] and skipped:
+            lines.append(f"  nothing left to do: all {skipped} keys of the work list were already done in {result.out}")
     top = list(s["by_reason"].items())[:5]
     if top:
         lines.append("  top reject reasons: " + ", ".join(f"{k} {v}" for k, v in top))
+    rates = source_rates(result.out)
+    if rates:
+        lines.append("  accepted per source: " + ", ".join(rates))
     if result.ray.metrics_url and result.ray.embedded:
         state = ("final values exported" if not result.metrics_left
                  else f"NOT final: {'; '.join(result.metrics_left[:3])}")
@@ -138,6 +124,30 @@ def summary_lines(result: RunResult) -> list[str]:
     for name, path in run_files(result.out).items():
         lines.append(f"  {name:16s} {path}")
     return lines
+
+
+def resumed_keys(root: Path) -> int:
+    """How many keys the latest run segment found already done (run.json), 0 when unknown."""
+    try:
+        return int(json.loads((root / "run.json").read_text())["history"][-1].get("skipped_done_keys") or 0)
+    except (OSError, ValueError, KeyError, IndexError):
+        return 0
+
+
+def source_rates(root: Path) -> list[str]:
+    """``name accepted/rows (share)`` per source of the run folder's index (every segment)."""
+    import pyarrow.parquet as pq
+
+    try:
+        index = pq.read_table(root / "index.parquet", columns=["source", "status"])
+    except (OSError, ValueError):
+        return []
+    counts: dict[str, list[int]] = {}
+    for source, status in zip(index.column("source").to_pylist(), index.column("status").to_pylist(), strict=True):
+        c = counts.setdefault(source, [0, 0])
+        c[0] += status == OK
+        c[1] += 1
+    return [f"{name} {ok}/{n} ({ok / n:.0%})" for name, (ok, n) in sorted(counts.items())]
 
 
 def hold(result: RunResult, stream: TextIO | None = None) -> None:
@@ -179,8 +189,9 @@ def run_in_terminal(cfg: RunConfig, verbose: bool = False, hold_after: bool = Fa
     traceback); a run whose stage code failed beyond the error budget, or that accepted nothing, is one line
     and exit 1."""
     try:
-        native_log = out_dir(cfg).work / "ray-native-stderr.log"
-        watcher = TerminalWatcher(native_log=None if verbose else native_log)
+        work = out_dir(cfg).work
+        native_log = work / "ray-native-stderr.log"
+        watcher = TerminalWatcher(native_log=None if verbose else native_log, progress_file=work / PROGRESS_FILE)
         with nullcontext() if verbose else native_stderr_to(native_log):
             result = run(cfg, watcher=watcher, verbose=verbose)
             watcher.finished(result)

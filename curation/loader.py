@@ -1,8 +1,8 @@
 """Read the shards for training: ``layered_loader`` gives aligned, augmented batches, each key once per epoch.
 
 How an epoch is split. The loader first lists the samples that pass the filters, shard by shard: from
-each shard's index parquet when it lies beside the tar (an ``OUT`` folder, or a glob of its shards), else
-from the tar's ``.json`` members. Each epoch orders the shards by a permutation drawn from
+each shard's index parquet when it lies beside the tar (an ``OUT`` folder, a glob of its shards, or the same
+name ending in ``.parquet`` at an ``http(s)`` URL), else from the tar's ``.json`` members. Each epoch orders the shards by a permutation drawn from
 ``(seed, epoch)`` and cuts that sequence of samples into ``world_size × num_workers`` contiguous runs of
 equal length (±1): consumer ``rank · num_workers + worker`` reads only the shards its run touches and
 keeps only its own keys. So every key is read exactly once per epoch across ranks and workers, ranks get
@@ -22,6 +22,8 @@ import json
 import math
 import os
 import random
+import urllib.error
+import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,12 +90,22 @@ def shard_urls(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[
     return urls
 
 
-def _index_path(url: str) -> Path | None:
-    path = Path(url)
-    return path.with_suffix(".parquet") if url.endswith(".tar") and path.with_suffix(".parquet").is_file() else None
+def _index(url: str) -> Path | io.BytesIO | None:
+    """The shard's index parquet beside its tar: a local file, or fetched over HTTP (a few KB, where listing the
+    keys from the tar itself would download the whole tar); None when there is none."""
+    if not url.endswith(".tar"):
+        return None
+    if url.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(url[: -len(".tar")] + ".parquet", timeout=60) as response:
+                return io.BytesIO(response.read())
+        except (urllib.error.URLError, OSError):  # no index there (404, say): the tar's json members tell
+            return None
+    path = Path(url).with_suffix(".parquet")
+    return path if path.is_file() else None
 
 
-def _keys_from_index(index: Path, filters: Filters) -> tuple[str, ...]:
+def _keys_from_index(index: Path | io.BytesIO, filters: Filters) -> tuple[str, ...]:
     table = pq.read_table(index, columns=["key", "status", "source", "score", *CAPTION_COLUMNS]).to_pylist()
     return tuple(r["key"] for r in table if r["status"] == OK
                  and filters.keep(r["source"], r["score"], (r[c] for c in CAPTION_COLUMNS)))
@@ -114,7 +126,7 @@ def catalog(urls: Iterable[str], filters: Filters) -> list[Shard]:
     """Every shard with the keys that pass ``filters``."""
     shards = []
     for url in urls:
-        index = _index_path(url)
+        index = _index(url)
         shards.append(Shard(url, _keys_from_index(index, filters) if index else _keys_from_tar(url, filters)))
     return shards
 

@@ -36,7 +36,16 @@ from curation.progress import Poller, final_snapshot, start_tally
 from curation.report import write_report
 from curation.runinfo import end_run, record_progress, start_run
 from curation.sink import ShardSink
-from curation.watch import METRICS_REPORT_INTERVAL_MS, RayInfo, RunStart, Watcher, ray_info, ray_output, settle_metrics
+from curation.watch import (
+    METRICS_REPORT_INTERVAL_MS,
+    RayInfo,
+    RunStart,
+    Watcher,
+    loopback_only,
+    ray_info,
+    ray_output,
+    settle_metrics,
+)
 from curation.worklist import write_units
 from stages.caption import Caption
 from stages.curate import Curate
@@ -143,7 +152,9 @@ def init_ray(cfg: RunConfig, verbose: bool = True) -> RayInfo:
     # writes start the workers they use, and a prestarted one that nothing claims is a Python process importing
     # Ray on the cores the stages need
     os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
-    context = ray.init(num_cpus=num_cpus, include_dashboard=cfg.ray.dashboard, log_to_driver=verbose,
+    if not cfg.ray.listen_all_interfaces:
+        loopback_only()
+    context = ray.init(address="local", num_cpus=num_cpus, include_dashboard=cfg.ray.dashboard, log_to_driver=verbose,
                        configure_logging=True, logging_level=logging.WARNING if verbose else logging.ERROR,
                        _metrics_export_port=cfg.ray.metrics_export_port,
                        _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS})

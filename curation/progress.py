@@ -74,6 +74,8 @@ class StageProgress:
     rate: float | None  # inputs per second of wall time since the stage's first batch
     eta_s: float | None
     busy_s: float
+    #: ``eta_s`` is only a lower bound: the stage has no batch of its own yet, it cannot end before its feeder
+    eta_floor: bool = False
 
     @property
     def rejected_total(self) -> int:
@@ -83,18 +85,27 @@ class StageProgress:
 def estimate(snap: dict[str, Any]) -> list[StageProgress]:
     """Each stage's progress with an ETA from the known number of source units: a stage expects what the stage
     before it will pass on (its pass rate so far times what it expects), at its own rate so far; it cannot end
-    before the stage that feeds it."""
-    now, upstream_eta = snap["now"], 0.0
+    before the stage that feeds it. From the first completed batch on there is an ETA: a stage that has not
+    finished a batch yet gets its feeder's as a lower bound (``eta_floor``); one that expects nothing, 0."""
+    now = snap["now"]
     expected: float | None = float(snap["units"])
+    upstream_eta: float | None = 0.0
+    upstream_floor = False
     out = []
     for name, s in snap["stages"].items():
         rate = s["inputs"] / max(now - s["first"], 1e-6) if s["first"] is not None and s["inputs"] else None
-        eta = None
-        if expected is not None and rate:
-            eta = max(upstream_eta, max(expected - s["inputs"], 0.0) / rate)
-        out.append(StageProgress(name, s["inputs"], expected, s["accepted"], s["rejected"], rate, eta, s["busy_s"]))
-        upstream_eta = eta if eta is not None else upstream_eta
-        expected = expected * s["accepted"] / s["inputs"] if expected is not None and s["inputs"] else None
+        eta, floor = None, upstream_floor
+        if expected is not None and expected <= s["inputs"] and upstream_eta == 0.0 and not upstream_floor:
+            eta = 0.0  # all in (or nothing to do)
+        elif expected is not None and rate:
+            eta = None if upstream_eta is None else max(upstream_eta, max(expected - s["inputs"], 0.0) / rate)
+        elif upstream_eta is not None and any(st["inputs"] for st in snap["stages"].values()):
+            eta, floor = upstream_eta, True
+        out.append(StageProgress(name, s["inputs"], expected, s["accepted"], s["rejected"], rate, eta, s["busy_s"],
+                                 eta_floor=floor))
+        upstream_eta, upstream_floor = eta, floor
+        if expected != 0:  # nothing for a stage: nothing for the stages after it either
+            expected = expected * s["accepted"] / s["inputs"] if expected is not None and s["inputs"] else None
     return out
 
 

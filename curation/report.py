@@ -125,12 +125,15 @@ def _scores(run: Run) -> str:
     groups = [[v for v, st in scores if st == "ok"], [v for v, st in scores if st != "ok"]]
     ax.hist(groups, bins=bins, stacked=True, color=[ACCEPTED_COLOUR, REJECTED_COLOUR],
             label=[f"accepted ({len(groups[0])})", f"rejected ({len(groups[1])})"])
-    for t in sorted(thresholds):
+    for i, t in enumerate(sorted(thresholds)):
+        # the label sits above the axes (nothing else is there) and reads the threshold as the run used it
         ax.axvline(t, color="#333", linestyle="--", linewidth=1)
-        ax.annotate(f"threshold {t:.3f}", (t, ax.get_ylim()[1] * 0.92), xytext=(4, 0), textcoords="offset points")
+        ax.annotate(f"threshold {t:.6g}", (t, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 3 + 11 * i),
+                    textcoords="offset points", ha="right" if t > 0.6 else "left", va="bottom",
+                    gid=f"threshold-label-{i}")
     ax.set_xlabel("curator score (P(good))")
     ax.set_ylabel("rows")
-    ax.legend(frameon=False, loc="upper left")
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0)).set_gid("score-legend")
     psnr = [v for v in index.column("psnr").to_pylist() if v is not None and math.isfinite(v)]
     q = np.percentile(psnr, [5, 50, 95]).round(2).tolist() if psnr else "n/a"
     return f'<div class=plot>{_svg(fig)}</div><p>Recomposite PSNR 5/50/95%: {q} dB (rows that reached stage 2).</p>'
@@ -201,6 +204,7 @@ def _throughput(run: Run) -> str:
 
 
 def _layer_images(layers: dict[str, np.ndarray | None]) -> list[tuple[str, Image.Image]]:
+    """The layers a row was judged on, the foreground on a checkerboard and its alpha beside it."""
     out = []
     for name in ("composite", "background", "foreground", "mask", "effect"):
         a = layers.get(name)
@@ -208,6 +212,8 @@ def _layer_images(layers: dict[str, np.ndarray | None]) -> list[tuple[str, Image
             continue
         im = Image.fromarray(a)
         out.append((name, on_checkerboard(im) if name == "foreground" else im))
+        if name == "foreground" and a.ndim == 3 and a.shape[2] == 4:
+            out.append(("alpha", Image.fromarray(np.ascontiguousarray(a[..., 3]))))
     return out
 
 
@@ -263,20 +269,86 @@ def _tar_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
         yield key, members
 
 
+def _is_real(source_ref: str) -> bool:
+    """A real photo: every source but the synthetic scenes (whose refs start with ``synthetic:``)."""
+    return not str(source_ref).startswith("synthetic:")
+
+
+def gallery_picks(index: pa.Table, n: int = GALLERY) -> list[tuple[dict[str, Any], str]]:
+    """Up to ``n`` accepted rows, each with why it is shown: real photos first, then the lowest and the highest
+    curator scores, then every source's first rows in turn, so a page of 16 shows the run's range rather than
+    the first shard's start."""
+    cols = [c for c in ("key", "source", "source_ref", "score", "meta", "shard", "status") if c in index.column_names]
+    rows = [r for r in index.select(cols).to_pylist() if r["status"] == "ok"]
+    picked: dict[str, tuple[dict[str, Any], str]] = {}
+
+    def take(candidates: list[dict[str, Any]], why: str, k: int) -> None:
+        for r in candidates:
+            if len(picked) >= n or k <= 0:
+                return
+            if r["key"] not in picked:
+                picked[r["key"]] = (r, why)
+                k -= 1
+
+    def score(r: dict[str, Any]) -> float:
+        return r["score"] if r.get("score") is not None and math.isfinite(r["score"]) else float("nan")
+
+    take([r for r in rows if _is_real(r.get("source_ref", ""))], "real photo", n // 4)
+    scored = sorted((r for r in rows if math.isfinite(score(r))), key=score)
+    take(scored, "lowest score", n // 8 or 1)
+    take(scored[::-1], "highest score", n // 8 or 1)
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_source.setdefault(r["source"], []).append(r)
+    while len(picked) < n and any(by_source.values()):
+        for name, queue in by_source.items():
+            while queue and queue[0]["key"] in picked:
+                queue.pop(0)
+            if queue:
+                take([queue.pop(0)], f"source {name}", 1)
+    return list(picked.values())
+
+
+def _card_note(row: dict[str, Any], why: str) -> str:
+    curate = json.loads(row.get("meta") or "{}").get("curate", {})
+    p = row.get("score")
+    parts = [f"<b>{_esc(why)}</b>"] + ([] if why.startswith("source ") else [f"source {_esc(row['source'])}"])
+    if p is not None and math.isfinite(p):
+        parts.append(f"P(good) <b>{p:.3f}</b>")
+    if curate.get("likely_failure"):
+        failure = f"top failure {_esc(curate['likely_failure'])}"
+        parts.append(failure + (f" ({curate['p_failure']:.2f})" if isinstance(curate.get("p_failure"), float) else ""))
+    return " · ".join(parts)
+
+
 def _gallery(run: Run) -> str:
+    picks = gallery_picks(run.index)
+    if not picks:
+        return "<p class=skip>No accepted samples in the shards.</p>"
+    wanted = {r["key"]: (r, why) for r, why in picks}
+    shards = sorted({r["shard"] for r, _ in picks if r.get("shard")})
+    found: dict[str, dict[str, bytes]] = {}
+    for key, sample in _samples([run.out.shards / f"{s}.tar" for s in shards]):
+        if key in wanted:
+            found[key] = sample
     cells: list[str] = []
-    for key, sample in _samples([run.out.shards / f"{n}.tar" for n in run.out.complete_shards()]):
+    for key, (row, why) in wanted.items():
+        if key not in found:
+            continue
+        sample = found[key]
         fg = Image.open(io.BytesIO(sample["foreground.png"])).convert("RGBA")
         caps = json.loads(sample["json"])["captions"]
         layers = [("composite", Image.open(io.BytesIO(sample["composite.png"])).convert("RGB")),
                   ("background", Image.open(io.BytesIO(sample["background.png"])).convert("RGB")),
-                  ("foreground", on_checkerboard(fg))]
-        cells.append(f'<div class=card><div>{_figures(layers)}</div><code>{_esc(key)}</code>'
+                  ("foreground", on_checkerboard(fg)), ("alpha", fg.getchannel("A"))]
+        cells.append(f'<div class="card wide"><div>{_figures(layers)}</div><code>{_esc(key)}</code>'
+                     f'<p>{_card_note(row, why)}</p>'
                      f'<p>{_esc(caps["composite"])}<br><i>fg:</i> {_esc(caps["foreground"])}'
                      f'<br><i>bg:</i> {_esc(caps["background"])}</p></div>')
-        if len(cells) >= GALLERY:
-            break
-    return "".join(cells) or "<p class=skip>No accepted samples in the shards.</p>"
+    real = sum(why == "real photo" for _, why in picks)
+    return (f"<p>{len(cells)} of {sum(1 for s in run.index.column('status').to_pylist() if s == 'ok')} accepted "
+            f"samples: {real} from real photos first, then the lowest and highest curator scores, then each source "
+            f"in turn.</p>" + "".join(cells))
 
 
 def _history(run: Run) -> str:
@@ -306,7 +378,7 @@ SECTIONS: tuple[tuple[str, Callable[[Run], str]], ...] = (
     ("Fill quality (stage 2)", _fill_quality),
     ("Throughput and time per stage", _throughput),
     ("Rejects by reason, with the thumbnails kept", _rejects),
-    ("Accepted samples (composite · background · foreground on a checkerboard)", _gallery),
+    ("Accepted samples (composite · background · foreground on a checkerboard · alpha)", _gallery),
     ("Run history", _history),
     ("Config", _config),
 )
@@ -317,7 +389,7 @@ table{border-collapse:collapse;font-size:13px}td,th{padding:2px 10px;border-bott
 td.n{text-align:right;font-variant-numeric:tabular-nums}.big{font-size:18px}.skip{color:#888;font-style:italic}
 .cols{display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start}.plot svg{max-width:100%;height:auto}
 .card{display:inline-block;vertical-align:top;margin:6px;padding:6px;border:1px solid #ddd;max-width:500px;font-size:12px}
-.card.wide{max-width:680px}.card.wide img{width:128px}
+.card.wide{max-width:780px}.card.wide img{width:112px}
 figure{display:inline-block;margin:0 3px 2px 0;text-align:center;font-size:10px;color:#666}figure img{display:block}
 p{margin:.4em 0}pre{font-size:11px;background:#f7f7f7;padding:8px;overflow:auto;max-height:600px}"""
 

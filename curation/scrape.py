@@ -25,7 +25,6 @@ class Scraped:
 
     rows: dict[tuple[str, str, str], float] = field(default_factory=lambda: defaultdict(float))
     batches: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    rates: dict[str, float] = field(default_factory=dict)
     scores: float = 0.0
     shards: float = 0.0
     bytes: float = 0.0
@@ -46,8 +45,6 @@ def parse(text: str) -> Scraped:
                 out.rows[(labels["stage"], labels["status"], labels.get("reason", ""))] += sample.value
             elif name == m.BATCH_SECONDS + "_count":
                 out.batches[labels["stage"]] += sample.value
-            elif name == m.ROWS_PER_SECOND:
-                out.rates[labels["stage"]] = out.rates.get(labels["stage"], 0.0) + sample.value
             elif name == m.CURATOR_SCORE + "_count":
                 out.scores += sample.value
             elif name == m.SHARDS:

@@ -6,6 +6,7 @@ The pipeline (:mod:`curation.pipeline`) passes these around; the terminal (:mod:
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,6 +58,17 @@ def ray_info(embedded: bool, context: Any = None) -> RayInfo:
     return RayInfo(embedded=embedded, dashboard_url=f"http://{url}" if url else None,
                    metrics_url=f"http://127.0.0.1:{port}/metrics" if port else None,
                    logs=str(Path(node.get_session_dir_path()) / "logs") if node else None)
+
+
+def loopback_only() -> None:
+    """Keep the embedded local Ray, its metrics endpoint included, on 127.0.0.1. Ray binds that endpoint to every
+    interface unless the node's IP is the loopback one, and turns a loopback node IP into the machine's reachable
+    address unless its single-machine switch is on (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``). Ray reads the
+    switch when it is imported: set in the environment for the processes it starts, and on the constant here."""
+    from ray._private import ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def ray_output(verbose: bool) -> None:

@@ -28,7 +28,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 2
     print("test split (metrics only), at the threshold chosen on the calibration split:\n" + card["metrics"]["table_test"])
     print(f"\ncheckpoint {args.out / card['checkpoint']} ({card['size_bytes'] / 1e6:.1f} MB), threshold "
-          f"{card['threshold']:.4f}, trained in {card['training']['train_seconds']:.0f} s; model card {args.out / 'model_card.json'}")
+          f"{card['threshold']:.6g}, trained in {card['training']['train_seconds']:.0f} s; model card {args.out / 'model_card.json'}")
     return 0
 
 
@@ -51,7 +51,7 @@ def cmd_label_export(args: argparse.Namespace) -> int:
     write_review(page, candidates, threshold, str(args.out), rejects)
     print(json.dumps({"page": str(page), "samples": len(candidates), "real_rejects": sum(c.real and c.rejected for c in candidates),
                       "rejects": len(rejects),
-                      "threshold": round(threshold, 4)}))
+                      "threshold": threshold}))
     return 0
 
 

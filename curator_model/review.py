@@ -100,6 +100,16 @@ def _card(c: Candidate) -> str:
             f'failure <select>{opts}</select> <span class="state"></span></div>')
 
 
+def _order(candidates: list[Candidate]) -> str:
+    """What the page lists, in order, with the true counts (a part with nothing in it is said to be empty)."""
+    real = sum(c.real and c.rejected for c in candidates)
+    rest = len(candidates) - real
+    first = (f"First the {real} real-photo sample{'' if real == 1 else 's'} the curator rejects (it learned from "
+             "generated labels: these are where it is most likely wrong), then" if real else
+             "No real-photo sample falls below the threshold; here are")
+    return f"{first} the {rest} sample{'' if rest == 1 else 's'} it is least sure about."
+
+
 SCRIPT = """
 const COLUMNS = %(columns)s, LABELS = %(labels)s, STORE = "curator-labels:" + %(title)s;
 const state = JSON.parse(localStorage.getItem(STORE) || "{}");
@@ -147,9 +157,8 @@ def write_review(path: Path, candidates: list[Candidate], threshold: float, titl
 border:2px solid #ccc;font-size:13px}}.s.good{{border-color:#2a2}}.s.bad{{border-color:#c22}}figure{{display:inline-block;
 margin:0 3px;text-align:center;font-size:11px}}img{{display:block}}</style>
 <h1>Curator review: {len(candidates)} samples</h1>
-<p>First the real-photo samples the curator rejects (it learned from generated labels: these are where it is most
-likely wrong), then the samples it is least sure about.
- Threshold {threshold:.3f}. Mark each sample good or bad (optionally the failure), then
+<p>{_order(candidates)}
+ Threshold {threshold:.6g}. Mark each sample good or bad (optionally the failure), then
 <button id="download">download labels.csv</button> and train with
 <code>curate train-curator --labels labels.csv --shards {html.escape(title)}</code>.</p>
 {''.join(_card(c) for c in candidates)}

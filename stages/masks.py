@@ -90,6 +90,7 @@ class MasksAndLayers(RowStage):
             return
         agreement = self._agreement(obj, prompt)
         if agreement is not None and agreement < cfg.min_mask_agreement:
+            set_image(row, "mask", obj)  # a reviewer compares it with the annotation's
             reject(row, self.name, Reason.MASK_FAILED,
                    f"{self.segmenter.name} mask IoU {agreement:.2f} with the annotation < {cfg.min_mask_agreement}")
             return
@@ -112,16 +113,17 @@ class MasksAndLayers(RowStage):
             method = f"{self.inpainter.name}+relight"
         layers = decompose(composite, background, obj, cfg.soft_edge_px)
         effect = layers.effect > 0
+        # the layers go on the row before the checks: a reject keeps thumbnails of what it was judged on
+        for column in ("background", "foreground", "mask", "effect"):
+            set_image(row, column, getattr(layers, column))
         if self._check(row, composite, background, layers.foreground, obj, effect):
             return
         quality = measure(composite, background, obj, effect)
         failed = failures(quality, cfg.quality) if cfg.quality.enabled else []
         if failed:
-            (reason, detail), more = failed[0], [str(r) for r, _ in failed[1:]]
-            reject(row, self.name, reason, detail + (f"; also {', '.join(more)}" if more else ""))
+            (reason, detail), more = failed[0], [f"{r}: {d}" for r, d in failed[1:]]
+            reject(row, self.name, reason, detail + (f"; also {'; '.join(more)}" if more else ""))
             return
-        for column in ("background", "foreground", "mask", "effect"):
-            set_image(row, column, getattr(layers, column))
         for col in ("clean", "ann_mask", "ann_effect"):  # consumed: keep blocks small downstream
             row[col] = None
         update_meta(row, self.name, {

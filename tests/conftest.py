@@ -20,7 +20,8 @@ def ray_session():
     import ray.data
 
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)  # never a stray cluster
+        # "local": a new Ray of its own, never a `ray start` cluster that happens to run on the machine
+        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False

@@ -10,7 +10,7 @@ from curation.core.config import ConfigError, load_config, parse_config
 from curation.layout import OutDir
 from curation.quota import QuotaPlan, plan_quotas, select
 from stages.sources import build_source
-from tests.fixtures.coco_synth import write_dataset
+from devdata.coco_synth import write_dataset
 from tests.fixtures.mulan_synth import write_scene
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"

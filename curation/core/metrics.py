@@ -3,7 +3,9 @@ stages share an actor) and in the sink's write tasks.
 
 Ray exports them from every worker to its node's metrics agent, which serves them to Prometheus with
 Ray's ``ray_`` prefix (``ray_curation_rows_total``), one series per worker: sum over ``WorkerId`` for the
-run's totals. A finished worker's counters stay on the agent, so at the end of a run the sums equal
+run's totals. Only counters and histograms: a rate of them (rows per second, per busy second) outlives the
+actors that recorded them, where a gauge would vanish with its actor. ``status`` is ``ok`` or ``rejected``, as
+in index.parquet. A finished worker's counters stay on the agent, so at the end of a run the sums equal
 ``stats.json`` (each worker flushes when it exits, or every ``metrics_report_interval_ms``).
 
 A batch also goes to the run's progress tally (an actor the driver reads for its progress lines and
@@ -24,12 +26,11 @@ from curation.core.schema import OK, Row
 
 ROWS = "curation_rows_total"
 BATCH_SECONDS = "curation_stage_batch_seconds"
-ROWS_PER_SECOND = "curation_stage_rows_per_second"
 CURATOR_SCORE = "curation_curator_score"
 SHARDS = "curation_shards_written_total"
 BYTES = "curation_bytes_written_total"
 #: every metric the pipeline records
-NAMES = (ROWS, BATCH_SECONDS, ROWS_PER_SECOND, CURATOR_SCORE, SHARDS, BYTES)
+NAMES = (ROWS, BATCH_SECONDS, CURATOR_SCORE, SHARDS, BYTES)
 #: the prefix Ray's exporter puts before each name
 EXPORT_PREFIX = "ray_"
 
@@ -42,12 +43,10 @@ SCORE_BOUNDARIES = [round(0.05 * i, 2) for i in range(1, 20)]
 def _registry() -> dict[str, Any]:
     """The metric objects, built once per process (a worker registers each with Ray's exporter once)."""
     return {
-        ROWS: metrics.Counter(ROWS, "rows a stage finished: accepted (passed on) or rejected, with the reason",
+        ROWS: metrics.Counter(ROWS, "rows a stage finished: ok (passed on) or rejected, with the reason",
                               tag_keys=("stage", "status", "reason")),
         BATCH_SECONDS: metrics.Histogram(BATCH_SECONDS, "seconds a stage spent on one batch",
                                          boundaries=BATCH_BOUNDARIES, tag_keys=("stage",)),
-        ROWS_PER_SECOND: metrics.Gauge(ROWS_PER_SECOND, "inputs per second of a stage actor's last batch",
-                                       tag_keys=("stage",)),
         CURATOR_SCORE: metrics.Histogram(CURATOR_SCORE, "the curator's score of each row it scored",
                                          boundaries=SCORE_BOUNDARIES, tag_keys=("status",)),
         SHARDS: metrics.Counter(SHARDS, "complete shards written"),
@@ -81,7 +80,7 @@ class BatchOutcome:
             else:
                 continue
             if scored and row["score"] is not None and math.isfinite(row["score"]):
-                out.scores.append((float(row["score"]), "accepted" if row["status"] == OK else "rejected"))
+                out.scores.append((float(row["score"]), row["status"]))
         return out
 
 
@@ -90,12 +89,10 @@ def record_batch(outcome: BatchOutcome, tally: Any = None) -> None:
     m = _registry()
     stage = {"stage": outcome.stage}
     if outcome.accepted:
-        m[ROWS].inc(outcome.accepted, tags={**stage, "status": "accepted", "reason": ""})
+        m[ROWS].inc(outcome.accepted, tags={**stage, "status": OK, "reason": ""})
     for reason, n in outcome.rejected.items():
         m[ROWS].inc(n, tags={**stage, "status": "rejected", "reason": reason})
     m[BATCH_SECONDS].observe(outcome.seconds, tags=stage)
-    if outcome.seconds > 0:
-        m[ROWS_PER_SECOND].set(outcome.inputs / outcome.seconds, tags=stage)
     for score, status in outcome.scores:
         m[CURATOR_SCORE].observe(score, tags={"status": status})
     if tally is not None:

@@ -171,31 +171,35 @@ def _fill_values(c: np.ndarray, b: np.ndarray, o: np.ndarray, e: np.ndarray,
 
 
 def failures(q: Quality, opts: QualityOptions) -> list[tuple[Reason, str]]:
-    """The checks ``q`` fails, each as (reason, detail), in a fixed order; empty when the triplet passes."""
-    out: list[tuple[Reason, str]] = []
+    """The checks ``q`` fails, each as (reason, detail), in a fixed order; empty when the triplet passes. A
+    detail names only the gates that failed, each with its value and bound, so a reviewer sees why."""
+    groups: list[tuple[Reason, list[str]]] = [
+        (Reason.BACKGROUND_DRIFT, _over("pixels outside object+effect that differ from the composite", q.drift,
+                                        opts.max_drift, pct=True)),
+        (Reason.EFFECT_NOT_SHADOW, _over("effect brightened", q.brightened, opts.max_brightened, pct=True)
+         + _over("effect darker than a shadow", q.too_dark, opts.max_too_dark)
+         + _over("effect ratio roughness", q.ratio_roughness, opts.max_ratio_roughness)),
+        (Reason.FILL_SMEARED, _under("fill texture", q.fill_texture, opts.min_fill_texture)
+         + _over("fill texture", q.fill_texture, opts.max_fill_texture)
+         + _over("fill seam", q.fill_seam, opts.max_fill_seam)
+         + _over("fill ghost", q.fill_ghost, opts.max_fill_ghost)),
+        (Reason.EFFECT_IMPLAUSIBLE, _over("effect area (× the object)", q.effect_area, opts.max_effect_area)
+         + _over("effect foreign-coloured share", q.effect_foreign, opts.max_effect_foreign)),
+    ]
+    return [(reason, ", ".join(failed)) for reason, failed in groups if failed]
 
-    def above(value: float | None, limit: float) -> bool:
-        return value is not None and value > limit
 
-    if above(q.drift, opts.max_drift):
-        out.append((Reason.BACKGROUND_DRIFT, f"{q.drift:.1%} of the pixels outside object+effect differ from "
-                                             f"the composite (> {opts.max_drift:.1%})"))
-    rough = opts.max_ratio_roughness is not None and above(q.ratio_roughness, opts.max_ratio_roughness)
-    dark = opts.max_too_dark is not None and above(q.too_dark, opts.max_too_dark)
-    if above(q.brightened, opts.max_brightened) or dark or rough:
-        out.append((Reason.EFFECT_NOT_SHADOW, f"in the effect {q.brightened:.1%} brightened (> {opts.max_brightened:.1%}), "
-                                              f"{_fmt(q.too_dark)} darker than a shadow (> {opts.max_too_dark}), "
-                                              f"ratio roughness {_fmt(q.ratio_roughness)} (> {opts.max_ratio_roughness})"))
-    texture_off = q.fill_texture is not None and not opts.min_fill_texture <= q.fill_texture <= opts.max_fill_texture
-    if texture_off or above(q.fill_seam, opts.max_fill_seam) or above(q.fill_ghost, opts.max_fill_ghost):
-        out.append((Reason.FILL_SMEARED, f"fill texture {_fmt(q.fill_texture)} (outside {opts.min_fill_texture}.."
-                                         f"{opts.max_fill_texture}), seam "
-                                         f"{_fmt(q.fill_seam)} (> {opts.max_fill_seam}), ghost {_fmt(q.fill_ghost)} "
-                                         f"(> {opts.max_fill_ghost})"))
-    if q.effect_area > opts.max_effect_area or above(q.effect_foreign, opts.max_effect_foreign):
-        out.append((Reason.EFFECT_IMPLAUSIBLE, f"effect {q.effect_area:.2f}× the object (> {opts.max_effect_area}), "
-                                               f"foreign-coloured share {_fmt(q.effect_foreign)} (> {opts.max_effect_foreign})"))
-    return out
+def _over(what: str, value: float | None, bound: float | None, pct: bool = False) -> list[str]:
+    """``["what V (> B)"]`` when ``value`` exceeds ``bound`` (a ``None`` on either side is no failure)."""
+    if value is None or bound is None or not value > bound:
+        return []
+    return [f"{what} {value:.1%} (> {bound:.1%})" if pct else f"{what} {_fmt(value)} (> {bound:g})"]
+
+
+def _under(what: str, value: float | None, bound: float | None) -> list[str]:
+    if value is None or bound is None or not value < bound:
+        return []
+    return [f"{what} {_fmt(value)} (< {bound:g})"]
 
 
 def _fmt(value: float | None) -> str:

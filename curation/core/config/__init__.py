@@ -65,6 +65,9 @@ class RaySection(Strict):
     #: the port of the local Ray's Prometheus endpoint (http://127.0.0.1:PORT/metrics); None: Ray picks a free one
     #: (the run prints it). A cluster's own Ray config sets it there.
     metrics_export_port: int | None = Field(None, ge=1024, le=65535)
+    #: the embedded local Ray (its metrics endpoint included) listens on 127.0.0.1 only; true: on every
+    #: interface, as Ray does by default (a Prometheus on another machine scrapes it). A cluster sets its own.
+    listen_all_interfaces: bool = False
     #: Ray Data's target block size: small blocks keep every actor's in-flight memory bounded
     #: (Ray's 128 MiB default holds ~40 rows of 512-px layers per block, ~1 GB per stage actor)
     target_block_mb: int = Field(16, ge=1, le=1024)
