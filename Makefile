@@ -9,7 +9,8 @@ TORCH    ?= torch==2.14.1 torchvision==0.29.1
 TORCH_INDEX ?=
 # every install is held to the lock (build environments too, through the environment variable)
 LOCK     := requirements.lock
-PIP      := PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(BIN)/pip
+# (pip >= 26.2 applies PIP_CONSTRAINT outside build environments only: PIP_BUILD_CONSTRAINT pins setuptools there)
+PIP      := PIP_CONSTRAINT=$(CURDIR)/$(LOCK) PIP_BUILD_CONSTRAINT=$(CURDIR)/$(LOCK) $(BIN)/pip
 CONFIG   ?= manifests/demo.yaml
 OUT      ?= out/demo
 
@@ -18,7 +19,7 @@ OUT      ?= out/demo
 $(BIN)/curate: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
+	$(PIP) install -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) $(TORCH)
 	$(PIP) install -q -e '.[test,dev]'
 	touch $(BIN)/curate
 
@@ -47,7 +48,7 @@ lock:
 	rm -rf .venv-lock && $(PY) -m venv .venv-lock
 	.venv-lock/bin/pip install -q --upgrade pip
 	.venv-lock/bin/pip install -q $(TORCH)
-	.venv-lock/bin/pip install -q '.[test,dev]'
+	.venv-lock/bin/pip install -q setuptools '.[test,dev]'
 	{ sed -n '1,3p' $(LOCK); .venv-lock/bin/pip freeze --all --exclude-editable | grep -iv '^layered-curation'; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK) && rm -rf .venv-lock
 

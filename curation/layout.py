@@ -74,10 +74,10 @@ class OutDir:
             keys.update(pq.read_table(self.shards / f"{name}.parquet", columns=["key"]).column("key").to_pylist())
         return frozenset(keys)
 
-    def segment_index(self, segment: str, columns: tuple[str, ...] = ("status", "reject_stage", "reject_reason",
-                                                                      "reject_detail")) -> list[dict]:
-        """The index rows (``columns`` of them) of one run segment's complete shards."""
-        return [row for name in self.complete_shards() if name.startswith(f"{segment}-")
+    def index_rows(self, columns: tuple[str, ...] = ("status", "reject_stage", "reject_reason", "reject_detail")
+                   ) -> list[dict]:
+        """The index rows (``columns`` of them) of every complete shard, all run segments."""
+        return [row for name in self.complete_shards()
                 for row in pq.read_table(self.shards / f"{name}.parquet", columns=list(columns)).to_pylist()]
 
     def next_segment(self) -> str:

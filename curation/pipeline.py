@@ -255,16 +255,19 @@ def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str, watche
             if spent is None:
                 raise
             ray.kill(tally)
+            end_run(out.run_json, merge_stats(out), time.perf_counter() - started, f"stopped: {spent}")
             raise RunFailed(f"stopped: {spent}") from exc
     segment_stats = merge_stats(out, seg)
     progress = final_snapshot(tally, segment_stats["ingested"])
     ray.kill(tally)  # its worker process would outlive the run in a driver that runs again (tests, notebooks)
     stats = finalize(out)
     seconds = time.perf_counter() - started
+    # judged over every segment of OUT: a resume that had nothing left to do must not turn a failed run into a
+    # success (the rows its stage code failed on are recorded, so the resume does not retry them)
+    failure = budget_verdict(out.index_rows(), [s.name.value for s in DAG], cfg.run.max_error_fraction,
+                             cfg.run.error_budget_min_rows, stats["accepted"])
     record_progress(out.run_json, progress)
-    end_run(out.run_json, stats, seconds)
+    end_run(out.run_json, stats, seconds, failure)
     write_report(out)
-    failure = budget_verdict(out.segment_index(seg), [s.name.value for s in DAG],
-                             cfg.run.max_error_fraction, cfg.run.error_budget_min_rows, stats["accepted"])
     return RunResult(out=out.root, segment=seg, stats=stats, seconds=seconds, progress=progress, ray=info,
                      metrics_left=settle_metrics(info, segment_stats, STAGES[-1].name.value), failure=failure)

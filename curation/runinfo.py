@@ -52,9 +52,10 @@ def start_run(path: Path, cfg: RunConfig, seg: str, resumed_keys: int, removed: 
     return info
 
 
-def end_run(path: Path, stats: dict[str, Any], seconds: float) -> None:
+def end_run(path: Path, stats: dict[str, Any], seconds: float, failure: str | None = None) -> None:
+    """Record the end of a run segment; ``failure``: why it failed (the error budget, nothing accepted)."""
     info = json.loads(path.read_text())
-    info["history"][-1].update(end=now(), wall_seconds=round(seconds, 2))
+    info["history"][-1].update(end=now(), wall_seconds=round(seconds, 2), failure=failure)
     info["end"] = info["history"][-1]["end"]
     info["totals"] = {k: stats[k] for k in ("shards", "ingested", "accepted", "rejected")}
     path.write_text(json.dumps(info, indent=1))

@@ -61,12 +61,12 @@ def test_the_terminal_prints_each_stage_and_the_sink() -> None:
 def test_the_block_fits_the_terminal_and_keeps_every_figure(width: int) -> None:
     """Every line fits; the counts, rate, ETA and every reject reason are there in full, wrapped, not cut."""
     t = _tally()
-    t.add_batch("masks", 2, 0, {"effect_implausible": 1, "low_recomposite_psnr": 1}, started=1003.0, seconds=0.5)
+    t.add_batch("masks", 2, 0, {"effect_implausible": 1, "background_drift": 1}, started=1003.0, seconds=0.5)
     lines = progress_lines({**t.snapshot(), "now": 1004.0}, width)
     assert all(len(line) <= width for line in lines), [line for line in lines if len(line) > width]
     text = " ".join(" ".join(lines).split())
     for part in ("ingest 4/10 units", "→ 6 passed", "1.00/s", "ETA 0:06", "occluded 2", "masks 8/~15 rows",
-                 "fill_smeared 3", "effect_implausible 1", "low_recomposite_psnr 1", "sink 1 shards"):
+                 "fill_smeared 3", "effect_implausible 1", "background_drift 1", "sink 1 shards"):
         assert part in text, (part, lines)
     if width >= 160:
         assert len(lines) == 4  # one line per stage

@@ -358,3 +358,28 @@ def test_an_instance_mask_narrows_what_a_layer_takes_from_the_photo(tmp_path):
     first, second = src.load(next(src.units()), MAX_PX)
     assert not get_image(first, "ann_mask").any()  # nothing of instance 0 is taken from the photo now
     assert get_image(second, "ann_mask").any()
+
+
+def test_a_memo_index_or_shared_buffers_allocate_nothing_big(tmp_path):
+    """Two bombs outside find_class: a PUT opcode naming a huge memo index (the C unpickler sizes its memo by it)
+    and many array headers sharing one stored buffer (each would become its own copy)."""
+    import resource
+    import struct
+
+    memo = tmp_path / "memo.p"
+    memo.write_bytes(b"\x80\x02N" + b"r" + struct.pack("<I", 2**31) + b".")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert load_restricted(memo, MAX_PX, 10**8) is None
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024  # KiB: far below the 32 GiB asked
+    blob = bytes(1 << 20)
+
+    class SharedBuffer:  # an array whose pickled state is the one stored byte string every header points at
+        def __reduce__(self):
+            from numpy._core.multiarray import _reconstruct
+
+            return _reconstruct, (np.ndarray, (0,), b"b"), (1, (len(blob),), np.dtype(np.uint8), False, blob)
+
+    shared = dump({"x": [SharedBuffer() for _ in range(8)]}, tmp_path / "s.p.zl")
+    assert shared.stat().st_size < 1 << 16 and len(zlib.decompress(shared.read_bytes())) < 2 << 20
+    with pytest.raises(PickleRefused, match="add up to more than"):
+        load_restricted(shared, MAX_PX * 8, 3 << 20)

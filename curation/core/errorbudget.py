@@ -58,22 +58,27 @@ class ErrorBudget:
 def budget_verdict(rows: Sequence[Mapping[str, Any]], stages: Sequence[str], max_fraction: float, min_rows: int,
                    accepted_in_out: int) -> str | None:
     """Why a finished run segment failed, or None. ``rows`` are its index rows (``status``, ``reject_stage``,
-    ``reject_reason``, ``reject_detail``), ``stages`` the DAG's stage names in data order,
-    ``accepted_in_out`` the samples the output folder holds in all (earlier segments of a resume included)."""
+    ``reject_reason``, ``reject_detail``; every segment of the output folder), ``stages`` the DAG's stage
+    names in data order, ``accepted_in_out`` the samples the output folder holds in all."""
     if not rows:
         return None
     order = {name: i for i, name in enumerate(stages)}
+    raised: list[str] = []
     for i, stage in enumerate(stages):
         reached = [r for r in rows if r.get("reject_stage") is None or order.get(r["reject_stage"], -1) >= i]
         errors = Counter(_message(r.get("reject_detail")) for r in reached
                          if r.get("reject_stage") == stage and r.get("reject_reason") == Reason.STAGE_ERROR.value)
-        spent = len(reached) >= min_rows and sum(errors.values()) > max_fraction * len(reached)
-        if errors and (spent or accepted_in_out == 0):
+        if not errors:
+            continue
+        n = sum(errors.values())
+        if (len(reached) >= min_rows and n > max_fraction * len(reached)) or (accepted_in_out == 0 and n > len(rows) / 2):
             return _verdict(stage, errors, len(reached), max_fraction)
+        raised.append(f"stage {stage} raised on {n}")
     if accepted_in_out == 0:
         by_reason = Counter(f"{r.get('reject_stage')}/{r.get('reject_reason')}" for r in rows)
         reason, count = by_reason.most_common(1)[0]
-        return f"the run accepted nothing: all {len(rows)} rows were rejected, most as {reason} ({count}x)"
+        also = f" ({'; '.join(raised)})" if raised else ""
+        return f"the run accepted nothing: all {len(rows)} rows were rejected, most as {reason} ({count}x){also}"
     return None
 
 

@@ -17,7 +17,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -36,6 +36,8 @@ class PickleRefused(Exception):
 class _ArrayStandIn:
     """Holds what ``ndarray.__setstate__`` would get (version, shape, dtype, fortran, bytes) until checked."""
 
+    __slots__ = ("state",)
+
     def __init__(self) -> None:
         self.state: tuple[Any, ...] | None = None
 
@@ -47,7 +49,10 @@ class _PilImageStandIn:
     """Takes the place of ``PIL.Image.Image``: holds the pickled state (info, mode, size, [palette,] pixel bytes)
     until it is checked and turned into a numpy array. PIL itself is never asked to build the image."""
 
-    state: Any = None
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state: Any = None
 
     def __setstate__(self, state: Any) -> None:
         self.state = state
@@ -60,6 +65,8 @@ PIL_MODES = {"1": (1, np.uint8), "L": (1, np.uint8), "RGB": (3, np.uint8), "RGBA
 class _NdarrayName:
     """What the stream gets for ``numpy.ndarray``: a name to pass to the reconstructor, never a constructor
     (``ndarray(shape)`` would allocate whatever shape the file asks for)."""
+
+    __slots__ = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> None:
         raise PickleRefused(Reason.UNSAFE_PICKLE, "refused call of numpy.ndarray (only its reconstructor may build "
@@ -76,8 +83,25 @@ def _bytearray(source: Any = b"", *args: Any) -> bytearray:
     return bytearray(source, *args) if isinstance(source, str) else bytearray(source)
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that builds numpy arrays, dtypes and builtin containers/scalars, and nothing else."""
+def _load_build(self: RestrictedUnpickler) -> None:
+    """``BUILD`` (set an object's state) only on what this module made for the stream: a stand-in or a fresh dtype.
+    On anything else (a function or class the stream named) it would change that object for the whole process."""
+    state = self.stack.pop()
+    inst = self.stack[-1]
+    if not isinstance(inst, (_ArrayStandIn, _PilImageStandIn, np.dtype)):
+        raise PickleRefused(Reason.UNSAFE_PICKLE, f"refused to set the state of a {type(inst).__name__}")
+    inst.__setstate__(state)  # type: ignore[union-attr]  # numpy's stubs leave out dtype.__setstate__
+
+
+class RestrictedUnpickler(pickle._Unpickler):
+    """An unpickler that builds numpy arrays, dtypes and builtin containers/scalars, and nothing else.
+
+    It is Python's pure-Python unpickler, not the C one: the C unpickler sizes its memo by the index a ``PUT``
+    opcode names (a few bytes of file can ask for gigabytes), the pure one keeps a dict.
+    """
+
+    dispatch: ClassVar[dict[int, Any]] = {**pickle._Unpickler.dispatch, pickle.BUILD[0]: _load_build}
+    stack: list[Any]  # the pure unpickler's value stack (set by load(); typeshed leaves it out)
 
     #: numpy's array reconstructor, under its numpy 1 and numpy 2 module names
     _RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
@@ -92,9 +116,11 @@ class RestrictedUnpickler(pickle.Unpickler):
         ("PIL.Image", "Image"): _PilImageStandIn,
     }
 
-    def __init__(self, file: io.BufferedIOBase, max_elements: int):
+    def __init__(self, file: io.BufferedIOBase, max_elements: int, max_bytes: int):
         super().__init__(file)
         self.max_elements = max_elements
+        self.max_bytes = max_bytes  # all arrays together: many headers can share one stored buffer
+        self.total_bytes = 0
 
     def find_class(self, module: str, name: str) -> Any:
         key = (module, name)
@@ -141,6 +167,9 @@ class RestrictedUnpickler(pickle.Unpickler):
             got = "no bytes" if raw is None else f"{len(raw)} bytes"
             raise PickleRefused(Reason.TRUNCATED, f"array of shape {shape} {dtype} needs {count * dtype.itemsize} "
                                                   f"bytes, the file holds {got}")
+        self.total_bytes += len(raw)
+        if self.total_bytes > self.max_bytes:
+            raise PickleRefused(Reason.TOO_MANY_PIXELS, f"the arrays add up to more than {self.max_bytes} bytes")
         return np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
 
     def pil_image(self, state: Any) -> np.ndarray:
@@ -193,8 +222,11 @@ class RestrictedUnpickler(pickle.Unpickler):
         return out
 
 
+LATIN1_NAMES = frozenset({"latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1"})
+
+
 def _latin1_encode(text: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-    if not isinstance(text, str) or codecs.lookup(encoding).name != "iso8859-1":
+    if not isinstance(text, str) or encoding not in LATIN1_NAMES or errors != "strict":
         raise PickleRefused(Reason.UNSAFE_PICKLE, f"refused global _codecs.encode with encoding {encoding!r}")
     return text.encode("latin-1", errors)
 
@@ -228,10 +260,18 @@ def load_restricted(path: str | Path, max_elements: int, max_bytes: int) -> Any:
     Raises :class:`PickleRefused` for a refused global, a bomb, or a truncated or broken stream.
     """
     p = Path(path)
-    data = inflate(p.read_bytes(), max_bytes, p.name)
+    try:
+        if p.stat().st_size > max_bytes:
+            raise PickleRefused(Reason.TOO_MANY_PIXELS, f"{p.name} is {p.stat().st_size} bytes, over the {max_bytes} cap")
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise PickleRefused(Reason.MISSING_FILE, f"{p} does not exist") from None
+    except OSError as err:  # a permission, a folder with a pickle's name, a failing disk: bad input, not a bug
+        raise PickleRefused(Reason.DECODE_ERROR, f"cannot read {p}: {err.strerror or err}") from None
+    data = inflate(raw, max_bytes, p.name)
     if not data:
         raise PickleRefused(Reason.EMPTY_FILE, f"{p.name} is empty")
-    unpickler = RestrictedUnpickler(io.BytesIO(data), max_elements)
+    unpickler = RestrictedUnpickler(io.BytesIO(data), max_elements, max_bytes)
     try:
         return unpickler.finish(unpickler.load())
     except PickleRefused:

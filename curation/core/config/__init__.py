@@ -44,8 +44,9 @@ class RunSection(Strict):
     #: the share of a stage's rows on which its *code* may raise (``stage_error``; bad input is not counted)
     #: before the run stops and exits non-zero (curation/core/errorbudget.py)
     max_error_fraction: float = Field(0.05, ge=0.0, le=1.0)
-    #: rows a stage must have seen before that share is judged (a run that accepts nothing fails regardless)
-    error_budget_min_rows: int = Field(20, ge=1)
+    #: rows a stage must have seen before that share is judged, in each actor and over the run (a few failures
+    #: early on are no verdict on a long run; a run that accepts nothing fails regardless)
+    error_budget_min_rows: int = Field(100, ge=1)
 
 
 class RaySection(Strict):
