@@ -18,7 +18,7 @@ from stages.shadows import build_detector
 from stages.shadows.rule import RuleShadowDetector
 
 
-def test_detector_finds_real_desoba_shadows():
+def test_detector_iou_on_its_desoba_tuning_photos_stays_at_its_measured_in_sample_value():
     det = RuleShadowDetector()
     scores = [iou(det.detect(t.composite, t.mask), t.effect) for t in desoba_truths()]
     assert len(scores) == 3
@@ -26,7 +26,7 @@ def test_detector_finds_real_desoba_shadows():
     assert min(scores) >= 0.7, scores
 
 
-def test_detector_on_synthetic_scenes():
+def test_detector_iou_on_synthetic_scenes_stays_at_its_measured_value():
     det = build_detector(MasksConfig().detector)
     scores = [iou(det.detect(t.composite, t.mask), t.effect) for t in synthetic_truths(8, 256, 0) if t.effect.any()]
     assert np.mean(scores) >= 0.3, scores
