@@ -16,8 +16,10 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
+from curation.atomicio import disk_full
 from curation.core.config import ConfigError, RunConfig
 from curation.finalize import run_files
+from curation.lock import OutLocked
 from curation.pipeline import RunResult, out_dir, run
 from curation.progress import StageProgress, estimate
 from curation.watch import RunStart
@@ -81,6 +83,8 @@ class TerminalWatcher:
                           + (f"..{p.resources.max_concurrency}" if p.resources.max_concurrency not in (None, p.resources.concurrency) else "")
                           + (f" ({p.resources.num_gpus:g} GPU)" if p.resources.num_gpus else "")
                           for p in run.pools)
+        if run.ray.cluster:
+            self._print(run.ray.cluster)
         self._print(f"run segment {run.segment}: {run.units} source units; actor pools: {pools}")
         if run.ray.dashboard_url:
             token = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
@@ -175,8 +179,9 @@ def native_stderr_to(path: Path) -> Iterator[None]:
 def run_in_terminal(cfg: RunConfig, verbose: bool = False, hold_after: bool = False, debug: bool = False) -> int:
     """``curate run``: the run with its terminal output (where to watch it, progress lines, the summary), then
     the local Ray kept up when ``hold_after``; the exit code. A user's mistake found at start (a missing
-    source, a locked or unusable OUT, pools the cluster cannot place) is one line and exit 2 (``debug``: the
-    traceback)."""
+    source, a locked or unusable OUT, pools the cluster cannot place, a cluster that does not answer) is one line
+    and exit 2 and leaves no new OUT behind; so is a full disk, named (``debug``: the traceback)."""
+    new_out = not Path(cfg.run.out).exists()
     try:
         native_log = out_dir(cfg).work / "ray-native-stderr.log"
         watcher = TerminalWatcher(native_log=None if verbose else native_log)
@@ -186,8 +191,17 @@ def run_in_terminal(cfg: RunConfig, verbose: bool = False, hold_after: bool = Fa
             if hold_after and result.ray.embedded:
                 hold(result)
     except ConfigError as err:
+        if new_out and not isinstance(err, OutLocked):  # a mistake found at start leaves no half-made OUT behind
+            shutil.rmtree(cfg.run.out, ignore_errors=True)
         if debug:
             raise
         print(f"curate run: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        full = disk_full(err)
+        if full is None or debug:
+            raise
+        print(f"curate run: no space left on the device writing {full.filename or cfg.run.out}; the complete shards "
+              f"are kept: free space and run the same command again to resume", file=sys.stderr)
         return 2
     return 0

@@ -32,6 +32,7 @@ from curation.finalize import finalize, merge_stats
 from curation.layout import OutDir
 from curation.lock import OutLock
 from curation.progress import Poller, final_snapshot, start_tally
+from curation.raycluster import cluster_address, describe_cluster, join, start_local
 from curation.report import write_report
 from curation.runinfo import end_run, record_progress, start_run
 from curation.sink import ShardSink
@@ -116,28 +117,29 @@ class RunResult:
 
 
 def init_ray(cfg: RunConfig, verbose: bool = True) -> RayInfo:
-    """Join the cluster named by RAY_ADDRESS / ``ray.address``, or start an embedded local Ray. Without
+    """Join the cluster named by RAY_ADDRESS / ``ray.address``, or start a fresh embedded local Ray (never one
+    found on the machine: :mod:`curation.raycluster`). Without
     ``verbose``, Ray's own log lines stay in its log files instead of the terminal."""
     ray_output(verbose)
     if ray.is_initialized():
         return ray_info(embedded=False)
-    address = cfg.ray_address()
+    address = cluster_address(cfg)
     if address:
         modules = [importlib.import_module(m) for m in PROJECT_PACKAGES]
-        context = ray.init(address=address, runtime_env={"py_modules": modules}, log_to_driver=verbose,
-                           logging_level=logging.INFO if verbose else logging.ERROR)
-        return ray_info(embedded=False, context=context)
+        context = join(address, runtime_env={"py_modules": modules}, log_to_driver=verbose,
+                       logging_level=logging.INFO if verbose else logging.ERROR)
+        return ray_info(embedded=False, context=context, cluster=describe_cluster(False, address))
     # Ray schedules by logical CPUs: give the local node enough for every pool plus the reads to start.
     num_cpus = cfg.ray.num_cpus or max(4, 2 * (os.cpu_count() or 1))
     # no idle workers started ahead of need (the raylet reads this from its environment): the pools, reads and
     # writes start the workers they use, and a prestarted one that nothing claims is a Python process importing
     # Ray on the cores the stages need
     os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
-    context = ray.init(num_cpus=num_cpus, include_dashboard=cfg.ray.dashboard, log_to_driver=verbose,
-                       configure_logging=True, logging_level=logging.WARNING if verbose else logging.ERROR,
-                       _metrics_export_port=cfg.ray.metrics_export_port,
-                       _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS})
-    return ray_info(embedded=True, context=context)
+    context = start_local(num_cpus=num_cpus, include_dashboard=cfg.ray.dashboard, log_to_driver=verbose,
+                          configure_logging=True, logging_level=logging.WARNING if verbose else logging.ERROR,
+                          _metrics_export_port=cfg.ray.metrics_export_port,
+                          _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS})
+    return ray_info(embedded=True, context=context, cluster=describe_cluster(True, None))
 
 
 def claimed_in(root: Path) -> dict[str, str]:
@@ -180,10 +182,13 @@ def check_dataflow(stages: tuple[type[Stage], ...]) -> None:
 
 
 def out_dir(cfg: RunConfig) -> OutDir:
-    """The run's output folder, refused at once when ``run.out`` names a file."""
+    """The run's output folder, refused at once when ``run.out`` names a file or lies below one."""
     out = OutDir(Path(cfg.run.out))
     if out.root.exists() and not out.root.is_dir():
         raise ConfigError(f"run.out: {out.root} is a file, not a folder")
+    above = next((p for p in out.root.absolute().parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ConfigError(f"run.out: {out.root} lies below {above}, which is a file, not a folder")
     return out
 
 
@@ -193,7 +198,10 @@ def run(cfg: RunConfig, watcher: Watcher | None = None, verbose: bool = True) ->
     started = time.perf_counter()
     check_dataflow((Ingest, *STAGES))
     out = out_dir(cfg)
-    out.create()
+    try:
+        out.create()
+    except OSError as err:
+        raise ConfigError(f"run.out: cannot create {err.filename or out.root}: {err.strerror or err}") from None
     with OutLock(out.root) as lock:  # before anything in OUT is touched: a second run stops here
         return _run_segment(cfg, out, started, lock.token, watcher, verbose)
 
@@ -206,7 +214,7 @@ def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str, watche
     seg = out.next_segment()
     units_path = out.work / f"units-{seg}.parquet"
     n_units = write_units(cfg, units_path)  # before Ray starts: a missing source is a one-line error
-    if not cfg.ray_address():  # on a cluster the checkpoints live on the workers, not necessarily here
+    if not cluster_address(cfg):  # on a cluster the checkpoints live on the workers, not necessarily here
         for stage in STAGES:
             stage.preflight(cfg)
     info = init_ray(cfg, verbose)

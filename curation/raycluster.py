@@ -1,0 +1,95 @@
+"""Which Ray a run uses: a fresh embedded local instance, or the cluster that ``RAY_ADDRESS`` / ``ray.address``
+names, and nothing else.
+
+Ray's own default (``ray.init()`` without an address) joins whatever cluster it finds recorded on the machine
+(``ray_current_cluster`` under Ray's temp dir), so a head started by someone else would take over a local run.
+The embedded instance is therefore started with ``address="local"``. A named cluster is probed first (a TCP
+connect to its head, a few seconds), so an address that does not answer is one line naming it instead of a
+silent wait inside ``ray.init``.
+"""
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import ray
+
+from curation.core.config import ConfigError, RunConfig
+
+#: how long the head of a named cluster has to accept a connection, all tries together
+PROBE_TIMEOUT_S = 10.0
+#: the Ray Client server's default port (``ray://host`` without a port)
+RAY_CLIENT_PORT = 10001
+
+
+class ClusterUnreachable(ConfigError):
+    """The cluster named by RAY_ADDRESS / ``ray.address`` cannot be reached (one line, exit 2)."""
+
+
+def cluster_address(cfg: RunConfig) -> str | None:
+    """The cluster this run joins (RAY_ADDRESS wins over ``ray.address``); None: an embedded local Ray."""
+    address = (cfg.ray_address() or "").strip()
+    return None if address in ("", "local") else address
+
+
+def head_of(address: str) -> tuple[str, int]:
+    """``(host, port)`` of the head that ``address`` names; ``auto`` is the Ray that ``ray start`` last
+    recorded on this machine (Ray's ``ray_current_cluster`` file), else the one GCS process running here."""
+    from ray._private.services import canonicalize_bootstrap_address_or_die
+
+    if address == "auto":
+        try:
+            address = canonicalize_bootstrap_address_or_die("auto")
+        except (ConnectionError, ValueError) as err:
+            raise ClusterUnreachable(f"RAY_ADDRESS / ray.address 'auto': no Ray cluster found on this machine "
+                                     f"({err})") from None
+    bare = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = bare.rstrip("/").rpartition(":")
+    if not sep:
+        if address.startswith("ray://"):
+            return bare.rstrip("/"), RAY_CLIENT_PORT
+        raise ClusterUnreachable(f"RAY_ADDRESS / ray.address {address!r}: expected HOST:PORT, 'auto' or ray://HOST")
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise ClusterUnreachable(f"RAY_ADDRESS / ray.address {address!r}: the port is not a number") from None
+
+
+def probe(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Return once the head that ``address`` names accepts a TCP connection; :class:`ClusterUnreachable`
+    (naming the address) when it does not within ``timeout`` seconds."""
+    host, port = head_of(address)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=max(0.1, min(2.0, deadline - time.monotonic()))):
+                return
+        except OSError as err:
+            if time.monotonic() >= deadline:
+                raise ClusterUnreachable(f"the Ray cluster at {address} ({host}:{port}) does not answer after "
+                                         f"{timeout:g} s: {err.strerror or err}; check RAY_ADDRESS / ray.address"
+                                         ) from None
+            time.sleep(0.5)
+
+
+def join(address: str, **init_kwargs: Any) -> Any:
+    """``ray.init`` on the named cluster once its head answers; the context ``ray.init`` returns."""
+    probe(address)
+    return ray.init(address=address, **init_kwargs)
+
+
+def start_local(**init_kwargs: Any) -> Any:
+    """A fresh local Ray owned by this process, whatever other Ray runs on the machine."""
+    return ray.init(address="local", **init_kwargs)
+
+
+def describe_cluster(embedded: bool, address: str | None) -> str:
+    """One line for the top of a run: which Ray it uses, and what that Ray has."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    res = ray.cluster_resources()
+    has = f"{len(nodes)} node{'' if len(nodes) == 1 else 's'}, {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU"
+    if embedded:
+        return f"Ray: a fresh local instance started by this run ({has})"
+    gcs = ray.get_runtime_context().gcs_address
+    return f"Ray: joined the cluster at {address or gcs} (head {gcs}; {has})"
