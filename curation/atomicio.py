@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from collections.abc import Iterator
 
 from curation.shard_check import fsync_dir, fsync_file
+
+_WRITING = re.compile(r"\(writing (.+)\)$")
 
 
 @contextmanager
@@ -23,7 +26,8 @@ def naming(path: Path) -> Iterator[None]:
         yield
     except OSError as err:
         if err.filename is None and err.errno is not None:
-            raise OSError(err.errno, err.strerror or os.strerror(err.errno), str(path)) from err
+            # the path in the message too: Ray Data rebuilds a task's OSError from its errno and message only
+            raise OSError(err.errno, f"{err.strerror or os.strerror(err.errno)} (writing {path})", str(path)) from err
         raise
 
 
@@ -66,3 +70,11 @@ def disk_full(exc: BaseException) -> OSError | None:
             return e
         todo += [e.__cause__, e.__context__, getattr(e, "cause", None)]
     return None
+
+
+def written_path(err: OSError) -> str | None:
+    """The file ``err`` was writing: its file name, or the one :func:`naming` put into its message."""
+    if isinstance(err.filename, str) and os.path.isabs(err.filename):
+        return err.filename
+    found = _WRITING.search(err.strerror or "")
+    return found.group(1) if found else None

@@ -16,7 +16,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
-from curation.atomicio import disk_full
+from curation.atomicio import disk_full, written_path
 from curation.core.config import ConfigError, RunConfig
 from curation.finalize import run_files
 from curation.lock import OutLocked
@@ -201,7 +201,7 @@ def run_in_terminal(cfg: RunConfig, verbose: bool = False, hold_after: bool = Fa
         full = disk_full(err)
         if full is None or debug:
             raise
-        print(f"curate run: no space left on the device writing {full.filename or cfg.run.out}; the complete shards "
-              f"are kept: free space and run the same command again to resume", file=sys.stderr)
+        print(f"curate run: no space left on the device writing {written_path(full) or cfg.run.out}; the complete "
+              f"shards are kept: free space and run the same command again to resume", file=sys.stderr)
         return 2
     return 0

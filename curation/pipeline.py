@@ -32,7 +32,8 @@ from curation.finalize import finalize, merge_stats
 from curation.layout import OutDir
 from curation.lock import OutLock
 from curation.progress import Poller, final_snapshot, start_tally
-from curation.raycluster import cluster_address, describe_cluster, join, start_local
+from curation.raycluster import (RAY_PROCESSES, cluster_address, describe_cluster, join, reap_leftovers,
+                                 record_processes, start_local)
 from curation.report import write_report
 from curation.runinfo import end_run, record_progress, start_run
 from curation.sink import ShardSink
@@ -116,10 +117,11 @@ class RunResult:
     metrics_left: list[str] = field(default_factory=list)
 
 
-def init_ray(cfg: RunConfig, verbose: bool = True) -> RayInfo:
+def init_ray(cfg: RunConfig, verbose: bool = True, processes: Path | None = None) -> RayInfo:
     """Join the cluster named by RAY_ADDRESS / ``ray.address``, or start a fresh embedded local Ray (never one
     found on the machine: :mod:`curation.raycluster`). Without
-    ``verbose``, Ray's own log lines stay in its log files instead of the terminal."""
+    ``verbose``, Ray's own log lines stay in its log files instead of the terminal. An embedded Ray's processes
+    are listed in ``processes``, for the next run to end them if this driver is killed."""
     ray_output(verbose)
     if ray.is_initialized():
         return ray_info(embedded=False)
@@ -139,6 +141,8 @@ def init_ray(cfg: RunConfig, verbose: bool = True) -> RayInfo:
                           configure_logging=True, logging_level=logging.WARNING if verbose else logging.ERROR,
                           _metrics_export_port=cfg.ray.metrics_export_port,
                           _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS})
+    if processes is not None:
+        record_processes(processes)
     return ray_info(embedded=True, context=context, cluster=describe_cluster(True, None))
 
 
@@ -209,6 +213,9 @@ def run(cfg: RunConfig, watcher: Watcher | None = None, verbose: bool = True) ->
 def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str, watcher: Watcher | None,
                  verbose: bool) -> RunResult:
     """One segment of a run into ``out``, whose lock the caller holds."""
+    reaped = reap_leftovers(out.work / RAY_PROCESSES)  # what a killed run's embedded Ray left running
+    if reaped:
+        log.warning("ended %d processes of the embedded Ray of a killed run into %s", reaped, out.root)
     removed = out.remove_torn()
     done = out.done_keys()
     seg = out.next_segment()
@@ -217,7 +224,7 @@ def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str, watche
     if not cluster_address(cfg):  # on a cluster the checkpoints live on the workers, not necessarily here
         for stage in STAGES:
             stage.preflight(cfg)
-    info = init_ray(cfg, verbose)
+    info = init_ray(cfg, verbose, out.work / RAY_PROCESSES)
     pools = plan_pools(cfg)
     if cfg.ray.check_resources:
         check_fit(pools, *cluster_capacity())

@@ -3,22 +3,31 @@ names, and nothing else.
 
 Ray's own default (``ray.init()`` without an address) joins whatever cluster it finds recorded on the machine
 (``ray_current_cluster`` under Ray's temp dir), so a head started by someone else would take over a local run.
-The embedded instance is therefore started with ``address="local"``. A named cluster is probed first (a TCP
+The embedded instance is therefore started with ``address="local"``, and its processes are listed in the
+output folder: a driver killed with ``kill -9`` takes its GCS and raylet with it, but some of Ray's agents
+outlive it, and the next run into that folder ends them (:func:`reap_leftovers`). A named cluster is probed first (a TCP
 connect to its head, a few seconds), so an address that does not answer is one line naming it instead of a
 silent wait inside ``ray.init``.
 """
 from __future__ import annotations
 
+import json
+import signal
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
+import psutil
 import ray
 
+from curation.atomicio import write_atomic
 from curation.core.config import ConfigError, RunConfig
 
 #: how long the head of a named cluster has to accept a connection, all tries together
 PROBE_TIMEOUT_S = 10.0
+#: the file in ``OUT/_work`` that lists the embedded Ray's processes (:func:`record_processes`)
+RAY_PROCESSES = "ray-processes.json"
 #: the Ray Client server's default port (``ray://host`` without a port)
 RAY_CLIENT_PORT = 10001
 
@@ -93,3 +102,44 @@ def describe_cluster(embedded: bool, address: str | None) -> str:
         return f"Ray: a fresh local instance started by this run ({has})"
     gcs = ray.get_runtime_context().gcs_address
     return f"Ray: joined the cluster at {address or gcs} (head {gcs}; {has})"
+
+
+def _ident(p: psutil.Process) -> dict[str, Any]:
+    return {"pid": p.pid, "started": p.create_time()}
+
+
+def record_processes(path: Path) -> None:
+    """Write this driver and the processes of the Ray it started (its descendants) to ``path``."""
+    me = psutil.Process()
+    write_atomic(path, json.dumps({"driver": _ident(me), "ray": [_ident(p) for p in me.children(recursive=True)]}))
+
+
+def _same(entry: dict[str, Any]) -> psutil.Process | None:
+    """The live process ``entry`` names (same pid and start time: not a later process that reuses the pid)."""
+    try:
+        p = psutil.Process(entry["pid"])
+        return p if abs(p.create_time() - entry["started"]) < 0.01 else None
+    except (psutil.Error, KeyError, TypeError):
+        return None
+
+
+def reap_leftovers(path: Path) -> int:
+    """End what is still alive of the Ray that an earlier run recorded in ``path``, when that run's driver is
+    gone (killed: the caller holds the output folder's lock, so that run is over); how many were ended."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return 0
+    if _same(record.get("driver", {})) is not None:  # its driver lives on (a notebook, --hold): its Ray is in use
+        return 0
+    ended = 0
+    for entry in record.get("ray", []):
+        p = _same(entry)
+        if p is not None and p.pid != psutil.Process().pid:
+            try:
+                p.send_signal(signal.SIGKILL)
+                ended += 1
+            except psutil.Error:
+                pass
+    path.unlink(missing_ok=True)
+    return ended
