@@ -10,9 +10,9 @@ from __future__ import annotations
 import errno
 import os
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Iterator
 
 from curation.shard_check import fsync_dir, fsync_file
 

@@ -20,7 +20,8 @@ def ray_session():
     import ray.data
 
     if not ray.is_initialized():
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+        # address="local": a fresh Ray of its own, never one that someone's `ray start` recorded on the machine
+        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
