@@ -101,7 +101,8 @@ def describe_cluster(embedded: bool, address: str | None) -> str:
     if embedded:
         return f"Ray: a fresh local instance started by this run ({has})"
     gcs = ray.get_runtime_context().gcs_address
-    return f"Ray: joined the cluster at {address or gcs} (head {gcs}; {has})"
+    head = f"head {gcs}; " if address and address != gcs else ""
+    return f"Ray: joined the cluster at {address or gcs} ({head}{has})"
 
 
 def _ident(p: psutil.Process) -> dict[str, Any]:
