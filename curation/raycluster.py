@@ -109,10 +109,18 @@ def _ident(p: psutil.Process) -> dict[str, Any]:
     return {"pid": p.pid, "started": p.create_time()}
 
 
+def _is_ray(p: psutil.Process) -> bool:
+    try:
+        return "ray" in " ".join(p.cmdline()).lower()
+    except psutil.Error:
+        return False
+
+
 def record_processes(path: Path) -> None:
-    """Write this driver and the processes of the Ray it started (its descendants) to ``path``."""
+    """Write this driver and the processes of the Ray it started (its descendants that are Ray's) to ``path``."""
     me = psutil.Process()
-    write_atomic(path, json.dumps({"driver": _ident(me), "ray": [_ident(p) for p in me.children(recursive=True)]}))
+    ray_procs = [_ident(p) for p in me.children(recursive=True) if _is_ray(p)]
+    write_atomic(path, json.dumps({"driver": _ident(me), "ray": ray_procs}))
 
 
 def _same(entry: dict[str, Any]) -> psutil.Process | None:
