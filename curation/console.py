@@ -19,6 +19,7 @@ from typing import Any, Iterator, TextIO
 from curation.atomicio import disk_full, written_path
 from curation.core.config import ConfigError, RunConfig
 from curation.finalize import run_files
+from curation.layout import OutDir
 from curation.lock import OutLocked
 from curation.pipeline import RunResult, out_dir, run
 from curation.progress import StageProgress, estimate
@@ -191,7 +192,8 @@ def run_in_terminal(cfg: RunConfig, verbose: bool = False, hold_after: bool = Fa
             if hold_after and result.ray.embedded:
                 hold(result)
     except ConfigError as err:
-        if new_out and not isinstance(err, OutLocked):  # a mistake found at start leaves no half-made OUT behind
+        started_here = new_out and not isinstance(err, OutLocked) and not OutDir(Path(cfg.run.out)).complete_shards()
+        if started_here:  # a mistake found at start leaves no half-made OUT behind
             shutil.rmtree(cfg.run.out, ignore_errors=True)
         if debug:
             raise

@@ -119,9 +119,9 @@ class RunResult:
 
 def init_ray(cfg: RunConfig, verbose: bool = True, processes: Path | None = None) -> RayInfo:
     """Join the cluster named by RAY_ADDRESS / ``ray.address``, or start a fresh embedded local Ray (never one
-    found on the machine: :mod:`curation.raycluster`). Without
-    ``verbose``, Ray's own log lines stay in its log files instead of the terminal. An embedded Ray's processes
-    are listed in ``processes``, for the next run to end them if this driver is killed."""
+    found on the machine: :mod:`curation.raycluster`). Without ``verbose``, Ray's own log lines stay in its log
+    files instead of the terminal. An embedded Ray's processes are listed in ``processes``, for the next run to
+    end them if this driver is killed."""
     ray_output(verbose)
     if ray.is_initialized():
         return ray_info(embedded=False)
