@@ -123,12 +123,14 @@ def shared_tmp():
 
 
 def photo(path: Path) -> None:
+    """A rendered scene: its photo, or (``background.png``) the same scene without the object."""
     from PIL import Image
 
     from curation.core.scenes import render_scene
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(render_scene(7, size=64, max_objects=1).composite).save(path)
+    scene = render_scene(7, size=64, max_objects=1)
+    Image.fromarray(scene.instances[0].background if path.stem == "background" else scene.composite).save(path)
     path.chmod(0o644)
     path.parent.chmod(0o755)
 
@@ -139,16 +141,19 @@ def test_an_unreadable_folder_or_file_is_a_reject_named_unreadable(shared_tmp):
     from curation.worklist import write_units
     from stages.ingest import Ingest
 
-    root = shared_tmp / "photos"
+    root, pairs = shared_tmp / "photos", shared_tmp / "pairs"
     for rel in ("a.png", "locked/b.png", "c.png"):
         photo(root / rel)
-    (root / "locked").chmod(0o000)
-    (root / "c.png").chmod(0o000)
+    for rel in ("open/composite.png", "open/background.png", "shut/composite.png", "shut/background.png"):
+        photo(pairs / rel)
+    for p in (root / "locked", root / "c.png", pairs / "shut"):
+        p.chmod(0o000)
     units = shared_tmp / "units.parquet"
     units.touch()
     units.chmod(0o666)
     cfg = parse_config({"run": {"out": str(shared_tmp / "out")},
-                        "sources": [{"type": "folder", "name": "f", "root": str(root)}]})
+                        "sources": [{"type": "folder", "name": "f", "root": str(root)},
+                                    {"type": "paired", "name": "p", "root": str(pairs)}]})
 
     def ingest() -> list[tuple[str, str, str | None, str]]:
         write_units(cfg, units)
@@ -162,6 +167,17 @@ def test_an_unreadable_folder_or_file_is_a_reject_named_unreadable(shared_tmp):
     c = [v for ref, v in by_ref.items() if "c.png" in ref]
     assert len(c) == 1 and c[0][1] == Reason.UNREADABLE and "Permission denied" in c[0][2], rows
     assert any(status == "ok" for ref, status, _, _ in rows if ref.endswith("a.png")), rows
+    shut = [v for ref, v in by_ref.items() if "shut" in ref]  # a paired sample folder
+    assert len(shut) == 1 and shut[0][1] == Reason.UNREADABLE and "cannot be read" in shut[0][2], rows
+    opened = [r for ref, _, r, _ in rows if "open" in ref]  # every unit has its rows: none lost
+    assert len(opened) == 1 and opened[0] != Reason.UNREADABLE, rows
+
+
+def test_the_first_line_of_a_run_that_joins_a_cluster_names_it(ray_session):
+    from curation.raycluster import describe_cluster
+
+    line = describe_cluster(False, "10.0.0.5:6379")
+    assert line.startswith("Ray: joined the cluster at 10.0.0.5:6379 (head ") and "1 node, 4 CPU, 0 GPU" in line
 
 
 def test_an_unreadable_source_root_is_one_line_not_an_empty_success(shared_tmp):
