@@ -12,6 +12,7 @@ silent wait inside ``ray.init``.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import time
@@ -133,22 +134,32 @@ def _same(entry: dict[str, Any]) -> psutil.Process | None:
 
 
 def reap_leftovers(path: Path) -> int:
-    """End what is still alive of the Ray that an earlier run recorded in ``path``, when that run's driver is
-    gone (killed: the caller holds the output folder's lock, so that run is over); how many were ended."""
+    """End what is still alive of the Ray that an earlier run recorded in ``path``, and the workers its raylet
+    started later, when that run's driver is gone (killed: the caller holds the output folder's lock, so that
+    run is over); how many were ended."""
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return 0
     if _same(record.get("driver", {})) is not None:  # its driver lives on (a notebook, --hold): its Ray is in use
         return 0
+    entries = record.get("ray", [])
+    left = [p for p in map(_same, entries) if p is not None and p.pid != os.getpid()]
+    # workers started after the list was written: their raylet (one of the listed, gone now, its pid not reused)
+    # is in their environment
+    gone = {str(e["pid"]) for e in entries if isinstance(e.get("pid"), int) and not psutil.pid_exists(e["pid"])}
+    for p in psutil.process_iter():
+        try:
+            if p.pid != os.getpid() and p.environ().get("RAY_RAYLET_PID") in gone:
+                left.append(p)
+        except psutil.Error:
+            continue
     ended = 0
-    for entry in record.get("ray", []):
-        p = _same(entry)
-        if p is not None and p.pid != psutil.Process().pid:
-            try:
-                p.send_signal(signal.SIGKILL)
-                ended += 1
-            except psutil.Error:
-                pass
+    for p in {p.pid: p for p in left}.values():
+        try:
+            p.send_signal(signal.SIGKILL)
+            ended += 1
+        except psutil.Error:
+            pass
     path.unlink(missing_ok=True)
     return ended

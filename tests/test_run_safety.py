@@ -378,7 +378,7 @@ def test_a_killed_runs_ray_processes_are_ended_by_the_next_run(ray_session, tmp_
         for p in ray_procs:
             try:
                 if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                    live.append(p.name())
+                    live.append(" ".join(p.cmdline())[:150] or p.name())
             except psutil.Error:
                 pass
         return live
