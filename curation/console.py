@@ -18,9 +18,12 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
+from curation.atomicio import disk_full, written_path
 from curation.core.config import ConfigError, RunConfig
 from curation.core.schema import OK
 from curation.finalize import run_files
+from curation.layout import OutDir
+from curation.lock import OutLocked
 from curation.pipeline import RunFailed, RunResult, out_dir, run
 from curation.progress import estimate
 from curation.progress_view import PROGRESS_FILE, progress_lines, write_snapshot
@@ -58,6 +61,8 @@ class TerminalWatcher:
                           + (f"..{p.resources.max_concurrency}" if p.resources.max_concurrency not in (None, p.resources.concurrency) else "")
                           + (f" ({p.resources.num_gpus:g} GPU)" if p.resources.num_gpus else "")
                           for p in run.pools)
+        if run.ray.cluster:
+            self._print(run.ray.cluster)
         self._print(f"run segment {run.segment}: {run.units} source units; actor pools: {pools}")
         if run.ray.dashboard_url:
             token = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
@@ -185,9 +190,10 @@ def native_stderr_to(path: Path) -> Iterator[None]:
 def run_in_terminal(cfg: RunConfig, verbose: bool = False, hold_after: bool = False, debug: bool = False) -> int:
     """``curate run``: the run with its terminal output (where to watch it, progress lines, the summary), then
     the local Ray kept up when ``hold_after``; the exit code. A user's mistake found at start (a missing
-    source, a locked or unusable OUT, pools the cluster cannot place) is one line and exit 2 (``debug``: the
-    traceback); a run whose stage code failed beyond the error budget, or that accepted nothing, is one line
-    and exit 1."""
+    source, a locked or unusable OUT, pools the cluster cannot place, a cluster that does not answer) is one line
+    and exit 2 and leaves no new OUT behind; so is a full disk, named (``debug``: the traceback). A run whose stage
+    code failed beyond the error budget, or that accepted nothing, is one line and exit 1."""
+    new_out = not Path(cfg.run.out).exists()
     try:
         work = out_dir(cfg).work
         native_log = work / "ray-native-stderr.log"
@@ -198,6 +204,9 @@ def run_in_terminal(cfg: RunConfig, verbose: bool = False, hold_after: bool = Fa
             if hold_after and result.ray.embedded:
                 hold(result)
     except ConfigError as err:
+        started_here = new_out and not isinstance(err, OutLocked) and not OutDir(Path(cfg.run.out)).complete_shards()
+        if started_here:  # a mistake found at start leaves no half-made OUT behind
+            shutil.rmtree(cfg.run.out, ignore_errors=True)
         if debug:
             raise
         print(f"curate run: {err}", file=sys.stderr)
@@ -207,6 +216,13 @@ def run_in_terminal(cfg: RunConfig, verbose: bool = False, hold_after: bool = Fa
             raise
         print(f"curate run: FAILED: {err}", file=sys.stderr)
         return 1
+    except Exception as err:
+        full = disk_full(err)
+        if full is None or debug:
+            raise
+        print(f"curate run: no space left on the device writing {written_path(full) or cfg.run.out}; the complete "
+              f"shards are kept: free space and run the same command again to resume", file=sys.stderr)
+        return 2
     if result.failure:
         print(f"curate run: FAILED: {result.failure}", file=sys.stderr)
         return 1

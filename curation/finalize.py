@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from curation.atomicio import replacing, write_atomic
 from curation.layout import OutDir
 from curation.core.schema import OK, REJECTED
 
@@ -49,11 +50,13 @@ def finalize(out: OutDir) -> dict[str, Any]:
     """Write ``index.parquet``, ``rejects.parquet`` and ``stats.json``; return the stats (``report.html`` is
     written from these and run.json once the run has recorded its end: :func:`curation.report.write_report`)."""
     index = merge_index(out)
-    pq.write_table(index, out.root / "index.parquet")
-    pq.write_table(index.filter(pc.equal(index["status"], REJECTED)), out.root / "rejects.parquet")
+    with replacing(out.root / "index.parquet") as tmp:
+        pq.write_table(index, tmp)
+    with replacing(out.root / "rejects.parquet") as tmp:
+        pq.write_table(index.filter(pc.equal(index["status"], REJECTED)), tmp)
     stats = merge_stats(out)
     stats["accepted_in_index"] = int(pc.sum(pc.equal(index["status"], OK)).as_py() or 0)
-    (out.root / "stats.json").write_text(json.dumps(stats, indent=1))
+    write_atomic(out.root / "stats.json", json.dumps(stats, indent=1))
     return stats
 
 

@@ -33,6 +33,8 @@ from curation.finalize import finalize, merge_stats
 from curation.layout import OutDir
 from curation.lock import OutLock
 from curation.progress import Poller, final_snapshot, start_tally
+from curation.raycluster import (RAY_PROCESSES, cluster_address, describe_cluster, join, reap_leftovers,
+                                 record_processes, start_local)
 from curation.report import write_report
 from curation.runinfo import end_run, record_progress, start_run
 from curation.sink import ShardSink
@@ -134,18 +136,20 @@ class RunResult:
     failure: str | None = None
 
 
-def init_ray(cfg: RunConfig, verbose: bool = True) -> RayInfo:
-    """Join the cluster named by RAY_ADDRESS / ``ray.address``, or start an embedded local Ray. Without
-    ``verbose``, Ray's own log lines stay in its log files instead of the terminal."""
+def init_ray(cfg: RunConfig, verbose: bool = True, processes: Path | None = None) -> RayInfo:
+    """Join the cluster named by RAY_ADDRESS / ``ray.address``, or start a fresh embedded local Ray (never one
+    found on the machine: :mod:`curation.raycluster`). Without ``verbose``, Ray's own log lines stay in its log
+    files instead of the terminal. An embedded Ray's processes are listed in ``processes``, for the next run to
+    end them if this driver is killed."""
     ray_output(verbose)
     if ray.is_initialized():
         return ray_info(embedded=False)
-    address = cfg.ray_address()
+    address = cluster_address(cfg)
     if address:
         modules = [importlib.import_module(m) for m in PROJECT_PACKAGES]
-        context = ray.init(address=address, runtime_env={"py_modules": modules}, log_to_driver=verbose,
-                           logging_level=logging.INFO if verbose else logging.ERROR)
-        return ray_info(embedded=False, context=context)
+        context = join(address, runtime_env={"py_modules": modules}, log_to_driver=verbose,
+                       logging_level=logging.INFO if verbose else logging.ERROR)
+        return ray_info(embedded=False, context=context, cluster=describe_cluster(False, address))
     # Ray schedules by logical CPUs: give the local node enough for every pool plus the reads to start.
     num_cpus = cfg.ray.num_cpus or max(4, 2 * (os.cpu_count() or 1))
     # no idle workers started ahead of need (the raylet reads this from its environment): the pools, reads and
@@ -154,11 +158,13 @@ def init_ray(cfg: RunConfig, verbose: bool = True) -> RayInfo:
     os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
     if not cfg.ray.listen_all_interfaces:
         loopback_only()
-    context = ray.init(address="local", num_cpus=num_cpus, include_dashboard=cfg.ray.dashboard, log_to_driver=verbose,
-                       configure_logging=True, logging_level=logging.WARNING if verbose else logging.ERROR,
-                       _metrics_export_port=cfg.ray.metrics_export_port,
-                       _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS})
-    return ray_info(embedded=True, context=context)
+    context = start_local(num_cpus=num_cpus, include_dashboard=cfg.ray.dashboard, log_to_driver=verbose,
+                          configure_logging=True, logging_level=logging.WARNING if verbose else logging.ERROR,
+                          _metrics_export_port=cfg.ray.metrics_export_port,
+                          _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS})
+    if processes is not None:
+        record_processes(processes)
+    return ray_info(embedded=True, context=context, cluster=describe_cluster(True, None))
 
 
 def claimed_in(root: Path) -> dict[str, str]:
@@ -202,10 +208,13 @@ def check_dataflow(stages: tuple[type[Stage], ...]) -> None:
 
 
 def out_dir(cfg: RunConfig) -> OutDir:
-    """The run's output folder, refused at once when ``run.out`` names a file."""
+    """The run's output folder, refused at once when ``run.out`` names a file or lies below one."""
     out = OutDir(Path(cfg.run.out))
     if out.root.exists() and not out.root.is_dir():
         raise ConfigError(f"run.out: {out.root} is a file, not a folder")
+    above = next((p for p in out.root.absolute().parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ConfigError(f"run.out: {out.root} lies below {above}, which is a file, not a folder")
     return out
 
 
@@ -215,7 +224,10 @@ def run(cfg: RunConfig, watcher: Watcher | None = None, verbose: bool = True) ->
     started = time.perf_counter()
     check_dataflow(DAG)
     out = out_dir(cfg)
-    out.create()
+    try:
+        out.create()
+    except OSError as err:
+        raise ConfigError(f"run.out: cannot create {err.filename or out.root}: {err.strerror or err}") from None
     with OutLock(out.root) as lock:  # before anything in OUT is touched: a second run stops here
         return _run_segment(cfg, out, started, lock.token, watcher, verbose)
 
@@ -223,15 +235,18 @@ def run(cfg: RunConfig, watcher: Watcher | None = None, verbose: bool = True) ->
 def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str, watcher: Watcher | None,
                  verbose: bool) -> RunResult:
     """One segment of a run into ``out``, whose lock the caller holds."""
+    reaped = reap_leftovers(out.work / RAY_PROCESSES)  # what a killed run's embedded Ray left running
+    if reaped:
+        log.warning("ended %d processes of the embedded Ray of a killed run into %s", reaped, out.root)
     removed = out.remove_torn()
     done = out.done_keys()
     seg = out.next_segment()
     units_path = out.work / f"units-{seg}.parquet"
     n_units = write_units(cfg, units_path)  # before Ray starts: a missing source is a one-line error
-    if not cfg.ray_address():  # on a cluster the checkpoints live on the workers, not necessarily here
+    if not cluster_address(cfg):  # on a cluster the checkpoints live on the workers, not necessarily here
         for stage in STAGES:
             stage.preflight(cfg)
-    info = init_ray(cfg, verbose)
+    info = init_ray(cfg, verbose, out.work / RAY_PROCESSES)
     pools = plan_pools(cfg)
     if cfg.ray.check_resources:
         check_fit(pools, *cluster_capacity())

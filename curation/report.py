@@ -10,7 +10,6 @@ laptop after ``rsync``; a section whose file is missing or unreadable says so an
 from __future__ import annotations
 
 import argparse
-import html
 import sys
 import io
 import json
@@ -24,6 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from curation.atomicio import write_atomic
+from curation.core.htmlescape import attr, text
 from curation.core.preview import data_uri, on_checkerboard
 from curation.core.rejects import reject_samples
 from curation.finalize import merge_index, merge_stats
@@ -38,7 +39,7 @@ ACCEPTED_COLOUR, REJECTED_COLOUR = "#3a7d44", "#c0392b"
 
 
 def _esc(value: Any) -> str:
-    return html.escape(str(value))
+    return text(value)
 
 
 def _table(header: list[str], rows: list[list[Any]], numeric_from: int = 1) -> str:
@@ -218,7 +219,8 @@ def _layer_images(layers: dict[str, np.ndarray | None]) -> list[tuple[str, Image
 
 
 def _figures(images: list[tuple[str, Image.Image]]) -> str:
-    return "".join(f'<figure><img src="{data_uri(im)}" alt="{t}"><figcaption>{t}</figcaption></figure>' for t, im in images)
+    return "".join(f'<figure><img src="{data_uri(im)}" alt="{attr(t)}"><figcaption>{text(t)}</figcaption></figure>'
+                   for t, im in images)
 
 
 def _score(score: float | None) -> str:
@@ -407,7 +409,7 @@ def write_report(out: OutDir) -> Path:
     page = (f'<!doctype html><meta charset="utf-8"><title>curation report: {_esc(out.root.name)}</title>'
             f"<style>{STYLE}</style><h1>Layered triplet curation: {_esc(out.root)}</h1>{''.join(parts)}")
     path = out.root / "report.html"
-    path.write_text(page)
+    write_atomic(path, page)
     return path
 
 

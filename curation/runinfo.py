@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from curation.atomicio import write_atomic
 from curation.core.config import RunConfig
 
 PACKAGES = ("ray", "torch", "transformers", "timm", "segment-anything", "webdataset", "opencv-contrib-python-headless",
@@ -48,7 +49,7 @@ def start_run(path: Path, cfg: RunConfig, seg: str, resumed_keys: int, removed: 
     info["history"].append({"segment": seg, "start": now(), "end": None, "skipped_done_keys": resumed_keys,
                             "removed_torn_files": removed, "ray_address": cfg.ray_address() or "local"})
     info.setdefault("start", info["history"][0]["start"])
-    path.write_text(json.dumps(info, indent=1))
+    write_atomic(path, json.dumps(info, indent=1))
     return info
 
 
@@ -58,7 +59,7 @@ def end_run(path: Path, stats: dict[str, Any], seconds: float, failure: str | No
     info["history"][-1].update(end=now(), wall_seconds=round(seconds, 2), failure=failure)
     info["end"] = info["history"][-1]["end"]
     info["totals"] = {k: stats[k] for k in ("shards", "ingested", "accepted", "rejected")}
-    path.write_text(json.dumps(info, indent=1))
+    write_atomic(path, json.dumps(info, indent=1))
 
 
 def record_progress(path: Path, snapshot: dict[str, Any]) -> None:
@@ -67,4 +68,4 @@ def record_progress(path: Path, snapshot: dict[str, Any]) -> None:
     info = json.loads(path.read_text())
     wall = {k: snapshot[k] for k in ("units", "started", "now")}
     info["history"][-1].update(progress={**wall, "stages": snapshot["stages"], "sink": snapshot["sink"]})
-    path.write_text(json.dumps(info, indent=1))
+    write_atomic(path, json.dumps(info, indent=1))

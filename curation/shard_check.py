@@ -6,9 +6,10 @@ tar's size, member count and SHA-256. A machine that loses power after the marke
 whole files behind it.
 
 Checking (:func:`shard_problem`): a shard the marker calls complete can still be damaged later (a disk, an
-interrupted copy or rsync). The quick check, run at the start of every run, compares the tar's size and
-member count and the index's row count with the marker; the deep check (``curate verify``) also
-recomputes the SHA-256. A rerun removes a shard that fails, so its keys are done again.
+interrupted copy or rsync, a flipped bit). The quick check compares the tar's size and member count and
+the index's row count with the marker; the deep check also recomputes the SHA-256 of the tar and of the
+index. Every run starts with the deep check of each complete shard (:meth:`curation.layout.OutDir.remove_torn`),
+as ``curate verify`` does: a damaged shard of the same size is caught too, removed, and its keys done again.
 """
 from __future__ import annotations
 
@@ -80,7 +81,8 @@ def commit_shard(shards_dir: Path, name: str, stats: dict[str, Any],
     died and another holds the folder) raises :class:`Superseded` and leaves an unmarked, torn shard.
     """
     tar_tmp, index_tmp = shards_dir / f"{name}.tar.tmp", shards_dir / f"{name}.parquet.tmp"
-    stats = {**stats, "tar_bytes": tar_tmp.stat().st_size, "tar_sha256": sha256_of(tar_tmp)}
+    stats = {**stats, "tar_bytes": tar_tmp.stat().st_size, "tar_sha256": sha256_of(tar_tmp),
+             "index_sha256": sha256_of(index_tmp)}
     durable_replace(tar_tmp, shards_dir / f"{name}.tar")
     durable_replace(index_tmp, shards_dir / f"{name}.parquet")
     marker_tmp = shards_dir / f"{name}_stats.json.tmp"
@@ -97,7 +99,8 @@ def shard_problem(shards_dir: Path, name: str, deep: bool = False) -> str | None
     """Why the shard that ``{name}_stats.json`` marks complete is not whole, or None when it is.
 
     Quick: the marker parses, the index parquet reads with the marker's row count, the tar has the
-    recorded size and member count. ``deep`` adds the SHA-256 of the tar.
+    recorded size and member count. ``deep`` adds the SHA-256 of the tar and of the index (shards written
+    before the index's was recorded are checked on the tar's alone).
     """
     try:
         stats = json.loads((shards_dir / f"{name}_stats.json").read_text())
@@ -113,6 +116,8 @@ def shard_problem(shards_dir: Path, name: str, deep: bool = False) -> str | None
             return f"the tar does not hold the {stats['tar_members']} members its stats record"
         if deep and "tar_sha256" in stats and sha256_of(tar) != stats["tar_sha256"]:
             return "the tar's SHA-256 differs from the one recorded when it was written"
+        if deep and "index_sha256" in stats and sha256_of(shards_dir / f"{name}.parquet") != stats["index_sha256"]:
+            return "the index's SHA-256 differs from the one recorded when it was written"
     except (OSError, ValueError, KeyError, TypeError, tarfile.TarError, EOFError) as err:
         return f"cannot be read: {type(err).__name__}: {err}"
     return None

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from curation.atomicio import write_atomic
 from curation.core.schema import OK
 from curation.finalize import finalize, merge_index
 from curation.layout import OutDir
@@ -231,7 +232,7 @@ def reshard(root: Path, dest: Path, target: Target, val_fraction: float = 0.0) -
         if run is not None:  # the source's config (verify's PSNR floor among it) and where this copy came from
             run["resharded"] = {"from": str(src.root), "split": s, "val_fraction": val_fraction,
                                 "target": {"samples": target.samples, "bytes": target.bytes}}
-            writer.out.run_json.write_text(json.dumps(run, indent=1))
+            write_atomic(writer.out.run_json, json.dumps(run, indent=1))
         finalize(writer.out)
         write_report(writer.out)
     return folders

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from ray.data import Datasink
 
+from curation.atomicio import naming
 from curation.core.config import SinkConfig
 from curation.core.imageio import encode_png
 from curation.core.metrics import record_shard
@@ -108,7 +109,7 @@ def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], cfg: SinkConfi
     sources: Counter[str] = Counter()
     png = {member: PngEncoder(cfg) for member in LAYER_MEMBERS}
     members = 0
-    with tarfile.open(tar_tmp, "w", format=TAR_FORMAT) as tar:
+    with naming(tar_tmp), tarfile.open(tar_tmp, "w", format=TAR_FORMAT) as tar:
         for row in rows:
             sources[row["source"]] += 1
             if row["status"] == OK:
@@ -124,7 +125,8 @@ def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], cfg: SinkConfi
     if not index:  # e.g. a resumed run whose rows were all done before: no shard at all
         tar_tmp.unlink()
         return {"shard": None, "ingested": 0, "accepted": 0, "rejected": 0}
-    pq.write_table(pa.Table.from_pylist(index, schema=INDEX_SCHEMA), index_tmp)
+    with naming(index_tmp):
+        pq.write_table(pa.Table.from_pylist(index, schema=INDEX_SCHEMA), index_tmp)
     accepted = sum(1 for e in index if e["status"] == OK)
     stats = {
         "shard": name, "ingested": len(index), "accepted": accepted, "rejected": len(index) - accepted,

@@ -30,6 +30,7 @@ class RayInfo:
     dashboard_url: str | None = None
     metrics_url: str | None = None
     logs: str | None = None
+    cluster: str = ""  # which Ray this is, in one line (curation.raycluster.describe_cluster)
 
 
 @dataclass
@@ -48,14 +49,14 @@ class Watcher(Protocol):
     def progress(self, snapshot: dict[str, Any]) -> None: ...
 
 
-def ray_info(embedded: bool, context: Any = None) -> RayInfo:
+def ray_info(embedded: bool, context: Any = None, cluster: str = "") -> RayInfo:
     """The running Ray's URLs (``context``: what ``ray.init`` returned, when this process called it)."""
     node = ray._private.worker.global_worker.node  # the driver's node: where its metrics agent and logs are
     if context is not None:
         port, url = context.address_info.get("metrics_export_port"), context.dashboard_url
     else:
         port, url = getattr(node, "metrics_export_port", None), None
-    return RayInfo(embedded=embedded, dashboard_url=f"http://{url}" if url else None,
+    return RayInfo(embedded=embedded, cluster=cluster, dashboard_url=f"http://{url}" if url else None,
                    metrics_url=f"http://127.0.0.1:{port}/metrics" if port else None,
                    logs=str(Path(node.get_session_dir_path()) / "logs") if node else None)
 

@@ -33,7 +33,8 @@ def _checked(units: Iterator[Unit], where: str) -> Iterator[Unit]:
 
 def unit_batches(cfg: RunConfig) -> Iterator[pa.Table]:
     """Every source's units (those its quota takes; up to ``run.limit`` in all) as tables of at most one ingest
-    batch, source by source."""
+    batch, source by source; a source that yields no unit at all is a :class:`ConfigError` (an empty run is a
+    mistake, not a success)."""
     batch = cfg.ingest.resources.batch_size
     remaining = cfg.run.limit
     total = 0
@@ -43,6 +44,7 @@ def unit_batches(cfg: RunConfig) -> Iterator[pa.Table]:
         units = units if remaining is None else islice(units, remaining - total)
         chunk: list[dict[str, str]] = []
         seen: set[str] = set()
+        n = -1
         for n, unit in enumerate(units):
             if unit.unit_id in seen:  # its keys would be the earlier unit's: the second must not pass as it
                 unit = bad_unit(f"{unit.unit_id}~{n}", f"unit id {unit.unit_id!r} repeats an earlier unit of "
@@ -53,6 +55,9 @@ def unit_batches(cfg: RunConfig) -> Iterator[pa.Table]:
                 total += len(chunk)
                 yield pa.Table.from_pylist(chunk, schema=UNIT_SCHEMA)
                 chunk = []
+        if n < 0 and (remaining is None or total < remaining):
+            raise ConfigError(f"sources.{i} ({source.name}): the source yields no unit at all (an empty folder "
+                              "or manifest?); nothing to curate")
         if chunk:
             total += len(chunk)
             yield pa.Table.from_pylist(chunk, schema=UNIT_SCHEMA)

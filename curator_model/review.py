@@ -8,8 +8,6 @@ optional failure mode) are kept in the browser; "download labels.csv" saves them
 """
 from __future__ import annotations
 
-import html
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from curation.core.htmlescape import attr, script_json, text
 from curation.core.preview import data_uri, on_checkerboard
 from curator_model.features import Triplet, features
 from curator_model.labels import COLUMNS, LABELS, kept_rejects, shard_samples
@@ -89,13 +88,14 @@ def _card(c: Candidate) -> str:
     imgs = [("composite", Image.fromarray(t.composite)), ("background", Image.fromarray(t.background)),
             ("foreground", on_checkerboard(Image.fromarray(t.foreground, "RGBA"))),
             ("alpha", Image.fromarray(t.foreground[..., 3]))]
-    cells = "".join(f'<figure><img src="{data_uri(im)}"><figcaption>{name}</figcaption></figure>' for name, im in imgs)
-    opts = "".join(f'<option value="{f}">{f}</option>' for f in ("",) + FAILURES)
-    key = html.escape(c.key, quote=True)
-    why = f'<br><i>rejected: {html.escape(c.kept)}</i>' if c.kept else ""
+    cells = "".join(f'<figure><img src="{data_uri(im)}"><figcaption>{text(name)}</figcaption></figure>'
+                    for name, im in imgs)
+    opts = "".join(f'<option value="{attr(f)}">{text(f)}</option>' for f in ("",) + FAILURES)
+    key = attr(c.key)
+    why = f'<br><i>rejected: {text(c.kept)}</i>' if c.kept else ""
     return (f'<div class="s" data-key="{key}"><div>{cells}</div><code>{key}</code> '
             f'{"real photo, " if c.real else ""}{"<b>rejected</b>, " if c.rejected else ""}'
-            f'P(good) <b>{c.p_good:.3f}</b>, likely failure: {html.escape(c.likely)} ({c.p_likely:.2f}){why}<br>'
+            f'P(good) <b>{c.p_good:.3f}</b>, likely failure: {text(c.likely)} ({c.p_likely:.2f}){why}<br>'
             f'<button class="good">good</button><button class="bad">bad</button> '
             f'failure <select>{opts}</select> <span class="state"></span></div>')
 
@@ -151,8 +151,8 @@ def write_review(path: Path, candidates: list[Candidate], threshold: float, titl
                 f"the row; the P(good) on each card is the thumbnail's). Label one good and "
                 f"<code>train-curator</code> learns from it too (it reads them from the run's rejects.parquet).</p>"
                 + "".join(_card(c) for c in rejects))
-    script = SCRIPT % {"columns": json.dumps(COLUMNS), "labels": json.dumps(LABELS), "title": json.dumps(title)}
-    page = f"""<!doctype html><meta charset="utf-8"><title>curator review: {html.escape(title)}</title>
+    script = SCRIPT % {"columns": script_json(COLUMNS), "labels": script_json(LABELS), "title": script_json(title)}
+    page = f"""<!doctype html><meta charset="utf-8"><title>curator review: {text(title)}</title>
 <style>body{{font-family:sans-serif;margin:1.5em}}.s{{display:inline-block;vertical-align:top;margin:6px;padding:6px;
 border:2px solid #ccc;font-size:13px}}.s.good{{border-color:#2a2}}.s.bad{{border-color:#c22}}figure{{display:inline-block;
 margin:0 3px;text-align:center;font-size:11px}}img{{display:block}}</style>
@@ -160,7 +160,7 @@ margin:0 3px;text-align:center;font-size:11px}}img{{display:block}}</style>
 <p>{_order(candidates)}
  Threshold {threshold:.6g}. Mark each sample good or bad (optionally the failure), then
 <button id="download">download labels.csv</button> and train with
-<code>curate train-curator --labels labels.csv --shards {html.escape(title)}</code>.</p>
+<code>curate train-curator --labels labels.csv --shards {text(title)}</code>.</p>
 {''.join(_card(c) for c in candidates)}
 {rejected}
 <script>{script}</script>

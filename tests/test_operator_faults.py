@@ -61,10 +61,10 @@ def test_a_truncated_complete_shard_is_found_removed_and_redone(clean_run, tmp_p
     assert_complete(out, expected)
 
 
-def test_a_flipped_byte_is_caught_by_the_checksum(clean_run, tmp_path):
+def test_a_flipped_byte_is_caught_by_the_checksum_and_the_rerun_redoes_the_shard(clean_run, tmp_path):
     import shutil
 
-    _, result, _ = clean_run
+    _, result, expected = clean_run
     out = tmp_path / "out"
     shutil.copytree(result.out, out)
     name = OutDir(out).complete_shards()[-1]
@@ -75,6 +75,17 @@ def test_a_flipped_byte_is_caught_by_the_checksum(clean_run, tmp_path):
     assert shard_problem(out / "shards", name) is None
     assert "SHA-256" in shard_problem(out / "shards", name, deep=True)
     assert any("SHA-256" in p for p in verify(out, 35.0).problems)
+    again = run(faults_config(out))  # the resume's check hashes every complete shard: the damaged one is redone
+    assert f"{name}_stats.json" in again_removed(out)
+    assert again.stats["ingested"] == result.stats["ingested"]
+    assert_complete(out, expected)
+
+
+def again_removed(out) -> list[str]:
+    """What the last run segment into ``out`` removed at its start."""
+    import json
+
+    return json.loads((out / "run.json").read_text())["history"][-1]["removed_torn_files"]
 
 
 def write_config(path, out, **sections) -> None:

@@ -144,7 +144,8 @@ def decode_image(data: bytes, max_pixels: int, name: str = "<bytes>") -> np.ndar
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
-    """A file's bytes; a missing or unreadable file is an :class:`ImageError` like any other bad input."""
+    """A file's bytes; a missing or unreadable file (permissions, an I/O error) is an :class:`ImageError` like any
+    other bad input."""
     p = Path(path)
     try:
         return p.read_bytes()
@@ -153,7 +154,7 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     except IsADirectoryError as exc:
         raise ImageError(Reason.NOT_IMAGE, f"{p} is a directory") from exc
     except OSError as exc:
-        raise ImageError(Reason.MISSING_FILE, f"{p}: {exc}") from exc
+        raise ImageError(Reason.UNREADABLE, f"{p} cannot be read: {exc.strerror or exc}") from exc
 
 
 def read_image(path: str | os.PathLike, max_pixels: int) -> np.ndarray:

@@ -28,6 +28,7 @@ class Reason(Code):
 
     # ingest: reading and validating files
     MISSING_FILE = "missing_file"
+    UNREADABLE = "unreadable"  # a file or folder that exists but cannot be read (permissions, I/O error)
     OUTSIDE_ROOT = "outside_root"
     EMPTY_FILE = "empty_file"
     NOT_IMAGE = "not_image"

@@ -8,12 +8,14 @@ stay stable when files are added and two paths that sanitise alike still differ.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
 from curation.core.morphology import bbox_of
 from curation.core.config.sources import FolderSourceConfig
 from curation.core.imageio import read_image, within
+from curation.core.reasons import Reason
 from curation.core.schema import Row, new_row
 from stages.sources.base import Source, Unit, bad_unit, fit_size, make_key, path_id, resize_image
 
@@ -29,10 +31,10 @@ class FolderSource(Source):
             root = self.cfg.root.expanduser()
             if not root.is_dir():
                 raise FileNotFoundError(f"folder source {self.name!r}: {root} is not a folder")
-            for p in sorted(root.rglob("*")):
-                if p.suffix.lower() in self.extensions and not p.is_dir():
-                    rel = p.relative_to(root).as_posix()
-                    yield Unit(unit_id=path_id(rel), ref={"path": str(p), "rel": rel})
+            if not os.access(root, os.R_OK | os.X_OK):
+                raise PermissionError(f"folder source {self.name!r}: {root} cannot be read (permission denied)")
+            for _, unit in sorted(self._walk(root, root), key=lambda pu: pu[0]):
+                yield unit
             return
         assert self.cfg.list_file is not None, "the config gives exactly one of root and list_file"
         list_file = self.cfg.list_file.expanduser()
@@ -49,6 +51,24 @@ class FolderSource(Source):
                 p = Path(entry).expanduser()
                 yield Unit(unit_id=path_id(entry), ref={"path": str(p if p.is_absolute() else list_file.parent / p),
                                                         "rel": entry})
+
+    def _walk(self, base: Path, root: Path) -> Iterator[tuple[str, Unit]]:
+        """``(path, unit)`` for each image file below ``root`` (ids relative to the source's ``base``); a folder
+        that cannot be listed is one rejected unit (``unreadable``) instead of a silent gap."""
+        try:
+            entries = list(os.scandir(root))
+        except OSError as err:
+            rel = root.relative_to(base).as_posix()
+            yield str(root), bad_unit(path_id(f"{rel}/"), f"folder {root} cannot be listed: {err.strerror or err}",
+                                      rel, Reason.UNREADABLE)
+            return
+        for entry in entries:
+            p = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._walk(base, p)
+            elif p.suffix.lower() in self.extensions and not p.is_dir():
+                rel = p.relative_to(base).as_posix()
+                yield str(p), Unit(unit_id=path_id(rel), ref={"path": str(p), "rel": rel})
 
     def load(self, unit: Unit, max_pixels: int) -> list[Row]:
         return self.load_scaled(unit, max_pixels, None)[0]

@@ -22,6 +22,7 @@ Both images (and the masks) must have the same size. One sample is one unit and 
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,7 +34,7 @@ from curation.core.compositing import to_float
 from curation.core.morphology import bbox_of
 from curation.core.config import PairedSourceConfig
 from curation.core.data import BUNDLED
-from curation.core.imageio import ImageError, read_image, read_mask, within
+from curation.core.imageio import ImageError, read_bytes, read_image, read_mask, within
 from curation.core.schema import Reason, Row, new_row
 from curation.core.decompose import minimal_alpha
 from stages.sources.base import Source, Unit, bad_unit, make_key
@@ -102,6 +103,8 @@ def manifest_units(path: Path, root: Path) -> Iterator[Unit]:
 
 def folder_files(folder: Path) -> dict[str, Any]:
     """The files of one sample folder, in the same shape as a manifest row."""
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise ImageError(Reason.UNREADABLE, f"folder {folder} cannot be read (permission denied)")
     comp = _find(folder, "composite")
     if comp is None:
         raise ImageError(Reason.MISSING_FILE, f"{folder} has no composite.(png|jpg)")
@@ -114,7 +117,7 @@ def folder_files(folder: Path) -> dict[str, Any]:
     return {"composite": str(comp), "clean": str(clean), "clean_kind": kind,
             "object_mask": str(folder / "object_mask.png") if (folder / "object_mask.png").exists() else None,
             "shadow_mask": str(folder / "shadow_mask.png") if (folder / "shadow_mask.png").exists() else None,
-            "label": label.read_text(errors="replace").strip() if label.exists() else None}
+            "label": read_bytes(label).decode(errors="replace").strip() if label.exists() else None}
 
 
 class PairedSource(Source):

@@ -127,6 +127,10 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
         data = yaml.safe_load(p.read_text())
     except FileNotFoundError:
         raise ConfigError(f"run config {p} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"run config {p} is a folder, not a YAML file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"run config {p} cannot be read: {getattr(err, 'strerror', None) or err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"run config {p} is not valid YAML: {err}") from None
     return parse_config(data if data is not None else {}, overrides)
