@@ -95,8 +95,9 @@ class QualityOptions(Strict):
     max_ratio_roughness: float | None = Field(None, ge=0)
     #: fine detail of the fill under the object relative to a ring of ground around it (a smear is low)
     min_fill_texture: float = Field(0.5, ge=0)
-    #: ... and at most this much: a fill far busier than the ground around it is noise, not texture
-    max_fill_texture: float = Field(2.2, gt=0)
+    #: ... and at most this much: a fill far busier than the ground around it is noise, not texture (set above
+    #: every ground-truth fill of the tuning split: docs/layers.md)
+    max_fill_texture: float = Field(3.0, gt=0)
     #: colour step across the fill's border, in units of the ring's colour spread
     max_fill_seam: float = Field(2.0, ge=0)
     #: correlation of the fill's gradients with the removed object's (a ghost of the object)
