@@ -9,6 +9,7 @@ OpenMP thread); on a loaded shared machine more threads mostly spin.
 
     .venv/bin/python bench/caption_bench.py [--samples 32] [--tokens 16] [--threads 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,16 +18,17 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from curation.core.config import CaptionConfig  # noqa: E402
-from stages.captioners import Captioner, Sample, build_captioner  # noqa: E402
-from devdata.tiny_vlm import build_tiny_blip, build_tiny_florence2, build_tiny_qwen2_vl  # noqa: E402
 from curation.core.scenes import render_scene  # noqa: E402
+from devdata.tiny_vlm import build_tiny_blip, build_tiny_florence2, build_tiny_qwen2_vl  # noqa: E402
+from stages.captioners import Captioner, Sample, build_captioner  # noqa: E402
 
 
 def synthetic_samples(n: int, size: int = 256) -> list[Sample]:
@@ -36,7 +38,9 @@ def synthetic_samples(n: int, size: int = 256) -> list[Sample]:
     while len(samples) < n:
         scene = render_scene(seed, size)
         for inst in scene.instances:
-            samples.append(Sample(inst.label, scene.composite, inst.background, inst.foreground, inst.mask, inst.effect))
+            samples.append(
+                Sample(inst.label, scene.composite, inst.background, inst.foreground, inst.mask, inst.effect)
+            )
         seed += 1
     return samples[:n]
 
@@ -52,10 +56,17 @@ def throughput(captioner: Captioner, samples: list[Sample], batch: int) -> float
 
 def tiny_captioner(build: Callable[[Path], Path], folder: Path, tokens: int) -> Captioner:
     path = build(folder)
-    return build_captioner(CaptionConfig.model_validate({
-        "backend": "transformers",
-        "transformers": {"model": str(path), "generation": {"min_new_tokens": tokens, "max_new_tokens": tokens}},
-    }))
+    return build_captioner(
+        CaptionConfig.model_validate(
+            {
+                "backend": "transformers",
+                "transformers": {
+                    "model": str(path),
+                    "generation": {"min_new_tokens": tokens, "max_new_tokens": tokens},
+                },
+            }
+        )
+    )
 
 
 def main(samples: int = 32, tokens: int = 16, threads: int = 1) -> dict[str, Any]:
@@ -68,15 +79,19 @@ def main(samples: int = 32, tokens: int = 16, threads: int = 1) -> dict[str, Any
     results["offline_samples_per_s"] = round(offline, 2)
     results["offline_captions_per_s"] = round(3 * offline, 2)
     with tempfile.TemporaryDirectory() as tmp:
-        models = (("tiny_blip", build_tiny_blip), ("tiny_florence2", build_tiny_florence2),
-                  ("tiny_qwen2_vl", build_tiny_qwen2_vl))
+        models = (
+            ("tiny_blip", build_tiny_blip),
+            ("tiny_florence2", build_tiny_florence2),
+            ("tiny_qwen2_vl", build_tiny_qwen2_vl),
+        )
         for name, build in models:
             captioner = tiny_captioner(build, Path(tmp) / name, tokens)
             for batch in (1, 8):
                 rate = throughput(captioner, data, batch)
                 results[f"{name}_b{batch}_captions_per_s"] = round(3 * rate, 2)
-            results[f"{name}_b8_over_b1"] = round(results[f"{name}_b8_captions_per_s"]
-                                                  / results[f"{name}_b1_captions_per_s"], 2)
+            results[f"{name}_b8_over_b1"] = round(
+                results[f"{name}_b8_captions_per_s"] / results[f"{name}_b1_captions_per_s"], 2
+            )
     return results
 
 

@@ -4,6 +4,7 @@ Each is a module with ``main() -> dict`` (flat name -> figure); it is imported a
 real import, so that multiprocessing children can find its functions) and called with no arguments;
 a failure is recorded in the results instead of stopping the benchmark.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,8 +37,12 @@ def run_extra(stem: str) -> dict[str, Any]:
     except SystemExit as exc:  # a main() that exits instead of returning
         return {"ok": False, "wall_s": round(time.perf_counter() - started, 2), "error": f"SystemExit: {exc.code}"}
     except Exception as exc:  # noqa: BLE001 - someone else's benchmark must not sink this one
-        return {"ok": False, "wall_s": round(time.perf_counter() - started, 2),
-                "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5)}
+        return {
+            "ok": False,
+            "wall_s": round(time.perf_counter() - started, 2),
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(limit=5),
+        }
     finally:
         sys.argv = saved_argv
 

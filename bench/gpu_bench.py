@@ -14,6 +14,7 @@ Expected to take a few minutes on one H100 (estimated from the model sizes: it h
     python bench/gpu_bench.py                 # on the device machine; writes bench/gpu_results.json
     python bench/gpu_bench.py --cpu-smoke     # tiny models on the CPU: checks that the script runs
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,23 +49,67 @@ class Sizes:
 
 
 # Qwen2-VL-2B-Instruct's published dimensions.
-QWEN2_VL_2B_TEXT = dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                        num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768,
-                        rms_norm_eps=1e-6, rope_parameters={"rope_type": "default", "rope_theta": 1e6,
-                                                            "mrope_section": [16, 24, 24]})
-QWEN2_VL_2B_VISION = dict(depth=32, embed_dim=1280, hidden_size=1536, mlp_ratio=4, num_heads=16, patch_size=14,
-                          spatial_merge_size=2, temporal_patch_size=2)
+QWEN2_VL_2B_TEXT = dict(
+    vocab_size=151936,
+    hidden_size=1536,
+    intermediate_size=8960,
+    num_hidden_layers=28,
+    num_attention_heads=12,
+    num_key_value_heads=2,
+    max_position_embeddings=32768,
+    rms_norm_eps=1e-6,
+    rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+)
+QWEN2_VL_2B_VISION = dict(
+    depth=32,
+    embed_dim=1280,
+    hidden_size=1536,
+    mlp_ratio=4,
+    num_heads=16,
+    patch_size=14,
+    spatial_merge_size=2,
+    temporal_patch_size=2,
+)
 
-FULL = Sizes(sam={}, text=QWEN2_VL_2B_TEXT, vision=QWEN2_VL_2B_VISION, image_px=448, prompt_tokens=32,
-             new_tokens=64, batches=(1, 4, 16), repeats=3)
+FULL = Sizes(
+    sam={},
+    text=QWEN2_VL_2B_TEXT,
+    vision=QWEN2_VL_2B_VISION,
+    image_px=448,
+    prompt_tokens=32,
+    new_tokens=64,
+    batches=(1, 4, 16),
+    repeats=3,
+)
 SMOKE = Sizes(
     sam=dict(encoder_embed_dim=64, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1]),
-    text=dict(vocab_size=1024, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-              num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=1004, eos_token_id=1005,
-              rope_parameters={"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]}),
-    vision=dict(depth=2, embed_dim=32, hidden_size=64, mlp_ratio=2, num_heads=2, patch_size=14, spatial_merge_size=2,
-                temporal_patch_size=2),
-    image_px=56, prompt_tokens=8, new_tokens=4, batches=(1, 2), repeats=1,
+    text=dict(
+        vocab_size=1024,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=1004,
+        eos_token_id=1005,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]},
+    ),
+    vision=dict(
+        depth=2,
+        embed_dim=32,
+        hidden_size=64,
+        mlp_ratio=2,
+        num_heads=2,
+        patch_size=14,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+    ),
+    image_px=56,
+    prompt_tokens=8,
+    new_tokens=4,
+    batches=(1, 2),
+    repeats=1,
     special_ids=dict(image_token_id=1000, video_token_id=1001, vision_start_token_id=1002, vision_end_token_id=1003),
 )
 
@@ -97,18 +142,28 @@ def bench_sam(sizes: Sizes, device: torch.device, dtype: torch.dtype) -> dict[st
         sam = _build_sam(**sizes.sam) if sizes.sam else sam_model_registry["vit_h"](checkpoint=None)
     encoder = sam.image_encoder.to(device=device, dtype=dtype).eval()
     side = encoder.img_size
-    out: dict[str, Any] = {"model": "vit_h" if not sizes.sam else "tiny", "input_px": side,
-                           "params_m": sum(p.numel() for p in encoder.parameters()) / 1e6, "batches": {}}
+    out: dict[str, Any] = {
+        "model": "vit_h" if not sizes.sam else "tiny",
+        "input_px": side,
+        "params_m": sum(p.numel() for p in encoder.parameters()) / 1e6,
+        "batches": {},
+    }
     for batch in sizes.batches:
         x = torch.randn(batch, 3, side, side, device=device, dtype=dtype)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         with torch.inference_mode():
             seconds = timed(functools.partial(encoder, x), device, sizes.repeats)
-        out["batches"][batch] = {"seconds_per_batch": seconds, "images_per_s": batch / seconds,
-                                 "peak_gib": peak_gib(device)}
-        print(f"SAM image encoder {out['model']} {side}px  batch {batch:3d}: {batch / seconds:8.2f} images/s "
-              f"({seconds * 1000:.0f} ms/batch)", flush=True)
+        out["batches"][batch] = {
+            "seconds_per_batch": seconds,
+            "images_per_s": batch / seconds,
+            "peak_gib": peak_gib(device),
+        }
+        print(
+            f"SAM image encoder {out['model']} {side}px  batch {batch:3d}: {batch / seconds:8.2f} images/s "
+            f"({seconds * 1000:.0f} ms/batch)",
+            flush=True,
+        )
     del sam, encoder
     return out
 
@@ -138,35 +193,49 @@ def bench_vlm(sizes: Sizes, device: torch.device, dtype: torch.dtype) -> dict[st
     """Captioning throughput of a 2B-class VLM: prefill of image + prompt, then greedy decoding."""
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-    config = Qwen2VLConfig(text_config=sizes.text, vision_config=sizes.vision, tie_word_embeddings=True,
-                           **(sizes.special_ids or {}))
+    config = Qwen2VLConfig(
+        text_config=sizes.text, vision_config=sizes.vision, tie_word_embeddings=True, **(sizes.special_ids or {})
+    )
     torch.manual_seed(0)
     with device:
         model = Qwen2VLForConditionalGeneration(config)
         # in place; the cast: transformers wraps .to with functools.wraps, whose stub keeps Module.to's self
         cast(torch.nn.Module, model).to(dtype=dtype).eval()
     params = sum(p.numel() for p in model.parameters()) / 1e9
-    out: dict[str, Any] = {"model": "Qwen2-VL-2B dimensions, random weights" if sizes is FULL else "tiny",
-                           "params_b": params, "attention": model.config._attn_implementation,
-                           "image_px": sizes.image_px, "new_tokens": sizes.new_tokens,
-                           "batches": {}}
+    out: dict[str, Any] = {
+        "model": "Qwen2-VL-2B dimensions, random weights" if sizes is FULL else "tiny",
+        "params_b": params,
+        "attention": model.config._attn_implementation,
+        "image_px": sizes.image_px,
+        "new_tokens": sizes.new_tokens,
+        "batches": {},
+    }
     for batch in sizes.batches:
         inputs = vlm_inputs(config, sizes, batch, device, dtype)
-        gen_kwargs = dict(max_new_tokens=sizes.new_tokens, min_new_tokens=sizes.new_tokens, do_sample=False,
-                          pad_token_id=0)
+        gen_kwargs = dict(
+            max_new_tokens=sizes.new_tokens, min_new_tokens=sizes.new_tokens, do_sample=False, pad_token_id=0
+        )
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         with torch.inference_mode():
             prefill = timed(functools.partial(model, **inputs), device, sizes.repeats)
             seconds = timed(functools.partial(model.generate, **inputs, **gen_kwargs), device, sizes.repeats)
         tokens = batch * sizes.new_tokens
-        out["batches"][batch] = {"seconds_per_batch": seconds, "prefill_s": prefill, "images_per_s": batch / seconds,
-                                 "tokens_per_s": tokens / seconds,
-                                 "decode_tokens_per_s": tokens / max(seconds - prefill, 1e-9),
-                                 "prompt_len": int(inputs["input_ids"].shape[1]), "peak_gib": peak_gib(device)}
-        print(f"VLM {params:.2f}B  batch {batch:3d}: {batch / seconds:7.2f} images/s  {tokens / seconds:8.1f} tokens/s "
-              f"(prefill {prefill * 1000:.0f} ms, {inputs['input_ids'].shape[1]} prompt tokens, "
-              f"{sizes.new_tokens} new)", flush=True)
+        out["batches"][batch] = {
+            "seconds_per_batch": seconds,
+            "prefill_s": prefill,
+            "images_per_s": batch / seconds,
+            "tokens_per_s": tokens / seconds,
+            "decode_tokens_per_s": tokens / max(seconds - prefill, 1e-9),
+            "prompt_len": int(inputs["input_ids"].shape[1]),
+            "peak_gib": peak_gib(device),
+        }
+        print(
+            f"VLM {params:.2f}B  batch {batch:3d}: {batch / seconds:7.2f} images/s  {tokens / seconds:8.1f} tokens/s "
+            f"(prefill {prefill * 1000:.0f} ms, {inputs['input_ids'].shape[1]} prompt tokens, "
+            f"{sizes.new_tokens} new)",
+            flush=True,
+        )
     del model
     return out
 
@@ -184,7 +253,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         p.error("no CUDA device: run this on the GPU machine, or use --cpu-smoke")
     started = time.perf_counter()
     res: dict[str, Any] = {
-        "mode": "cpu-smoke" if args.cpu_smoke else "gpu", "dtype": "bfloat16",
+        "mode": "cpu-smoke" if args.cpu_smoke else "gpu",
+        "dtype": "bfloat16",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
     }

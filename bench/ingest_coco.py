@@ -4,10 +4,12 @@
 
 Writes the dataset to a temp dir (image files are a small pool that the entries share, the annotation
 file is full size), then, in a fresh child process so that its peak RSS is the run's own, runs the real
-stage-1 code path: the driver streaming ``units()`` into the parquet work list and the ``Ingest`` callable over every work-list batch (decode, masks, downscale, selection; no Ray, no dedupe
+stage-1 code path: the driver streaming ``units()`` into the parquet work list and the ``Ingest`` callable over
+every work-list batch (decode, masks, downscale, selection; no Ray, no dedupe
 actor). A second child only does ``json.load`` on the same file, for comparison with the
 non-streaming way of reading it. ``main()`` returns the figures as a dict.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,13 +33,17 @@ def _ingest_child(ann: str, images: str, work: str, out: Any) -> None:
     import pyarrow.parquet as pq
 
     from curation.core.config import parse_config
-    from curation.worklist import write_units
     from curation.core.schema import table_rows
+    from curation.worklist import write_units
     from stages.ingest import Ingest
 
-    cfg = parse_config({"run": {"out": work}, "sources": [
-        {"type": "coco", "name": "coco", "annotations": ann, "images": images, "index_dir": work}],
-        "ingest": {"resources": {"batch_size": 16}}})
+    cfg = parse_config(
+        {
+            "run": {"out": work},
+            "sources": [{"type": "coco", "name": "coco", "annotations": ann, "images": images, "index_dir": work}],
+            "ingest": {"resources": {"batch_size": 16}},
+        }
+    )
     ingest = Ingest(cfg)
     import_rss = _peak_rss_mib()
     units_path = Path(work) / "units.parquet"
@@ -55,16 +61,29 @@ def _ingest_child(ann: str, images: str, work: str, out: Any) -> None:
             if r["reject_reason"]:
                 reasons[r["reject_reason"]] = reasons.get(r["reject_reason"], 0) + 1
     t2 = time.perf_counter()
-    out.put({"units": n_units, "import_rss_mib": import_rss, "units_rss_mib": units_rss, "rows": rows, "accepted": accepted, "reasons": reasons,
-             "units_seconds": t1 - t0, "load_seconds": t2 - t1, "peak_rss_mib": _peak_rss_mib(),
-             "work_list_mib": units_path.stat().st_size / 2**20})
+    out.put(
+        {
+            "units": n_units,
+            "import_rss_mib": import_rss,
+            "units_rss_mib": units_rss,
+            "rows": rows,
+            "accepted": accepted,
+            "reasons": reasons,
+            "units_seconds": t1 - t0,
+            "load_seconds": t2 - t1,
+            "peak_rss_mib": _peak_rss_mib(),
+            "work_list_mib": units_path.stat().st_size / 2**20,
+        }
+    )
 
 
 def _json_load_child(ann: str, out: Any) -> None:
     t0 = time.perf_counter()
     with open(ann) as f:
         data = json.load(f)
-    out.put({"seconds": time.perf_counter() - t0, "annotations": len(data["annotations"]), "peak_rss_mib": _peak_rss_mib()})
+    out.put(
+        {"seconds": time.perf_counter() - t0, "annotations": len(data["annotations"]), "peak_rss_mib": _peak_rss_mib()}
+    )
 
 
 def _in_child(target: Any, *args: Any) -> dict[str, Any]:
@@ -77,24 +96,36 @@ def _in_child(target: Any, *args: Any) -> dict[str, Any]:
     return result
 
 
-def main(instances: int = 100_000, per_image: int = 10, size: tuple[int, int] = (320, 240),
-         distinct_files: int = 200) -> dict[str, Any]:
+def main(
+    instances: int = 100_000, per_image: int = 10, size: tuple[int, int] = (320, 240), distinct_files: int = 200
+) -> dict[str, Any]:
     from devdata.coco_synth import write_dataset
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-coco-") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        ann = write_dataset(root / "coco", n_images=instances // per_image, objects_per_image=per_image, size=size,
-                            seed=0, distinct_files=distinct_files)
+        ann = write_dataset(
+            root / "coco",
+            n_images=instances // per_image,
+            objects_per_image=per_image,
+            size=size,
+            seed=0,
+            distinct_files=distinct_files,
+        )
         gen_s = time.perf_counter() - t0
         (root / "work").mkdir()
         run = _in_child(_ingest_child, str(ann), str(root / "coco" / "val2017"), str(root / "work"))
         baseline = _in_child(_json_load_child, str(ann))
         total = run["units_seconds"] + run["load_seconds"]
         return {
-            "instances": instances, "images": instances // per_image, "image_size": f"{size[0]}x{size[1]}",
-            "annotation_file_mib": round(ann.stat().st_size / 2**20, 1), "generate_seconds": round(gen_s, 1),
-            "rows": run["rows"], "accepted": run["accepted"], "reject_reasons": run["reasons"],
+            "instances": instances,
+            "images": instances // per_image,
+            "image_size": f"{size[0]}x{size[1]}",
+            "annotation_file_mib": round(ann.stat().st_size / 2**20, 1),
+            "generate_seconds": round(gen_s, 1),
+            "rows": run["rows"],
+            "accepted": run["accepted"],
+            "reject_reasons": run["reasons"],
             "units_seconds": round(run["units_seconds"], 2),
             "units_rows_per_s": round(run["rows"] / run["units_seconds"]),
             "load_seconds": round(run["load_seconds"], 2),

@@ -4,13 +4,15 @@ Writes synthetic 256-px scenes through the sink into a temporary OUT folder, the
 with 2 DataLoader workers (what a trainer runs), the same over HTTP (the shards served by a local
 ``http.server``, read through webdataset's ``http://`` URLs: a web server or object store in front of
 OUT) and in-process (``num_workers=0``: the cost of decoding and augmenting one sample, without worker
-start-up or transfer). Samples/s are also given per worker (the figure to multiply by a trainer's workers). In-process runs with one torch thread,
+start-up or transfer). Samples/s are also given per worker (the figure to multiply by a trainer's workers).
+In-process runs with one torch thread,
 as DataLoader workers do: on a shared machine, torch's thread pool spinning on small interpolations
 costs more than it saves. Wall-clock samples/s and CPU seconds per sample
 (this process plus the reaped workers) are reported; the first epoch of each setting is a warm-up.
 
     python -m bench.loader_bench [--scenes 96] [--epochs 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,13 +71,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             torch.set_num_threads(threads)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    result = {"size_px": SIZE, "samples_per_epoch": len(written.accepted),
-              "workers2_samples_per_s": two["samples_per_s"], "workers2_cpu_s_per_sample": two["cpu_s_per_sample"],
-              "files_samples_per_s_per_worker": round(two["samples_per_s"] / 2, 1),
-              "http_workers2_samples_per_s": over_http["samples_per_s"],
-              "http_samples_per_s_per_worker": round(over_http["samples_per_s"] / 2, 1),
-              "http_workers2_cpu_s_per_sample": over_http["cpu_s_per_sample"],
-              "inprocess_samples_per_s": one["samples_per_s"], "inprocess_cpu_s_per_sample": one["cpu_s_per_sample"]}
+    result = {
+        "size_px": SIZE,
+        "samples_per_epoch": len(written.accepted),
+        "workers2_samples_per_s": two["samples_per_s"],
+        "workers2_cpu_s_per_sample": two["cpu_s_per_sample"],
+        "files_samples_per_s_per_worker": round(two["samples_per_s"] / 2, 1),
+        "http_workers2_samples_per_s": over_http["samples_per_s"],
+        "http_samples_per_s_per_worker": round(over_http["samples_per_s"] / 2, 1),
+        "http_workers2_cpu_s_per_sample": over_http["cpu_s_per_sample"],
+        "inprocess_samples_per_s": one["samples_per_s"],
+        "inprocess_cpu_s_per_sample": one["cpu_s_per_sample"],
+    }
     print(result)
     return result
 

@@ -10,6 +10,7 @@ The same readings give the CPU seconds the whole tree spent (user + system, the 
 process that ever appeared; a process's final < ``interval`` seconds can be missed), which shows how
 much CPU the orchestration adds on top of the stage code, whatever else the machine is doing.
 """
+
 from __future__ import annotations
 
 import threading
@@ -138,7 +139,7 @@ class TreeSampler:
             self.usage.processes = len(per)
             self.usage.top = dict(sorted(per.items(), key=lambda kv: -kv[1])[: self.keep_top])
 
-    def __enter__(self) -> "TreeSampler":
+    def __enter__(self) -> TreeSampler:
         self._thread.start()
         return self
 

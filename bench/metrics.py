@@ -1,4 +1,5 @@
 """From raw timings to the figures the issue asks for: per-stage cost, ideal, efficiency, speed-up, memory."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,15 +22,25 @@ TARGETS: dict[str, tuple[str, str, float]] = {
 
 def stage_gpus(cfg: RunConfig) -> dict[str, float]:
     """GPUs each step asks for (ingest and the sink are CPU work)."""
-    return {"ingest": cfg.ingest.resources.num_gpus, **{s.name.value: s.resources(cfg).num_gpus for s in STAGES}, "sink": 0.0}
+    return {
+        "ingest": cfg.ingest.resources.num_gpus,
+        **{s.name.value: s.resources(cfg).num_gpus for s in STAGES},
+        "sink": 0.0,
+    }
 
 
 def per_stage(seq: SequentialResult, cfg: RunConfig) -> dict[str, dict[str, float]]:
     """Each step alone: samples/s it sustains in one process, and CPU seconds it spends per sample."""
     gpus = stage_gpus(cfg)
     return {
-        name: {"samples_per_s": seq.rows / t.wall, "cpu_s_per_sample": t.cpu / seq.rows, "wall_s": t.wall,
-               "cpu_s": t.cpu, "calls": t.calls, "num_gpus": gpus[name]}
+        name: {
+            "samples_per_s": seq.rows / t.wall,
+            "cpu_s_per_sample": t.cpu / seq.rows,
+            "wall_s": t.wall,
+            "cpu_s": t.cpu,
+            "calls": t.calls,
+            "num_gpus": gpus[name],
+        }
         for name, t in seq.stages.items()
     }
 
@@ -52,17 +63,26 @@ def steady_state(small: PipelineRun, large: PipelineRun) -> dict[str, float]:
     """
     rate = (large.rows - small.rows) / (large.run_s - small.run_s)
     cpu = (large.usage.cpu_s - small.usage.cpu_s) / (large.rows - small.rows)
-    return {"samples_per_s": rate, "fixed_s": small.run_s - small.rows / rate,
-            "cpu_s_per_sample": cpu, "fixed_cpu_s": small.usage.cpu_s - small.rows * cpu}
+    return {
+        "samples_per_s": rate,
+        "fixed_s": small.run_s - small.rows / rate,
+        "cpu_s_per_sample": cpu,
+        "fixed_cpu_s": small.usage.cpu_s - small.rows * cpu,
+    }
 
 
-def summarise(cfg: RunConfig, seq: SequentialResult, pipe: PipelineRun, big: PipelineRun | None, cores: int) -> dict[str, Any]:
+def summarise(
+    cfg: RunConfig, seq: SequentialResult, pipe: PipelineRun, big: PipelineRun | None, cores: int
+) -> dict[str, Any]:
     """Every figure for one workload (``big``: the same workload at a multiple of the units, for memory)."""
     stages = per_stage(seq, cfg)
     ideal = ideal_throughput(stages, cores)
     out: dict[str, Any] = {
-        "samples": seq.rows, "units": seq.units, "accepted_sequential": seq.accepted,
-        "stages": stages, "ideal": ideal,
+        "samples": seq.rows,
+        "units": seq.units,
+        "accepted_sequential": seq.accepted,
+        "stages": stages,
+        "ideal": ideal,
         "shard_write_mb_s": seq.shard_bytes / MB / seq.stages["sink"].wall,
         "sequential": {"wall_s": seq.wall, "samples_per_s": seq.rows / seq.wall, "stage_construction_s": seq.startup},
         "pipeline": _pipe(pipe, ideal),
@@ -73,10 +93,13 @@ def summarise(cfg: RunConfig, seq: SequentialResult, pipe: PipelineRun, big: Pip
     if big is not None:
         fit = steady_state(pipe, big)
         out["pipeline_large"] = _pipe(big, ideal)
-        out["steady_state"] = {**fit, "efficiency": fit["samples_per_s"] / ideal["samples_per_s"],
-                               "cpu_vs_stage_code": fit["cpu_s_per_sample"] / ideal["cpu_s_per_sample_sum"],
-                               # at a small N the start-up's jitter swamps the difference between the runs
-                               "valid": fit["samples_per_s"] > 0 and fit["fixed_s"] >= 0 and fit["cpu_s_per_sample"] > 0}
+        out["steady_state"] = {
+            **fit,
+            "efficiency": fit["samples_per_s"] / ideal["samples_per_s"],
+            "cpu_vs_stage_code": fit["cpu_s_per_sample"] / ideal["cpu_s_per_sample_sum"],
+            # at a small N the start-up's jitter swamps the difference between the runs
+            "valid": fit["samples_per_s"] > 0 and fit["fixed_s"] >= 0 and fit["cpu_s_per_sample"] > 0,
+        }
         out["memory_ratio_large_vs_small"] = big.usage.pss_bytes / pipe.usage.pss_bytes
         out["memory_growth_mb_per_sample"] = (big.usage.pss_bytes - pipe.usage.pss_bytes) / MB / (big.rows - pipe.rows)
     return out
@@ -84,27 +107,42 @@ def summarise(cfg: RunConfig, seq: SequentialResult, pipe: PipelineRun, big: Pip
 
 def _pipe(run: PipelineRun, ideal: dict[str, Any]) -> dict[str, Any]:
     return {
-        "units": run.units, "samples": run.rows, "accepted": run.accepted, "run_s": run.run_s,
-        "ray_init_s": run.ray_init_s, "target_max_block_mb": run.target_max_block_size / 2**20, "process_s": run.process_s, "samples_per_s": run.throughput,
-        "efficiency": run.throughput / ideal["samples_per_s"], "output_mb_s": run.tar_bytes / MB / run.run_s,
-        "cpu_s": run.usage.cpu_s, "cpu_s_per_sample": run.usage.cpu_s / run.rows,
+        "units": run.units,
+        "samples": run.rows,
+        "accepted": run.accepted,
+        "run_s": run.run_s,
+        "ray_init_s": run.ray_init_s,
+        "target_max_block_mb": run.target_max_block_size / 2**20,
+        "process_s": run.process_s,
+        "samples_per_s": run.throughput,
+        "efficiency": run.throughput / ideal["samples_per_s"],
+        "output_mb_s": run.tar_bytes / MB / run.run_s,
+        "cpu_s": run.usage.cpu_s,
+        "cpu_s_per_sample": run.usage.cpu_s / run.rows,
         "cpu_vs_stage_code": run.usage.cpu_s / run.rows / ideal["cpu_s_per_sample_sum"],
         "cpu_s_by_process": {k: round(v, 2) for k, v in run.usage.cpu_by_name().items()},
         "tar_bytes": run.tar_bytes,
-        "peak_memory": {"pss_mb": run.usage.pss_bytes / MB, "uss_mb": run.usage.uss_bytes / MB,
-                        "rss_mb": run.usage.rss_bytes / MB,
-                        "processes": run.usage.processes, "samples": run.usage.samples,
-                        "top_pss_mb": {k: round(v / MB, 1) for k, v in run.usage.top.items()},
-                        "timeline_s_pss_uss_mb": run.usage.timeline},
+        "peak_memory": {
+            "pss_mb": run.usage.pss_bytes / MB,
+            "uss_mb": run.usage.uss_bytes / MB,
+            "rss_mb": run.usage.rss_bytes / MB,
+            "processes": run.usage.processes,
+            "samples": run.usage.samples,
+            "top_pss_mb": {k: round(v / MB, 1) for k, v in run.usage.top.items()},
+            "timeline_s_pss_uss_mb": run.usage.timeline,
+        },
     }
 
 
 def headline(w: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The issue's table from one workload's figures: value, target and whether it is met, per figure
     (the memory ratio only when the 4N run happened)."""
-    values = {"efficiency_at_n": w["pipeline"]["efficiency"], "speedup_vs_sequential": w["speedup_vs_sequential"],
-              "cpu_vs_stage_code_at_n": w["pipeline"]["cpu_vs_stage_code"],
-              "memory_4n_over_n": w.get("memory_ratio_large_vs_small")}
+    values = {
+        "efficiency_at_n": w["pipeline"]["efficiency"],
+        "speedup_vs_sequential": w["speedup_vs_sequential"],
+        "cpu_vs_stage_code_at_n": w["pipeline"]["cpu_vs_stage_code"],
+        "memory_4n_over_n": w.get("memory_ratio_large_vs_small"),
+    }
     out = {}
     for key, (label, op, target) in TARGETS.items():
         value = values[key]
@@ -112,6 +150,8 @@ def headline(w: dict[str, Any]) -> dict[str, dict[str, Any]]:
             met = value >= target if op == ">=" else value <= target
             out[key] = {"figure": label, "value": round(value, 3), "target": f"{op} {target}", "met": met}
     if "pipeline_large" in w:
-        out["efficiency_at_4n"] = {"figure": "pipeline efficiency vs the CPU ideal at 4N",
-                                   "value": round(w["pipeline_large"]["efficiency"], 3)}
+        out["efficiency_at_4n"] = {
+            "figure": "pipeline efficiency vs the CPU ideal at 4N",
+            "value": round(w["pipeline_large"]["efficiency"], 3),
+        }
     return out

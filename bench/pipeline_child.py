@@ -6,6 +6,7 @@
 ``target_max_block_size`` (default 128 MiB), the knob that bounds what each map task holds.
 A fresh process per run keeps one run's Ray workers and caches out of the next run's peak.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,9 +34,17 @@ def main(argv: list[str]) -> None:
     ray_init = time.perf_counter() - started
     cpu_total = float(ray.cluster_resources().get("CPU", 0))
     result = run(cfg)
-    result_path.write_text(json.dumps({"ray_init_s": ray_init, "run_s": result.seconds, "stats": result.stats,
-                                       "ray_logical_cpus": cpu_total,
-                                       "target_max_block_size": ctx.target_max_block_size}))
+    result_path.write_text(
+        json.dumps(
+            {
+                "ray_init_s": ray_init,
+                "run_s": result.seconds,
+                "stats": result.stats,
+                "ray_logical_cpus": cpu_total,
+                "target_max_block_size": ctx.target_max_block_size,
+            }
+        )
+    )
     ray.shutdown()
 
 

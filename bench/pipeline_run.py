@@ -1,4 +1,5 @@
 """Time and memory of one end-to-end pipeline run, measured from outside its process tree."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.memory import TreeUsage, TreeSampler
+from bench.memory import TreeSampler, TreeUsage
 from bench.workload import Workload
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,8 +34,9 @@ class PipelineRun:
         return self.rows / self.run_s
 
 
-def run_pipeline(work: Workload, out: Path, log: Path, block_mb: float = 0.0, interval: float = 0.25,
-                 memory_limit: int | None = None) -> PipelineRun:
+def run_pipeline(
+    work: Workload, out: Path, log: Path, block_mb: float = 0.0, interval: float = 0.25, memory_limit: int | None = None
+) -> PipelineRun:
     """Run ``bench.pipeline_child`` on ``work`` into ``out`` while sampling its process tree's memory.
 
     ``block_mb`` > 0 overrides Ray Data's target block size for this run (0: the pipeline as it is).
@@ -43,8 +45,17 @@ def run_pipeline(work: Workload, out: Path, log: Path, block_mb: float = 0.0, in
     """
     shutil.rmtree(out, ignore_errors=True)
     result = log.with_suffix(".json")
-    cmd = [sys.executable, "-m", "bench.pipeline_child", str(work.size), str(work.units), str(work.seed), str(out), str(result),
-           str(block_mb)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.pipeline_child",
+        str(work.size),
+        str(work.units),
+        str(work.seed),
+        str(out),
+        str(result),
+        str(block_mb),
+    ]
     started = time.perf_counter()
     with open(log, "w") as logfile:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=logfile, stderr=subprocess.STDOUT)
@@ -52,13 +63,22 @@ def run_pipeline(work: Workload, out: Path, log: Path, block_mb: float = 0.0, in
             proc.wait()
     if sampler.killed:  # only a limit kills
         assert memory_limit is not None
-        raise MemoryError(f"pipeline run {work.label} passed {memory_limit / 2**30:.1f} GiB and was stopped; "
-                          f"peak by process: {sampler.usage.top}")
+        raise MemoryError(
+            f"pipeline run {work.label} passed {memory_limit / 2**30:.1f} GiB and was stopped; "
+            f"peak by process: {sampler.usage.top}"
+        )
     if proc.returncode != 0 or not result.exists():
         raise RuntimeError(f"pipeline run {work.label} failed (exit {proc.returncode}); see {log}")
     res: dict[str, Any] = json.loads(result.read_text())
     stats = res["stats"]
-    return PipelineRun(units=work.units, rows=stats["ingested"], accepted=stats["accepted"], tar_bytes=stats["tar_bytes"],
-                       target_max_block_size=res["target_max_block_size"], ray_init_s=res["ray_init_s"],
-                       run_s=res["run_s"], process_s=time.perf_counter() - started,
-                       usage=sampler.usage)
+    return PipelineRun(
+        units=work.units,
+        rows=stats["ingested"],
+        accepted=stats["accepted"],
+        tar_bytes=stats["tar_bytes"],
+        target_max_block_size=res["target_max_block_size"],
+        ray_init_s=res["ray_init_s"],
+        run_s=res["run_s"],
+        process_s=time.perf_counter() - started,
+        usage=sampler.usage,
+    )

@@ -9,6 +9,7 @@ benchmarks under ``bench/`` that exist. Prints a table and writes ``bench/result
     python -m bench.run            # full: 512 px x 256 scenes (+ 4x), 1024 px x 48 scenes
     python -m bench.run --quick    # smoke: 128 px x 8 scenes (+ 4x), 256 px x 4 scenes, about a minute
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,15 +43,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--size", type=int, help=f"scene side of the main workload, px (default {FULL['size']})")
     p.add_argument("--units", type=int, help=f"scenes in the main workload, N (default {FULL['units']})")
     p.add_argument("--mem-factor", type=int, default=4, help="memory run at this many times N (0: skip)")
-    p.add_argument("--big-size", type=int, help=f"scene side of the large-image variant (default {FULL['big_size']}; 0: skip)")
+    p.add_argument(
+        "--big-size", type=int, help=f"scene side of the large-image variant (default {FULL['big_size']}; 0: skip)"
+    )
     p.add_argument("--big-units", type=int, help=f"scenes in the large-image variant (default {FULL['big_units']})")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--block-mb", type=float, default=0.0,
-                   help="set Ray Data's target_max_block_size for the pipeline runs (MiB; 0: leave the pipeline's own)")
-    p.add_argument("--memory-limit", type=float, default=0.75,
-                   help="stop a pipeline run whose memory passes this fraction of the machine's RAM")
-    p.add_argument("--extras", action=argparse.BooleanOptionalAction, default=None,
-                   help="also run bench/{ingest_coco,caption_bench,sam_cpu}.py when present (default: not with --quick)")
+    p.add_argument(
+        "--block-mb",
+        type=float,
+        default=0.0,
+        help="set Ray Data's target_max_block_size for the pipeline runs (MiB; 0: leave the pipeline's own)",
+    )
+    p.add_argument(
+        "--memory-limit",
+        type=float,
+        default=0.75,
+        help="stop a pipeline run whose memory passes this fraction of the machine's RAM",
+    )
+    p.add_argument(
+        "--extras",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also run bench/{ingest_coco,caption_bench,sam_cpu}.py when present (default: not with --quick)",
+    )
     p.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON results")
     p.add_argument("--scratch", type=Path, help="folder for the runs' shards (default: a temporary folder, removed)")
     args = p.parse_args(argv)
@@ -75,20 +90,33 @@ def measure(work: Workload, mem_factor: int, scratch: Path, block_mb: float, mem
     shutil.rmtree(scratch / f"{tag}-sequential", ignore_errors=True)
     seq = run_sequential(cfg, scratch / f"{tag}-sequential" / "shards")
     print(f"[bench] {work.label}: pipeline ...", flush=True)
-    pipe = run_pipeline(work, scratch / f"{tag}-pipeline", scratch / f"{tag}-pipeline.log", block_mb,
-                        memory_limit=memory_limit)
+    pipe = run_pipeline(
+        work, scratch / f"{tag}-pipeline", scratch / f"{tag}-pipeline.log", block_mb, memory_limit=memory_limit
+    )
     big, stopped = None, None
     if mem_factor > 1:
         large = Workload(work.size, work.units * mem_factor, work.seed)
         print(f"[bench] {large.label}: pipeline (memory) ...", flush=True)
         try:
-            big = run_pipeline(large, scratch / f"{tag}-x{mem_factor}", scratch / f"{tag}-x{mem_factor}.log",
-                               block_mb, memory_limit=memory_limit)
+            big = run_pipeline(
+                large,
+                scratch / f"{tag}-x{mem_factor}",
+                scratch / f"{tag}-x{mem_factor}.log",
+                block_mb,
+                memory_limit=memory_limit,
+            )
         except MemoryError as err:  # the finding itself: memory grew with N until the guard stopped it
             stopped = str(err)
-    out = {"workload": {"size": work.size, "units": work.units, "seed": work.seed, "mem_factor": mem_factor,
-                        "block_mb_override": block_mb or None},
-           **summarise(cfg, seq, pipe, big, cores())}
+    out = {
+        "workload": {
+            "size": work.size,
+            "units": work.units,
+            "seed": work.seed,
+            "mem_factor": mem_factor,
+            "block_mb_override": block_mb or None,
+        },
+        **summarise(cfg, seq, pipe, big, cores()),
+    }
     if stopped:
         out["pipeline_large_stopped"] = stopped
     out["targets"] = headline(out)
@@ -96,58 +124,87 @@ def measure(work: Workload, mem_factor: int, scratch: Path, block_mb: float, mem
 
 
 def format_table(res: dict[str, Any]) -> str:
-    lines = [f"layered-curation benchmark ({res['mode']}), {res['machine']['cores']} cores, "
-             f"load average at start {res['machine']['loadavg_start']:.2f}, at end {res['machine']['loadavg_end']:.2f}"]
+    lines = [
+        f"layered-curation benchmark ({res['mode']}), {res['machine']['cores']} cores, "
+        f"load average at start {res['machine']['loadavg_start']:.2f}, at end {res['machine']['loadavg_end']:.2f}"
+    ]
     if res["machine"]["loadavg_start"] > 0.5 * res["machine"]["cores"]:
         lines.append("  WARNING: the machine was busy before the run; the figures are distorted by other work")
     for w in res["workloads"]:
         wl, p = w["workload"], w["pipeline"]
-        lines += ["", f"== synthetic {wl['size']} px, {wl['units']} scenes (seed {wl['seed']}) -> {w['samples']} samples "
-                      f"(candidate rows), {p['accepted']} accepted",
-                  f"{'step (alone, 1 process)':26s}{'samples/s':>11s}{'CPU s/sample':>14s}{'wall s':>9s}"]
+        lines += [
+            "",
+            f"== synthetic {wl['size']} px, {wl['units']} scenes (seed {wl['seed']}) -> {w['samples']} samples "
+            f"(candidate rows), {p['accepted']} accepted",
+            f"{'step (alone, 1 process)':26s}{'samples/s':>11s}{'CPU s/sample':>14s}{'wall s':>9s}",
+        ]
         for name, s in w["stages"].items():
-            lines.append(f"  {name + (' [gpu]' if s['num_gpus'] else ''):24s}{s['samples_per_s']:11.2f}"
-                         f"{s['cpu_s_per_sample']:14.4f}{s['wall_s']:9.2f}")
+            lines.append(
+                f"  {name + (' [gpu]' if s['num_gpus'] else ''):24s}{s['samples_per_s']:11.2f}"
+                f"{s['cpu_s_per_sample']:14.4f}{s['wall_s']:9.2f}"
+            )
         ideal = w["ideal"]
-        lines.append(f"  {'sum / ideal':24s}{ideal['samples_per_s']:11.2f}{ideal['cpu_s_per_sample_sum']:14.4f}"
-                     f"   ideal = {ideal['cores']} cores / sum (limited by {ideal['limited_by']})")
+        lines.append(
+            f"  {'sum / ideal':24s}{ideal['samples_per_s']:11.2f}{ideal['cpu_s_per_sample_sum']:14.4f}"
+            f"   ideal = {ideal['cores']} cores / sum (limited by {ideal['limited_by']})"
+        )
         lines.append(f"  shard write (sink alone): {w['shard_write_mb_s']:.1f} MB/s")
         sq = w["sequential"]
         lines.append(f"sequential loop            {sq['samples_per_s']:11.2f} samples/s   {sq['wall_s']:.1f} s")
-        runs = [("pipeline, N", p)] + ([(f"pipeline, {wl['mem_factor']}N", w["pipeline_large"])] if "pipeline_large" in w else [])
+        runs = [("pipeline, N", p)] + (
+            [(f"pipeline, {wl['mem_factor']}N", w["pipeline_large"])] if "pipeline_large" in w else []
+        )
         for label, r in runs:
-            lines.append(f"{label:26s}{r['samples_per_s']:11.2f} samples/s   {r['run_s']:.1f} s  efficiency "
-                         f"{r['efficiency']:.2f}  output {r['output_mb_s']:.1f} MB/s")
-            lines.append(f"{'':26s}CPU of the whole process tree: {r['cpu_s_per_sample']:.3f} s/sample "
-                         f"= {r['cpu_vs_stage_code']:.2f} x the stage code's (Ray init and start-up included)")
+            lines.append(
+                f"{label:26s}{r['samples_per_s']:11.2f} samples/s   {r['run_s']:.1f} s  efficiency "
+                f"{r['efficiency']:.2f}  output {r['output_mb_s']:.1f} MB/s"
+            )
+            lines.append(
+                f"{'':26s}CPU of the whole process tree: {r['cpu_s_per_sample']:.3f} s/sample "
+                f"= {r['cpu_vs_stage_code']:.2f} x the stage code's (Ray init and start-up included)"
+            )
             top = ", ".join(f"{k} {v:.1f}" for k, v in list(r["cpu_s_by_process"].items())[:5])
             lines.append(f"{'':26s}CPU s by process: {top}")
             m = r["peak_memory"]
-            lines.append(f"{'':26s}peak memory: PSS {m['pss_mb']:.0f} MB, USS {m['uss_mb']:.0f} MB, RSS sum "
-                         f"{m['rss_mb']:.0f} MB over {m['processes']} processes (Ray Data blocks <= "
-                         f"{r['target_max_block_mb']:.0f} MiB)")
+            lines.append(
+                f"{'':26s}peak memory: PSS {m['pss_mb']:.0f} MB, USS {m['uss_mb']:.0f} MB, RSS sum "
+                f"{m['rss_mb']:.0f} MB over {m['processes']} processes (Ray Data blocks <= "
+                f"{r['target_max_block_mb']:.0f} MiB)"
+            )
         if "steady_state" in w and not w["steady_state"]["valid"]:
-            lines.append(f"{'pipeline, steady state':26s}not measurable: start-up swamps the N/{wl['mem_factor']}N "
-                         "difference at this N")
+            lines.append(
+                f"{'pipeline, steady state':26s}not measurable: start-up swamps the N/{wl['mem_factor']}N "
+                "difference at this N"
+            )
             lines.append(f"start-up: Ray init {p['ray_init_s']:.1f} s (outside the run)")
             lines.append(f"peak memory {wl['mem_factor']}N / N: {w['memory_ratio_large_vs_small']:.2f}")
         elif "steady_state" in w:
             ss = w["steady_state"]
-            lines.append(f"{'pipeline, steady state':26s}{ss['samples_per_s']:11.2f} samples/s   efficiency "
-                         f"{ss['efficiency']:.2f}  (fit over N and {wl['mem_factor']}N)")
-            lines.append(f"{'':26s}marginal CPU {ss['cpu_s_per_sample']:.3f} s/sample = {ss['cpu_vs_stage_code']:.2f} x "
-                         f"the stage code's; start-up CPU {ss['fixed_cpu_s']:.1f} s")
-            lines.append(f"start-up: Ray init {p['ray_init_s']:.1f} s (outside the run), fixed cost inside the run "
-                         f"{ss['fixed_s']:.1f} s (actor pools, first blocks, finalize)")
-            lines.append(f"peak memory {wl['mem_factor']}N / N: {w['memory_ratio_large_vs_small']:.2f} "
-                         f"({w['memory_growth_mb_per_sample']:+.1f} MB per extra sample)")
+            lines.append(
+                f"{'pipeline, steady state':26s}{ss['samples_per_s']:11.2f} samples/s   efficiency "
+                f"{ss['efficiency']:.2f}  (fit over N and {wl['mem_factor']}N)"
+            )
+            lines.append(
+                f"{'':26s}marginal CPU {ss['cpu_s_per_sample']:.3f} s/sample = {ss['cpu_vs_stage_code']:.2f} x "
+                f"the stage code's; start-up CPU {ss['fixed_cpu_s']:.1f} s"
+            )
+            lines.append(
+                f"start-up: Ray init {p['ray_init_s']:.1f} s (outside the run), fixed cost inside the run "
+                f"{ss['fixed_s']:.1f} s (actor pools, first blocks, finalize)"
+            )
+            lines.append(
+                f"peak memory {wl['mem_factor']}N / N: {w['memory_ratio_large_vs_small']:.2f} "
+                f"({w['memory_growth_mb_per_sample']:+.1f} MB per extra sample)"
+            )
         else:
             lines.append(f"start-up: Ray init {p['ray_init_s']:.1f} s (outside the run)")
         if "pipeline_large_stopped" in w:
             lines.append(f"pipeline, {wl['mem_factor']}N: STOPPED, {w['pipeline_large_stopped']}")
-        lines.append(f"speed-up over the sequential loop: {w['speedup_vs_sequential']:.2f} "
-                     f"({w['speedup_vs_sequential_incl_ray_init']:.2f} counting Ray init)"
-                     + ("" if w["same_samples"] else "  WARNING: sample counts differ"))
+        lines.append(
+            f"speed-up over the sequential loop: {w['speedup_vs_sequential']:.2f} "
+            f"({w['speedup_vs_sequential_incl_ray_init']:.2f} counting Ray init)"
+            + ("" if w["same_samples"] else "  WARNING: sample counts differ")
+        )
     main = res["workloads"][0] if res["workloads"] else None
     if main:
         lines += ["", f"== the issue-15 table ({main['workload']['size']} px, N = {main['samples']} samples)"]
@@ -160,8 +217,11 @@ def format_table(res: dict[str, Any]) -> str:
             if not e["ok"]:
                 lines.append(f"  {extras.EXTRAS[stem]}: FAILED {e['error']}")
                 continue
-            figures = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                for k, v in e["results"].items() if isinstance(v, (int, float, str)))
+            figures = ", ".join(
+                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in e["results"].items()
+                if isinstance(v, (int, float, str))
+            )
             lines.append(f"  {extras.EXTRAS[stem]} ({e['wall_s']:.0f} s): {figures}")
     lines.append(f"\ntotal {res['wall_s']:.0f} s; results in {res['results_path']}")
     return "\n".join(lines)
@@ -172,10 +232,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="curation-bench-"))
     res: dict[str, Any] = {
-        "mode": "quick" if args.quick else "full", "command": " ".join(["python -m bench.run", *(argv or sys.argv[1:])]),
+        "mode": "quick" if args.quick else "full",
+        "command": " ".join(["python -m bench.run", *(argv or sys.argv[1:])]),
         "machine": {"cores": cores(), "platform": platform.platform(), "loadavg_start": os.getloadavg()[0]},
-        "versions": versions(), "git_revision": git_revision(), "start": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "workloads": [], "extras": {}, "results_path": str(args.results),
+        "versions": versions(),
+        "git_revision": git_revision(),
+        "start": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "workloads": [],
+        "extras": {},
+        "results_path": str(args.results),
     }
     limit = int(args.memory_limit * psutil.virtual_memory().total)
     try:

@@ -5,6 +5,7 @@ and loads them through the real loader: the encoder's cost does not depend on th
 
     .venv/bin/python bench/sam_cpu.py --model-type vit_b --images 3 [--dtype bfloat16] [--device cpu]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,10 +46,18 @@ def main(argv: list[str] | None = None) -> dict[str, float | str]:
     started = time.perf_counter()
     seg.embed(images[1:])
     per_image = (time.perf_counter() - started) / args.images
-    print(f"SAM {args.model_type} image encoder, {args.device} {args.dtype}, batch {args.batch}, "
-          f"{torch.get_num_threads()} threads: {per_image:.2f} s/image over {args.images} images")
-    return {"model_type": args.model_type, "device": args.device, "dtype": args.dtype, "batch": args.batch,
-            "threads": torch.get_num_threads(), "seconds_per_image": round(per_image, 3)}
+    print(
+        f"SAM {args.model_type} image encoder, {args.device} {args.dtype}, batch {args.batch}, "
+        f"{torch.get_num_threads()} threads: {per_image:.2f} s/image over {args.images} images"
+    )
+    return {
+        "model_type": args.model_type,
+        "device": args.device,
+        "dtype": args.dtype,
+        "batch": args.batch,
+        "threads": torch.get_num_threads(),
+        "seconds_per_image": round(per_image, 3),
+    }
 
 
 if __name__ == "__main__":

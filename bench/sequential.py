@@ -9,6 +9,7 @@ actor, and start-up.
 The only thing left out is the cluster-wide duplicate registry (a Ray actor); its hash check costs
 about a millisecond per image.
 """
+
 from __future__ import annotations
 
 import time

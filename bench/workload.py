@@ -3,6 +3,7 @@
 Fixed seed, rendered on the workers (the units are scene indices), so the N-sample and 4N-sample runs
 share their first N samples and every mode sees exactly the same pixels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,6 +30,15 @@ class Workload:
         """The run config for this workload, writing into ``out``."""
         data = yaml.safe_load(config_path.read_text())
         data["run"]["out"] = str(out)
-        data["sources"] = [{"type": "synthetic", "name": "bench", "count": self.units, "size": self.size,
-                            "seed": self.seed, "max_objects": 2, "paired_fraction": 0.5}]
+        data["sources"] = [
+            {
+                "type": "synthetic",
+                "name": "bench",
+                "count": self.units,
+                "size": self.size,
+                "seed": self.seed,
+                "max_objects": 2,
+                "paired_fraction": 0.5,
+            }
+        ]
         return parse_config(data)

@@ -5,6 +5,7 @@ file next to it, flushed to disk and renamed over the old one, so a crash or a f
 version, never half of a new one. An ``OSError`` raised while writing carries the path it was writing
 (:func:`naming`): Python's own ``write`` errors name no file, and a user needs to know which disk is full.
 """
+
 from __future__ import annotations
 
 import errno

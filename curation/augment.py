@@ -7,6 +7,7 @@ go through the same crop, resize and flip in one stacked tensor. The foreground 
 transparent pixels, which carries no meaning, and the recomposite would drift at every soft edge. What
 remains is the resampling of a product, ``R(α·B) ≠ R(α)·R(B)``, small where α or B is smooth.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -87,19 +88,30 @@ def apply_window(layers: dict[str, np.ndarray], window: Window, size: int) -> di
     ys, xs = slice(window.y, window.y + window.h), slice(window.x, window.x + window.w)
     fg = _channels(layers["foreground"][ys, xs])
     alpha = fg[3:]
-    stack = torch.cat([_channels(layers["composite"][ys, xs]), _channels(layers["background"][ys, xs]),
-                       fg[:3] * alpha, alpha, _channels(layers["mask"][ys, xs]), _channels(layers["effect"][ys, xs])])
+    stack = torch.cat(
+        [
+            _channels(layers["composite"][ys, xs]),
+            _channels(layers["background"][ys, xs]),
+            fg[:3] * alpha,
+            alpha,
+            _channels(layers["mask"][ys, xs]),
+            _channels(layers["effect"][ys, xs]),
+        ]
+    )
     if (window.h, window.w) != (size, size):
         # antialias: a downscale averages like a box filter instead of aliasing; weights stay >= 0, so the
         # premultiplied colour stays within its alpha and values within [0, 1] (up to float rounding)
-        stack = F.interpolate(stack[None], size=(size, size), mode="bilinear", align_corners=False,
-                              antialias=True)[0].clamp_(0.0, 1.0)
+        stack = F.interpolate(stack[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[
+            0
+        ].clamp_(0.0, 1.0)
     if window.flip:
         stack = stack.flip(-1)
     premult, alpha = stack[6:9], stack[9:10]
     straight = torch.where(alpha > ALPHA_EPS, premult / alpha.clamp_min(ALPHA_EPS), torch.zeros_like(premult))
     return {
-        "composite": stack[0:3].contiguous(), "background": stack[3:6].contiguous(),
-        "foreground": torch.cat([straight.clamp_(0.0, 1.0), alpha]), "mask": stack[10:11].contiguous(),
+        "composite": stack[0:3].contiguous(),
+        "background": stack[3:6].contiguous(),
+        "foreground": torch.cat([straight.clamp_(0.0, 1.0), alpha]),
+        "mask": stack[10:11].contiguous(),
         "effect": stack[11:12].contiguous(),
     }

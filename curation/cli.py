@@ -1,4 +1,5 @@
 """``curate``: the command line. Each sub-command lives in its own small function."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,11 +22,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--workers must be at least 1, got {args.workers}")
         cfg = load_config(args.config or DEMO_CONFIG, overrides)
         if args.workers is not None:
-            cfg = cfg.model_copy(update={
-                section: getattr(cfg, section).model_copy(update={
-                    "resources": getattr(cfg, section).resources.model_copy(update={"concurrency": args.workers,
-                                                                                  "max_concurrency": None})})
-                for section in ("ingest", "masks", "caption", "curate")})
+            cfg = cfg.model_copy(
+                update={
+                    section: getattr(cfg, section).model_copy(
+                        update={
+                            "resources": getattr(cfg, section).resources.model_copy(
+                                update={"concurrency": args.workers, "max_concurrency": None}
+                            )
+                        }
+                    )
+                    for section in ("ingest", "masks", "caption", "curate")
+                }
+            )
     except ConfigError as err:
         print(f"curate run: {err}", file=sys.stderr)
         return 2
@@ -42,8 +50,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         run_json = Path(args.out) / "run.json"
         floor = json.loads(run_json.read_text())["config"]["verify"]["psnr_floor"] if run_json.exists() else 35.0
     rep = verify(Path(args.out), floor)
-    print(f"{rep.shards} shards, {rep.samples} samples read back; {rep.ingested} ingested = "
-          f"{rep.accepted} accepted + {rep.rejected} rejected; PSNR floor {floor} dB")
+    print(
+        f"{rep.shards} shards, {rep.samples} samples read back; {rep.ingested} ingested = "
+        f"{rep.accepted} accepted + {rep.rejected} rejected; PSNR floor {floor} dB"
+    )
     for p in rep.problems[:50]:
         print(f"  PROBLEM {p}")
     if len(rep.problems) > 50:
@@ -53,8 +63,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 #: modules that add more sub-commands: each defines ``register(subparsers)`` (imports stay lazy inside)
-PLUGINS: tuple[str, ...] = ("curation.eval_layers", "curation.shards", "curation.report", "curator_model.cli",
-                            "curation.plan", "curation.status", "curation.config_cmd", "curation.init")
+PLUGINS: tuple[str, ...] = (
+    "curation.eval_layers",
+    "curation.shards",
+    "curation.report",
+    "curator_model.cli",
+    "curation.plan",
+    "curation.status",
+    "curation.config_cmd",
+    "curation.init",
+)
 
 
 def version() -> str:
@@ -81,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, help="fixed actor-pool size of every stage (resources.concurrency)")
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     r.add_argument("--verbose", action="store_true", help="Ray's own log lines and progress bars on the terminal too")
-    r.add_argument("--hold", action="store_true", help="after the run, keep the local Ray (dashboard, metrics) up until Ctrl-C")
+    r.add_argument(
+        "--hold", action="store_true", help="after the run, keep the local Ray (dashboard, metrics) up until Ctrl-C"
+    )
     r.set_defaults(func=cmd_run)
     v = sub.add_parser("verify", help="read every shard back and check the contract")
     v.add_argument("out", type=Path)

@@ -3,6 +3,7 @@
 The schema lists every key with its type, bounds and default; editors that read JSON schema (VS Code's YAML
 extension, say) then complete and check a run config as it is typed.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -4,6 +4,7 @@ On a terminal the progress lines are redrawn in place every second; in a log (st
 block is printed every ``LOG_EVERY_S`` seconds. Ray's own log lines stay in its log files unless
 ``--verbose`` (see :func:`curation.pipeline.init_ray`).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,10 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
 from curation.atomicio import disk_full, written_path
 from curation.core.config import ConfigError, RunConfig
@@ -35,8 +37,7 @@ LOG_EVERY_S = 15.0
 class TerminalWatcher:
     """The CLI's :class:`curation.watch.Watcher`: prints where to watch, then the progress block."""
 
-    def __init__(self, stream: TextIO | None = None, native_log: Path | None = None,
-                 progress_file: Path | None = None):
+    def __init__(self, stream: TextIO | None = None, native_log: Path | None = None, progress_file: Path | None = None):
         self.stream = stream or sys.stdout  # looked up now: sys.stdout may have been replaced since import
         self.native_log = native_log
         self.progress_file = progress_file
@@ -51,28 +52,49 @@ class TerminalWatcher:
         if self.tty and text:
             width = max(20, shutil.get_terminal_size().columns - 1)
             indent = " " * (len(text) - len(text.lstrip()) + 4)
-            text = "\n".join(textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False,
-                                            break_on_hyphens=False, drop_whitespace=True)) or text
+            text = (
+                "\n".join(
+                    textwrap.wrap(
+                        text,
+                        width,
+                        subsequent_indent=indent,
+                        break_long_words=False,
+                        break_on_hyphens=False,
+                        drop_whitespace=True,
+                    )
+                )
+                or text
+            )
         print(text, file=self.stream, flush=True)
 
     def started(self, run: RunStart) -> None:
         self.segment = run.segment
-        pools = ", ".join(f"{'+'.join(s.name.value for s in p.stages)} ×{p.resources.concurrency}"
-                          + (f"..{p.resources.max_concurrency}" if p.resources.max_concurrency not in (None, p.resources.concurrency) else "")
-                          + (f" ({p.resources.num_gpus:g} GPU)" if p.resources.num_gpus else "")
-                          for p in run.pools)
+        pools = ", ".join(
+            f"{'+'.join(s.name.value for s in p.stages)} ×{p.resources.concurrency}"
+            + (
+                f"..{p.resources.max_concurrency}"
+                if p.resources.max_concurrency not in (None, p.resources.concurrency)
+                else ""
+            )
+            + (f" ({p.resources.num_gpus:g} GPU)" if p.resources.num_gpus else "")
+            for p in run.pools
+        )
         if run.ray.cluster:
             self._print(run.ray.cluster)
         self._print(f"run segment {run.segment}: {run.units} source units; actor pools: {pools}")
         if run.ray.dashboard_url:
             token = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
-            self._print(f"  Ray dashboard  {run.ray.dashboard_url}"
-                        + ("  (token auth: paste the output of `ray get-auth-token`)" if token else ""))
+            self._print(
+                f"  Ray dashboard  {run.ray.dashboard_url}"
+                + ("  (token auth: paste the output of `ray get-auth-token`)" if token else "")
+            )
         if run.ray.metrics_url:
             self._print(f"  metrics        {run.ray.metrics_url}  (Prometheus text; ray_curation_* series)")
         if run.ray.logs:
-            self._print(f"  Ray logs       {run.ray.logs}"
-                        + (f" (what Ray's native code wrote to stderr: {self.native_log})" if self.native_log else ""))
+            self._print(
+                f"  Ray logs       {run.ray.logs}"
+                + (f" (what Ray's native code wrote to stderr: {self.native_log})" if self.native_log else "")
+            )
 
     def progress(self, snapshot: dict[str, Any]) -> None:
         with self.lock:
@@ -103,14 +125,24 @@ class TerminalWatcher:
 
 def summary_lines(result: RunResult) -> list[str]:
     s = result.stats
-    lines = ["", f"{s['ingested']} ingested = {s['accepted']} accepted + {s['rejected']} rejected in {s['shards']} shard{'' if s['shards'] == 1 else 's'} "
-                 f"({s['tar_bytes'] / 1e6:.1f} MB), {result.seconds:.1f} s (segment {result.segment})"]
+    lines = [
+        "",
+        f"{s['ingested']} ingested = {s['accepted']} accepted + {s['rejected']} rejected in {s['shards']} "
+        f"shard{'' if s['shards'] == 1 else 's'} "
+        f"({s['tar_bytes'] / 1e6:.1f} MB), {result.seconds:.1f} s (segment {result.segment})",
+    ]
     if result.progress:
-        lines.append(f"  {'stage':<8} {'inputs':>7} {'passed':>7} {'rejected':>8} {'batches':>7} {'busy s':>8} {'per busy s':>10}")
+        lines.append(
+            f"  {'stage':<8} {'inputs':>7} {'passed':>7} {'rejected':>8} {'batches':>7} {'busy s':>8} "
+            f"{'per busy s':>10}"
+        )
         for p in estimate(result.progress):
             per = f"{p.inputs / p.busy_s:10.2f}" if p.busy_s else f"{'-':>10}"
             batches = result.progress["stages"][p.stage]["batches"]
-            lines.append(f"  {p.stage:<8} {p.inputs:>7} {p.accepted:>7} {p.rejected_total:>8} {batches:>7} {p.busy_s:>8.1f} {per}")
+            lines.append(
+                f"  {p.stage:<8} {p.inputs:>7} {p.accepted:>7} {p.rejected_total:>8} {batches:>7} "
+                f"{p.busy_s:>8.1f} {per}"
+            )
     if result.progress and result.progress["stages"]:
         ingest = next(iter(result.progress["stages"].values()))
         skipped = resumed_keys(result.out)
@@ -123,8 +155,9 @@ def summary_lines(result: RunResult) -> list[str]:
     if rates:
         lines.append("  accepted per source: " + ", ".join(rates))
     if result.ray.metrics_url and result.ray.embedded:
-        state = ("final values exported" if not result.metrics_left
-                 else f"NOT final: {'; '.join(result.metrics_left[:3])}")
+        state = (
+            "final values exported" if not result.metrics_left else f"NOT final: {'; '.join(result.metrics_left[:3])}"
+        )
         lines.append(f"  metrics  {result.ray.metrics_url} ({state})")
     for name, path in run_files(result.out).items():
         lines.append(f"  {name:16s} {path}")
@@ -220,8 +253,11 @@ def run_in_terminal(cfg: RunConfig, verbose: bool = False, hold_after: bool = Fa
         full = disk_full(err)
         if full is None or debug:
             raise
-        print(f"curate run: no space left on the device writing {written_path(full) or cfg.run.out}; the complete "
-              f"shards are kept: free space and run the same command again to resume", file=sys.stderr)
+        print(
+            f"curate run: no space left on the device writing {written_path(full) or cfg.run.out}; the complete "
+            f"shards are kept: free space and run the same command again to resume",
+            file=sys.stderr,
+        )
         return 2
     if result.failure:
         print(f"curate run: FAILED: {result.failure}", file=sys.stderr)

@@ -12,6 +12,7 @@ silhouettes) cut where the photo itself is the truth; synthetic scenes give thei
 
 No model is needed; ``exported`` (a learned model) is left out unless a checkpoint is configured.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,7 +27,6 @@ METHODS = ("telea", "navier_stokes", "fsr_fast", "shiftmap", "fsr_texture", "fsr
 
 def hole_metrics(truth: np.ndarray, filled: np.ndarray, hole: np.ndarray) -> dict[str, float]:
     """PSNR, SSIM and gradient ratio of ``filled`` against ``truth`` inside ``hole``."""
-    import numpy as np
     from skimage.metrics import structural_similarity
 
     from curation.core.compositing import psnr
@@ -40,9 +40,11 @@ def hole_metrics(truth: np.ndarray, filled: np.ndarray, hole: np.ndarray) -> dic
     _, ssim_map = structural_similarity(truth[ys, xs], filled[ys, xs], channel_axis=2, data_range=255, full=True)
     inner = erode(hole, 1)
     inner = inner if inner.any() else hole
-    return {"psnr": min(psnr(filled, truth, hole), 60.0),
-            "ssim": float(ssim_map.mean(axis=2)[hole[ys, xs]].mean()),
-            "gradient_ratio": float(gradient(filled)[inner].mean() / max(float(gradient(truth)[inner].mean()), 1e-3))}
+    return {
+        "psnr": min(psnr(filled, truth, hole), 60.0),
+        "ssim": float(ssim_map.mean(axis=2)[hole[ys, xs]].mean()),
+        "gradient_ratio": float(gradient(filled)[inner].mean() / max(float(gradient(truth)[inner].mean()), 1e-3)),
+    }
 
 
 def real_holes(split: str, per_photo: int) -> list[tuple[str, np.ndarray, np.ndarray]]:

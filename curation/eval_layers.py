@@ -3,7 +3,8 @@
 Three ground-truth sets: synthetic scenes (``render_scene``: exact masks, shadow, background and RGBA
 foreground per instance), the bundled real DESOBA samples (object mask, shadow mask, shadow-free photo;
 in-sample for the shadow detector, whose parameters were tuned on them) and the bundled DESOBAv2 samples
-in the same layout, on which nothing was tuned: the headline is measured there. Every instance runs through the real :class:`MasksAndLayers` in three modes:
+in the same layout, on which nothing was tuned: the headline is measured there. Every instance runs through the real
+:class:`MasksAndLayers` in three modes:
 
 - ``paired``: the true clean plate is given (DESOBA: the shadow-free photo);
 - ``source``: no plate, the source's shadow annotation given (inpaint + relight);
@@ -14,6 +15,7 @@ alone), alpha MAE inside the true effect region, background PSNR inside object+e
 background (DESOBA: inside the shadow against the shadow-free photo, since its object is not removed),
 recomposite PSNR, and on DESOBA the coverage of the true shadow by the paired alpha (IoU of α > 0.1).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,9 +82,20 @@ def synthetic_truths(count: int, size: int, seed: int) -> list[Truth]:
     for i in range(count):
         scene = render_scene(seed * 1_000_003 + i, size)
         for j, inst in enumerate(scene.instances):
-            truths.append(Truth(f"synthetic/{i}/{j}", scene.composite, inst.mask, inst.effect, inst.background,
-                                "background", to_float(inst.foreground)[..., 3], inst.background,
-                                inst.mask | inst.effect, True))
+            truths.append(
+                Truth(
+                    f"synthetic/{i}/{j}",
+                    scene.composite,
+                    inst.mask,
+                    inst.effect,
+                    inst.background,
+                    "background",
+                    to_float(inst.foreground)[..., 3],
+                    inst.background,
+                    inst.mask | inst.effect,
+                    True,
+                )
+            )
     return truths
 
 
@@ -90,8 +103,8 @@ def desoba_truths(root: Path = DESOBA) -> list[Truth]:
     import numpy as np
 
     from curation.core.compositing import to_float
-    from curation.core.imageio import read_image, read_mask
     from curation.core.decompose import minimal_alpha
+    from curation.core.imageio import read_image, read_mask
 
     truths = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -100,8 +113,20 @@ def desoba_truths(root: Path = DESOBA) -> list[Truth]:
         mask = read_mask(folder / "object_mask.png", 10**8)
         shadow = read_mask(folder / "shadow_mask.png", 10**8) & ~mask
         alpha = np.where(mask, 1.0, minimal_alpha(to_float(composite), to_float(shadowfree)) * shadow)
-        truths.append(Truth(f"desoba/{folder.name}", composite, mask, shadow, shadowfree, "shadowfree",
-                            alpha, shadowfree, shadow, False))
+        truths.append(
+            Truth(
+                f"desoba/{folder.name}",
+                composite,
+                mask,
+                shadow,
+                shadowfree,
+                "shadowfree",
+                alpha,
+                shadowfree,
+                shadow,
+                False,
+            )
+        )
     return truths
 
 
@@ -124,8 +149,12 @@ def _row(t: Truth, mode: str, coarse_px: float) -> Row:
 
     ann_mask = coarsen(t.mask, coarse_px)
     return new_row(
-        key=f"eval-{mode}-{t.name.replace('/', '-')}", source="eval", source_ref=t.name, composite=t.composite,
-        clean=t.clean if mode == "paired" else None, ann_mask=ann_mask,
+        key=f"eval-{mode}-{t.name.replace('/', '-')}",
+        source="eval",
+        source_ref=t.name,
+        composite=t.composite,
+        clean=t.clean if mode == "paired" else None,
+        ann_mask=ann_mask,
         ann_effect=t.effect if mode == "source" else None,
         ann={"bbox": list(bbox_of(ann_mask) or (0, 0, 0, 0)), "clean_kind": t.clean_kind},
     )
@@ -201,18 +230,34 @@ def _score(t: Truth, row: Row, scores: Scores, paired: bool) -> None:
         scores.add("paired_shadow_alpha_iou", iou((alpha > 0.1) & outside, t.effect & outside))
 
 
-def run_eval(base: RunConfig, synthetic: int, size: int, seed: int, desoba: Path | None,
-             coarse_px: float = 0.0, fill_methods: tuple[str, ...] = (), holes_per_photo: int = 4,
-             checks: bool = True, heldout: Path | None = None) -> dict[str, Any]:
+def run_eval(
+    base: RunConfig,
+    synthetic: int,
+    size: int,
+    seed: int,
+    desoba: Path | None,
+    coarse_px: float = 0.0,
+    fill_methods: tuple[str, ...] = (),
+    holes_per_photo: int = 4,
+    checks: bool = True,
+    heldout: Path | None = None,
+) -> dict[str, Any]:
     """Stage 2 against ground truth, then the hole benchmark per fill method and the quality checks'
     good-rejected / bad-caught shares; real photos and synthetic scenes reported apart."""
     from curation.core.inpaint import build_inpainter
     from curation.eval_fill import benchmark, real_holes, synthetic_holes
     from curation.eval_quality import evaluate as evaluate_checks
 
-    out: dict[str, Any] = {"config": {"segmenter": base.masks.segmenter, "detector": base.masks.detector.model_dump(),
-                                      "inpaint": base.masks.inpaint.backend, "soft_edge_px": base.masks.soft_edge_px,
-                                      "coarse_px": coarse_px, "quality": base.masks.quality.model_dump()}}
+    out: dict[str, Any] = {
+        "config": {
+            "segmenter": base.masks.segmenter,
+            "detector": base.masks.detector.model_dump(),
+            "inpaint": base.masks.inpaint.backend,
+            "soft_edge_px": base.masks.soft_edge_px,
+            "coarse_px": coarse_px,
+            "quality": base.masks.quality.model_dump(),
+        }
+    }
     if synthetic:
         out["synthetic"] = evaluate(synthetic_truths(synthetic, size, seed), base, coarse_px)
         out["synthetic"]["size"] = size
@@ -221,16 +266,25 @@ def run_eval(base: RunConfig, synthetic: int, size: int, seed: int, desoba: Path
         out["in_sample_desoba_shadow_iou"] = out["desoba"]["shadow_detector"]["shadow_iou"]
     if heldout is not None:  # photos no parameter or threshold was chosen on: the headline
         out["desobav2"] = evaluate(desoba_truths(heldout), base, coarse_px)
-        out["headline_heldout_shadow_iou"] = {"value": out["desobav2"]["shadow_detector"]["shadow_iou"],
-                                              "n": out["desobav2"]["instances"], "photos": "DESOBAv2 (held out)"}
+        out["headline_heldout_shadow_iou"] = {
+            "value": out["desobav2"]["shadow_detector"]["shadow_iou"],
+            "n": out["desobav2"]["instances"],
+            "photos": "DESOBAv2 (held out)",
+        }
     if fill_methods:
         out["fill_benchmark"] = {"real": benchmark(real_holes("report", holes_per_photo), fill_methods)}
         if synthetic:
             out["fill_benchmark"]["synthetic"] = benchmark(synthetic_holes(synthetic, size, seed), fill_methods)
     if checks:
-        out["quality_checks"] = evaluate_checks("report", build_inpainter(base.masks.inpaint), base.masks.quality,
-                                                synthetic=synthetic, size=size, holes_per_photo=holes_per_photo,
-                                                desoba=desoba is not None)
+        out["quality_checks"] = evaluate_checks(
+            "report",
+            build_inpainter(base.masks.inpaint),
+            base.masks.quality,
+            synthetic=synthetic,
+            size=size,
+            holes_per_photo=holes_per_photo,
+            desoba=desoba is not None,
+        )
     return out
 
 
@@ -240,12 +294,25 @@ def _print(report: dict[str, Any]) -> None:
             continue
         r = report[name]
         split = {"desoba": " (in-sample: the detector was tuned on these photos)", "desobav2": " (held out)"}
-        print(f"\n{name}: {r['instances']} instances" + (f" at {r['size']} px" if "size" in r else "")
-              + split.get(name, ""))
-        print(f"  detector shadow IoU (composite + object mask only): {r['shadow_detector']['shadow_iou']:.3f}; "
-              f"annotation given to the segmenter: IoU {r['shadow_detector']['annotation_iou']:.3f} with the truth")
-        keys = ("mask_iou", "edge_alpha_mae", "effect_alpha_mae", "background_psnr", "recomposite_psnr",
-                "paired_shadow_alpha_iou", "seconds_per_sample", "cpu_seconds_per_sample")
+        print(
+            f"\n{name}: {r['instances']} instances"
+            + (f" at {r['size']} px" if "size" in r else "")
+            + split.get(name, "")
+        )
+        print(
+            f"  detector shadow IoU (composite + object mask only): {r['shadow_detector']['shadow_iou']:.3f}; "
+            f"annotation given to the segmenter: IoU {r['shadow_detector']['annotation_iou']:.3f} with the truth"
+        )
+        keys = (
+            "mask_iou",
+            "edge_alpha_mae",
+            "effect_alpha_mae",
+            "background_psnr",
+            "recomposite_psnr",
+            "paired_shadow_alpha_iou",
+            "seconds_per_sample",
+            "cpu_seconds_per_sample",
+        )
         header = "".join(f"{k:>{w}s}" for k, w in zip(keys, WIDTHS, strict=True))
         print(f"  {'mode':9s}{header}  rejects / quality checks failed")
         for mode in MODES:
@@ -257,7 +324,10 @@ def _print(report: dict[str, Any]) -> None:
         print(f"  {'method':14s}{'PSNR':>8s}{'SSIM':>8s}{'grad ratio':>12s}{'CPU s/hole':>12s}")
         for method, m in bench.items():
             if method != "holes":
-                print(f"  {method:14s}{m['psnr']:8.2f}{m['ssim']:8.3f}{m['gradient_ratio']:12.3f}{m['cpu_seconds_per_hole']:12.4f}")
+                print(
+                    "  "
+                    f"{method:14s}{m['psnr']:8.2f}{m['ssim']:8.3f}{m['gradient_ratio']:12.3f}{m['cpu_seconds_per_hole']:12.4f}"
+                )
     if "quality_checks" in report:
         print("\nquality checks, held-out split: share of each set that each check fails")
         for source, kinds in report["quality_checks"].items():
@@ -265,12 +335,16 @@ def _print(report: dict[str, Any]) -> None:
                 cells = "  ".join(f"{k} {v:.3f}" for k, v in m.items() if k != "n")
                 print(f"  {source:9s} {kind:8s} n={m['n']:3d}  {cells}")
     if "in_sample_desoba_shadow_iou" in report:
-        print(f"\nin-sample (tuning photos, not a result): shadow IoU on DESOBA = "
-              f"{report['in_sample_desoba_shadow_iou']:.3f}")
+        print(
+            f"\nin-sample (tuning photos, not a result): shadow IoU on DESOBA = "
+            f"{report['in_sample_desoba_shadow_iou']:.3f}"
+        )
     if "headline_heldout_shadow_iou" in report:
         h = report["headline_heldout_shadow_iou"]
-        print(f"headline: single-image shadow IoU on held-out real photos, {h['photos']} = {h['value']:.3f} "
-              f"(n={h['n']} instances)")
+        print(
+            f"headline: single-image shadow IoU on held-out real photos, {h['photos']} = {h['value']:.3f} "
+            f"(n={h['n']} instances)"
+        )
 
 
 def cmd_eval_layers(args: argparse.Namespace) -> int:
@@ -283,8 +357,18 @@ def cmd_eval_layers(args: argparse.Namespace) -> int:
     desoba = None if args.no_desoba else Path(args.desoba)
     heldout = None if args.no_desoba else Path(args.heldout)
     methods = tuple(m for m in args.fill_methods.split(",") if m) if args.fill_methods else ()
-    report = run_eval(base, args.synthetic, args.size, args.seed, desoba, args.coarse_px, methods,
-                      args.holes_per_photo, not args.no_checks, heldout)
+    report = run_eval(
+        base,
+        args.synthetic,
+        args.size,
+        args.seed,
+        desoba,
+        args.coarse_px,
+        methods,
+        args.holes_per_photo,
+        not args.no_checks,
+        heldout,
+    )
     _print(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
@@ -299,14 +383,24 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=int, default=256, help="synthetic scene size (px)")
     p.add_argument("--seed", type=int, default=0, help="synthetic seed (scene i uses seed·1000003 + i)")
     p.add_argument("--desoba", default=str(DESOBA), help="folder of DESOBA samples (default: bundled)")
-    p.add_argument("--heldout", default=str(DESOBAV2),
-                   help="folder of held-out samples in the DESOBA layout (default: bundled DESOBAv2)")
+    p.add_argument(
+        "--heldout",
+        default=str(DESOBAV2),
+        help="folder of held-out samples in the DESOBA layout (default: bundled DESOBAv2)",
+    )
     p.add_argument("--no-desoba", action="store_true", help="skip the real DESOBA and held-out samples")
     p.add_argument("--segmenter", choices=("annotation", "grabcut", "sam"), help="override masks.segmenter")
-    p.add_argument("--coarse-px", type=float, default=0.0,
-                   help="give the segmenter polygon-simplified annotations (outline within this many px)")
-    p.add_argument("--fill-methods", default="telea,navier_stokes,fsr_fast,shiftmap,fsr_texture,fsr_best",
-                   help="fills compared on the hole benchmark, comma-separated ('' = skip the benchmark)")
+    p.add_argument(
+        "--coarse-px",
+        type=float,
+        default=0.0,
+        help="give the segmenter polygon-simplified annotations (outline within this many px)",
+    )
+    p.add_argument(
+        "--fill-methods",
+        default="telea,navier_stokes,fsr_fast,shiftmap,fsr_texture,fsr_best",
+        help="fills compared on the hole benchmark, comma-separated ('' = skip the benchmark)",
+    )
     p.add_argument("--holes-per-photo", type=int, default=4, help="holes cut in each benchmark photo")
     p.add_argument("--no-checks", action="store_true", help="skip the quality checks' good/bad measurement")
     p.add_argument("--json", help="also write the full report here")

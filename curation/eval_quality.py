@@ -16,6 +16,7 @@ what share of honest stage output each check rejects. Splits: ``tune`` (syntheti
 hole benchmark's tuning photos) chooses thresholds; ``report`` (synthetic seed 0, the reporting photos
 and DESOBA) is held out.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -112,8 +113,9 @@ def grabbed_piece(obj: np.ndarray, effect: np.ndarray, others: np.ndarray, min_p
     return piece if piece.sum() >= min_px else None
 
 
-def _synthetic_cases(split: str, count: int, size: int, fill: Inpainter, rng: np.random.Generator,
-                     stage: bool) -> list[Case]:
+def _synthetic_cases(
+    split: str, count: int, size: int, fill: Inpainter, rng: np.random.Generator, stage: bool
+) -> list[Case]:
     from curation.core.decompose import Triplet, background_unpaired
     from curation.core.scenes import render_scene
 
@@ -123,8 +125,14 @@ def _synthetic_cases(split: str, count: int, size: int, fill: Inpainter, rng: np
         for j, inst in enumerate(scene.instances):
             name, c = f"synthetic/{split}/{i}/{j}", scene.composite
             obj, eff = inst.mask, inst.effect
-            cases.append(Case(name, "synthetic", "good", Triplet(c, inst.background, inst.foreground,
-                                                                  obj.astype("uint8") * 255, eff.astype("uint8") * 255)))
+            cases.append(
+                Case(
+                    name,
+                    "synthetic",
+                    "good",
+                    Triplet(c, inst.background, inst.foreground, obj.astype("uint8") * 255, eff.astype("uint8") * 255),
+                )
+            )
             if _ring_texture(inst.background, obj) >= TEXTURED:
                 cases.append(Case(name, "synthetic", "smear", _layered(c, smeared(inst.background, obj, rng), obj)))
             cases.append(Case(name, "synthetic", "drift", _layered(c, drifted(inst.background, obj, eff, rng), obj)))
@@ -133,8 +141,9 @@ def _synthetic_cases(split: str, count: int, size: int, fill: Inpainter, rng: np
             others = [o.mask for k, o in enumerate(scene.instances) if k != j]
             piece = grabbed_piece(obj, eff, others[0]) if others else None
             if piece is not None:
-                cases.append(Case(name, "synthetic", "foreign",
-                                  _layered(c, background_unpaired(c, obj, eff | piece, fill), obj)))
+                cases.append(
+                    Case(name, "synthetic", "foreign", _layered(c, background_unpaired(c, obj, eff | piece, fill), obj))
+                )
     return cases
 
 
@@ -174,12 +183,22 @@ def _desoba_cases(fill: Inpainter, rng: np.random.Generator, stage: bool) -> lis
             cases.append(Case(inst.name, "real", "stage", _layered(c, background_unpaired(c, obj, eff, fill), obj)))
         piece = grabbed_piece(obj, eff, inst.others)
         if piece is not None:
-            cases.append(Case(inst.name, "real", "foreign", _layered(c, background_unpaired(c, obj, eff | piece, fill), obj)))
+            cases.append(
+                Case(inst.name, "real", "foreign", _layered(c, background_unpaired(c, obj, eff | piece, fill), obj))
+            )
     return cases
 
 
-def cases(split: str, fill: Inpainter, synthetic: int = 30, size: int = 256, holes_per_photo: int = 4,
-          desoba: bool = True, seed: int = 0, stage: bool = True) -> list[Case]:
+def cases(
+    split: str,
+    fill: Inpainter,
+    synthetic: int = 30,
+    size: int = 256,
+    holes_per_photo: int = 4,
+    desoba: bool = True,
+    seed: int = 0,
+    stage: bool = True,
+) -> list[Case]:
     """Every good, bad and (with ``stage``) stage-made triplet of one split (``tune`` or ``report``; DESOBA
     only in ``report``)."""
     import numpy as np
@@ -196,8 +215,10 @@ def rates(measured: list[tuple[Case, list[str]]]) -> dict[str, Any]:
     """Per source and kind: how many cases, and the share each check fails (plus any check)."""
     from curation.core.reasons import Reason
 
-    checks = [str(r) for r in (Reason.BACKGROUND_DRIFT, Reason.EFFECT_NOT_SHADOW, Reason.FILL_SMEARED,
-                               Reason.EFFECT_IMPLAUSIBLE)]
+    checks = [
+        str(r)
+        for r in (Reason.BACKGROUND_DRIFT, Reason.EFFECT_NOT_SHADOW, Reason.FILL_SMEARED, Reason.EFFECT_IMPLAUSIBLE)
+    ]
     out: dict[str, Any] = {}
     for source in ("synthetic", "real"):
         for kind in KINDS:
@@ -217,5 +238,7 @@ def evaluate(split: str, fill: Inpainter, opts: QualityOptions, **kw) -> dict[st
     measured = []
     for case in cases(split, fill, **kw):
         t = case.triplet
-        measured.append((case, [str(r) for r, _ in failures(measure(t.composite, t.background, t.mask, t.effect), opts)]))
+        measured.append(
+            (case, [str(r) for r, _ in failures(measure(t.composite, t.background, t.mask, t.effect), opts)])
+        )
     return rates(measured)

@@ -1,4 +1,5 @@
 """End of a run: merge the complete shards' indexes and stats into the run-level files."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation.atomicio import replacing, write_atomic
-from curation.layout import OutDir
 from curation.core.schema import OK, REJECTED
+from curation.layout import OutDir
 
 
 def merge_index(out: OutDir) -> pa.Table:
@@ -62,4 +63,7 @@ def finalize(out: OutDir) -> dict[str, Any]:
 
 def run_files(root: Path) -> dict[str, Path]:
     """Where a user finds the run's outputs."""
-    return {name: root / name for name in ("shards", "index.parquet", "rejects.parquet", "stats.json", "report.html", "run.json")}
+    return {
+        name: root / name
+        for name in ("shards", "index.parquet", "rejects.parquet", "stats.json", "report.html", "run.json")
+    }

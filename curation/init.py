@@ -4,6 +4,7 @@ out of the package.
 They ship inside the package (``curation/manifests``), so an installed wheel has them; ``curate init`` puts
 them where a user can edit them, then ``curate run DIR/manifests/demo.yaml`` runs the offline demo.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     except (FileExistsError, NotADirectoryError, PermissionError) as err:
         print(f"curate init: {err}", file=sys.stderr)
         return 2
-    print(f"{len(written)} files in {args.dir / 'manifests'}; the offline demo: "
-          f"curate run {args.dir / 'manifests' / 'demo.yaml'} --out {args.dir / 'out' / 'demo'}")
+    print(
+        f"{len(written)} files in {args.dir / 'manifests'}; the offline demo: "
+        f"curate run {args.dir / 'manifests' / 'demo.yaml'} --out {args.dir / 'out' / 'demo'}"
+    )
     return 0
 
 

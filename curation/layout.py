@@ -4,6 +4,7 @@ Knows which shards are complete (their ``_stats.json`` exists), removes torn one
 damaged later, a same-size corruption included: see :mod:`curation.shard_check`), names the next run
 segment, and lists the keys already recorded so a rerun does each sample once.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,11 +81,15 @@ class OutDir:
             keys.update(pq.read_table(self.shards / f"{name}.parquet", columns=["key"]).column("key").to_pylist())
         return frozenset(keys)
 
-    def index_rows(self, columns: tuple[str, ...] = ("status", "reject_stage", "reject_reason", "reject_detail")
-                   ) -> list[dict]:
+    def index_rows(
+        self, columns: tuple[str, ...] = ("status", "reject_stage", "reject_reason", "reject_detail")
+    ) -> list[dict]:
         """The index rows (``columns`` of them) of every complete shard, all run segments."""
-        return [row for name in self.complete_shards()
-                for row in pq.read_table(self.shards / f"{name}.parquet", columns=list(columns)).to_pylist()]
+        return [
+            row
+            for name in self.complete_shards()
+            for row in pq.read_table(self.shards / f"{name}.parquet", columns=list(columns)).to_pylist()
+        ]
 
     def next_segment(self) -> str:
         """``r000`` for the first run into this folder, then ``r001``, … (never reuses a shard name)."""

@@ -2,7 +2,8 @@
 
 How an epoch is split. The loader first lists the samples that pass the filters, shard by shard: from
 each shard's index parquet when it lies beside the tar (an ``OUT`` folder, a glob of its shards, or the same
-name ending in ``.parquet`` at an ``http(s)`` URL), else from the tar's ``.json`` members. Each epoch orders the shards by a permutation drawn from
+name ending in ``.parquet`` at an ``http(s)`` URL), else from the tar's ``.json`` members. Each epoch orders the
+shards by a permutation drawn from
 ``(seed, epoch)`` and cuts that sequence of samples into ``world_size × num_workers`` contiguous runs of
 equal length (±1): consumer ``rank · num_workers + worker`` reads only the shards its run touches and
 keeps only its own keys. So every key is read exactly once per epoch across ranks and workers, ranks get
@@ -14,6 +15,7 @@ happens to read it.
 Webdataset reads the tars (any URL it can open: paths, ``pipe:``, ``http(s)``); members are decoded
 one by one in the mode their layer has (RGB, RGBA, L), not with one blanket mode.
 """
+
 from __future__ import annotations
 
 import glob
@@ -25,9 +27,10 @@ import random
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -107,15 +110,19 @@ def _index(url: str) -> Path | io.BytesIO | None:
 
 def _keys_from_index(index: Path | io.BytesIO, filters: Filters) -> tuple[str, ...]:
     table = pq.read_table(index, columns=["key", "status", "source", "score", *CAPTION_COLUMNS]).to_pylist()
-    return tuple(r["key"] for r in table if r["status"] == OK
-                 and filters.keep(r["source"], r["score"], (r[c] for c in CAPTION_COLUMNS)))
+    return tuple(
+        r["key"]
+        for r in table
+        if r["status"] == OK and filters.keep(r["source"], r["score"], (r[c] for c in CAPTION_COLUMNS))
+    )
 
 
 def _keys_from_tar(url: str, filters: Filters) -> tuple[str, ...]:
     """Without an index: read the ``.json`` members (only those: the images are skipped, not decoded)."""
     keys = []
-    for sample in wds.DataPipeline(wds.SimpleShardList([url]),
-                                   wds.tarfile_to_samples(select_files=lambda name: name.endswith(".json"))):
+    for sample in wds.DataPipeline(
+        wds.SimpleShardList([url]), wds.tarfile_to_samples(select_files=lambda name: name.endswith(".json"))
+    ):
         info = json.loads(sample["json"])
         if filters.keep(info.get("source", ""), info.get("curator_score"), (info.get("captions") or {}).values()):
             keys.append(sample["__key__"])
@@ -131,7 +138,9 @@ def catalog(urls: Iterable[str], filters: Filters) -> list[Shard]:
     return shards
 
 
-def epoch_part(shards: Sequence[Shard], epoch: int, seed: int, shuffle: bool, consumer: int, consumers: int) -> list[Shard]:
+def epoch_part(
+    shards: Sequence[Shard], epoch: int, seed: int, shuffle: bool, consumer: int, consumers: int
+) -> list[Shard]:
     """Consumer ``consumer``'s contiguous run of the epoch's sample sequence (see the module docstring)."""
     order = np.arange(len(shards))
     if shuffle:
@@ -172,10 +181,25 @@ def collate_layers(samples: list[dict[str, Any]]) -> dict[str, Any]:
 class LayeredShards(IterableDataset):
     """The samples of one rank; each DataLoader worker takes its own run of them (see the module docstring)."""
 
-    def __init__(self, shards: list[Shard], size: int, crop: Crop, shuffle: bool, seed: int, rank: int,
-                 world_size: int, num_workers: int, shuffle_buffer: int):
+    def __init__(
+        self,
+        shards: list[Shard],
+        size: int,
+        crop: Crop,
+        shuffle: bool,
+        seed: int,
+        rank: int,
+        world_size: int,
+        num_workers: int,
+        shuffle_buffer: int,
+    ):
         self.shards, self.size, self.crop, self.shuffle, self.seed = shards, size, crop, shuffle, seed
-        self.rank, self.world_size, self.num_workers, self.shuffle_buffer = rank, world_size, num_workers, shuffle_buffer
+        self.rank, self.world_size, self.num_workers, self.shuffle_buffer = (
+            rank,
+            world_size,
+            num_workers,
+            shuffle_buffer,
+        )
         self.epoch = 0
 
     def worker_counts(self) -> list[int]:
@@ -195,8 +219,10 @@ class LayeredShards(IterableDataset):
         if not part:
             return
         keys = frozenset(k for s in part for k in s.keys)
-        stages: list[Any] = [wds.SimpleShardList([s.url for s in part]),
-                             wds.tarfile_to_samples(select_files=lambda name: name.split(".", 1)[0] in keys)]
+        stages: list[Any] = [
+            wds.SimpleShardList([s.url for s in part]),
+            wds.tarfile_to_samples(select_files=lambda name: name.split(".", 1)[0] in keys),
+        ]
         if self.shuffle:
             rng = random.Random(f"{self.seed}/{self.epoch}/{consumer}")
             stages.append(wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng))
@@ -206,8 +232,10 @@ class LayeredShards(IterableDataset):
             read += 1
             yield sample
         if read != len(keys):  # the epoch would silently lack samples that the index promised
-            raise RuntimeError(f"{len(keys) - read} of this worker's {len(keys)} samples are missing from "
-                               f"{[s.url for s in part]} (run `curate verify` on them)")
+            raise RuntimeError(
+                f"{len(keys) - read} of this worker's {len(keys)} samples are missing from "
+                f"{[s.url for s in part]} (run `curate verify` on them)"
+            )
 
     def sample(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Decode one sample and cut every layer with the same window."""
@@ -264,11 +292,21 @@ def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]
     return rank, world_size
 
 
-def layered_loader(source: str | os.PathLike | Sequence[str | os.PathLike], size: int = 256, batch_size: int = 8,
-                   num_workers: int = 2, shuffle: bool = True, seed: int = 0, crop: Crop = "random",
-                   rank: int | None = None, world_size: int | None = None, min_score: float | None = None,
-                   sources: Iterable[str] | None = None, require_captions: bool = False,
-                   shuffle_buffer: int = SHUFFLE_BUFFER) -> LayeredLoader:
+def layered_loader(
+    source: str | os.PathLike | Sequence[str | os.PathLike],
+    size: int = 256,
+    batch_size: int = 8,
+    num_workers: int = 2,
+    shuffle: bool = True,
+    seed: int = 0,
+    crop: Crop = "random",
+    rank: int | None = None,
+    world_size: int | None = None,
+    min_score: float | None = None,
+    sources: Iterable[str] | None = None,
+    require_captions: bool = False,
+    shuffle_buffer: int = SHUFFLE_BUFFER,
+) -> LayeredLoader:
     """A PyTorch DataLoader over layered shards.
 
     ``source``: an OUT folder (its complete shards), a folder of tars, a glob or brace pattern, a URL, or a
@@ -287,8 +325,11 @@ def layered_loader(source: str | os.PathLike | Sequence[str | os.PathLike], size
     urls = shard_urls(source)
     if not urls:
         raise FileNotFoundError(f"no shards found at {source!r}")
-    filters = Filters(min_score, None if sources is None else frozenset([sources] if isinstance(sources, str) else sources),
-                      require_captions)
+    filters = Filters(
+        min_score,
+        None if sources is None else frozenset([sources] if isinstance(sources, str) else sources),
+        require_captions,
+    )
     shards = catalog(urls, filters)
     if not any(s.keys for s in shards):
         raise ValueError(f"{len(urls)} shards at {source!r} hold no sample that passes {filters}")

@@ -4,9 +4,11 @@ The kernel releases a ``flock`` when its holder dies (``kill -9`` included), so 
 run is simply taken by the next one: there is no stale lock to clean up. The file tells a second run who
 holds the folder (pid, host, start time), and carries the holder's token: a write task of a killed
 driver can outlive it by a moment, and it checks the token before it marks a shard complete, so it
-cannot add a shard under the next run (whose resume has already listed the done keys). ``flock`` works on local file systems; on NFS
+cannot add a shard under the next run (whose resume has already listed the done keys). ``flock`` works on local file
+systems; on NFS
 it depends on the mount (see docs/operations.md).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -43,10 +45,16 @@ class OutLock:
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode(errors="replace")
             os.close(fd)
-            raise OutLocked(f"{self.path.parent} is in use by another run ({describe(holder)}); "
-                            f"wait for it to end or choose another --out") from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "token": self.token}
+            raise OutLocked(
+                f"{self.path.parent} is in use by another run ({describe(holder)}); "
+                f"wait for it to end or choose another --out"
+            ) from None
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "token": self.token,
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         os.fsync(fd)
@@ -58,7 +66,7 @@ class OutLock:
             os.close(self.fd)  # closing the descriptor drops the flock
             self.fd = None
 
-    def __enter__(self) -> "OutLock":
+    def __enter__(self) -> OutLock:
         self.acquire()
         return self
 

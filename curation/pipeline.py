@@ -11,6 +11,7 @@ While it runs, the stage actors and the sink record the pipeline's metrics (:mod
 and report to the run's tally (:mod:`curation.progress`), which a :class:`Watcher` (the CLI's terminal)
 sees every second; at the end the tally's per-stage figures go to run.json and the report is written.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -33,8 +34,15 @@ from curation.finalize import finalize, merge_stats
 from curation.layout import OutDir
 from curation.lock import OutLock
 from curation.progress import Poller, final_snapshot, start_tally
-from curation.raycluster import (RAY_PROCESSES, cluster_address, describe_cluster, join, reap_leftovers,
-                                 record_processes, start_local)
+from curation.raycluster import (
+    RAY_PROCESSES,
+    cluster_address,
+    describe_cluster,
+    join,
+    reap_leftovers,
+    record_processes,
+    start_local,
+)
 from curation.report import write_report
 from curation.runinfo import end_run, record_progress, start_run
 from curation.sink import ShardSink
@@ -81,8 +89,12 @@ def plan_pools(cfg: RunConfig) -> list[Pool]:
     ask for no GPU becomes one pool; otherwise (and for every GPU stage) one pool per stage."""
     groups: list[list[type[Stage]]] = []
     for stage in DAG:
-        fuse = (cfg.ray.fusion == "auto" and groups and not stage.resources(cfg).num_gpus
-                and not groups[-1][-1].resources(cfg).num_gpus)
+        fuse = (
+            cfg.ray.fusion == "auto"
+            and groups
+            and not stage.resources(cfg).num_gpus
+            and not groups[-1][-1].resources(cfg).num_gpus
+        )
         if fuse:
             groups[-1].append(stage)
         else:
@@ -97,17 +109,24 @@ def check_fit(pools: list[Pool], total: dict[str, float], largest_node: dict[str
         for pool in pools:
             one = getattr(pool.resources, attr)
             if one > largest_node.get(kind, 0.0):
-                raise ConfigError(f"{pool.keys}: one actor asks for {attr} {one:g}, but the largest node of the "
-                                  f"cluster has {largest_node.get(kind, 0.0):g} {kind}")
+                raise ConfigError(
+                    f"{pool.keys}: one actor asks for {attr} {one:g}, but the largest node of the "
+                    f"cluster has {largest_node.get(kind, 0.0):g} {kind}"
+                )
         tasks = 1.0 if kind == "CPU" else 0.0
         need = sum(p.resources.concurrency * getattr(p.resources, attr) for p in pools) + tasks
         if need > total.get(kind, 0.0) + 1e-9:
-            asks = ", ".join(f"{p.keys}: {p.resources.concurrency} x {getattr(p.resources, attr):g}" for p in pools
-                             if getattr(p.resources, attr))
+            asks = ", ".join(
+                f"{p.keys}: {p.resources.concurrency} x {getattr(p.resources, attr):g}"
+                for p in pools
+                if getattr(p.resources, attr)
+            )
             extra = " + 1 for the read and write tasks" if tasks else ""
-            raise ConfigError(f"the actor pools need {need:g} {kind} at their minimum size ({asks}{extra}), but the "
-                              f"cluster has {total.get(kind, 0.0):g}; lower concurrency or {attr} there"
-                              + (", or raise ray.num_cpus" if kind == "CPU" else ""))
+            raise ConfigError(
+                f"the actor pools need {need:g} {kind} at their minimum size ({asks}{extra}), but the "
+                f"cluster has {total.get(kind, 0.0):g}; lower concurrency or {attr} there"
+                + (", or raise ray.num_cpus" if kind == "CPU" else "")
+            )
 
 
 def cluster_capacity() -> tuple[dict[str, float], dict[str, float]]:
@@ -147,8 +166,12 @@ def init_ray(cfg: RunConfig, verbose: bool = True, processes: Path | None = None
     address = cluster_address(cfg)
     if address:
         modules = [importlib.import_module(m) for m in PROJECT_PACKAGES]
-        context = join(address, runtime_env={"py_modules": modules}, log_to_driver=verbose,
-                       logging_level=logging.INFO if verbose else logging.ERROR)
+        context = join(
+            address,
+            runtime_env={"py_modules": modules},
+            log_to_driver=verbose,
+            logging_level=logging.INFO if verbose else logging.ERROR,
+        )
         return ray_info(embedded=False, context=context, cluster=describe_cluster(False, address))
     # Ray schedules by logical CPUs: give the local node enough for every pool plus the reads to start.
     num_cpus = cfg.ray.num_cpus or max(4, 2 * (os.cpu_count() or 1))
@@ -158,10 +181,15 @@ def init_ray(cfg: RunConfig, verbose: bool = True, processes: Path | None = None
     os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
     if not cfg.ray.listen_all_interfaces:
         loopback_only()
-    context = start_local(num_cpus=num_cpus, include_dashboard=cfg.ray.dashboard, log_to_driver=verbose,
-                          configure_logging=True, logging_level=logging.WARNING if verbose else logging.ERROR,
-                          _metrics_export_port=cfg.ray.metrics_export_port,
-                          _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS})
+    context = start_local(
+        num_cpus=num_cpus,
+        include_dashboard=cfg.ray.dashboard,
+        log_to_driver=verbose,
+        configure_logging=True,
+        logging_level=logging.WARNING if verbose else logging.ERROR,
+        _metrics_export_port=cfg.ray.metrics_export_port,
+        _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS},
+    )
     if processes is not None:
         record_processes(processes)
     return ray_info(embedded=True, context=context, cluster=describe_cluster(True, None))
@@ -173,8 +201,9 @@ def claimed_in(root: Path) -> dict[str, str]:
     return claimed_digests([str(out.shards / f"{n}.parquet") for n in out.complete_shards()])
 
 
-def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: frozenset[str],
-                  out: OutDir, seg: str, tally: Any = None) -> ray.data.Dataset:
+def build_dataset(
+    cfg: RunConfig, units_path: Path, n_units: int, done_keys: frozenset[str], out: OutDir, seg: str, tally: Any = None
+) -> ray.data.Dataset:
     """The lazy Ray Data plan from the work list to the curated rows.
 
     ``done_keys`` and the digests in ``out``'s shards carry what earlier segments of a resumed run did, so
@@ -188,9 +217,12 @@ def build_dataset(cfg: RunConfig, units_path: Path, n_units: int, done_keys: fro
     ds = ray.data.read_parquet(str(units_path), override_num_blocks=blocks, concurrency=1)
     options = {Ingest.name.value: {"done_keys": done_keys, "dedupe": registry.remote(partial(claimed_in, out.root))}}
     for pool in plan_pools(cfg):
-        ds = ds.map_batches(chain_class(pool.stages), batch_format="pyarrow",
-                            fn_constructor_kwargs={"cfg": cfg, "options": options, "tally": tally},
-                            **map_kwargs(pool.resources))
+        ds = ds.map_batches(
+            chain_class(pool.stages),
+            batch_format="pyarrow",
+            fn_constructor_kwargs={"cfg": cfg, "options": options, "tally": tally},
+            **map_kwargs(pool.resources),
+        )
     return ds
 
 
@@ -232,8 +264,9 @@ def run(cfg: RunConfig, watcher: Watcher | None = None, verbose: bool = True) ->
         return _run_segment(cfg, out, started, lock.token, watcher, verbose)
 
 
-def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str, watcher: Watcher | None,
-                 verbose: bool) -> RunResult:
+def _run_segment(
+    cfg: RunConfig, out: OutDir, started: float, owner: str, watcher: Watcher | None, verbose: bool
+) -> RunResult:
     """One segment of a run into ``out``, whose lock the caller holds."""
     reaped = reap_leftovers(out.work / RAY_PROCESSES)  # what a killed run's embedded Ray left running
     if reaped:
@@ -279,10 +312,23 @@ def _run_segment(cfg: RunConfig, out: OutDir, started: float, owner: str, watche
     seconds = time.perf_counter() - started
     # judged over every segment of OUT: a resume that had nothing left to do must not turn a failed run into a
     # success (the rows its stage code failed on are recorded, so the resume does not retry them)
-    failure = budget_verdict(out.index_rows(), [s.name.value for s in DAG], cfg.run.max_error_fraction,
-                             cfg.run.error_budget_min_rows, stats["accepted"])
+    failure = budget_verdict(
+        out.index_rows(),
+        [s.name.value for s in DAG],
+        cfg.run.max_error_fraction,
+        cfg.run.error_budget_min_rows,
+        stats["accepted"],
+    )
     record_progress(out.run_json, progress)
     end_run(out.run_json, stats, seconds, failure)
     write_report(out)
-    return RunResult(out=out.root, segment=seg, stats=stats, seconds=seconds, progress=progress, ray=info,
-                     metrics_left=settle_metrics(info, segment_stats, STAGES[-1].name.value), failure=failure)
+    return RunResult(
+        out=out.root,
+        segment=seg,
+        stats=stats,
+        seconds=seconds,
+        progress=progress,
+        ray=info,
+        metrics_left=settle_metrics(info, segment_stats, STAGES[-1].name.value),
+        failure=failure,
+    )

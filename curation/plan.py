@@ -9,6 +9,7 @@ embedded local Ray is computed as the run would size it (no Ray started); with `
 A plan is a list of :class:`Section` (a title and its lines), so other figures (per-source quotas, say)
 add a section without touching the rest.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -121,20 +122,35 @@ def describe(plan: Plan, cfg: RunConfig) -> list[Section]:
     limit = f" (run.limit {cfg.run.limit})" if cfg.run.limit else ""
     work = Section("work list", [f"{plan.units} source units{limit}"])
     work.lines += [f"  {name:<16} {n:>8} units" for name, n in plan.units_by_source.items()]
-    work.lines.append(f"output {cfg.run.out}: " + (f"{plan.done_keys} keys already done there (a run resumes: they "
-                                                    "are skipped)" if plan.done_keys else "nothing done there yet"))
+    work.lines.append(
+        f"output {cfg.run.out}: "
+        + (
+            f"{plan.done_keys} keys already done there (a run resumes: they are skipped)"
+            if plan.done_keys
+            else "nothing done there yet"
+        )
+    )
     pools = Section("actor pools" + (" (ray.fusion: auto)" if cfg.ray.fusion == "auto" else ""))
     for pool in plan.pools:
         r = pool.resources
         size = f"{r.concurrency}" + (f"..{r.max_concurrency}" if r.max_concurrency not in (None, r.concurrency) else "")
-        pools.lines.append(f"  {'+'.join(s.name.value for s in pool.stages):<26} x{size:<6} {r.num_cpus:g} CPU"
-                           + (f", {r.num_gpus:g} GPU" if r.num_gpus else "") + f" each, batch {r.batch_size}")
+        pools.lines.append(
+            f"  {'+'.join(s.name.value for s in pool.stages):<26} x{size:<6} {r.num_cpus:g} CPU"
+            + (f", {r.num_gpus:g} GPU" if r.num_gpus else "")
+            + f" each, batch {r.batch_size}"
+        )
     total, node = plan.total, plan.largest_node
-    fit = Section("fit", [f"where: {plan.where}",
-                          f"capacity: {total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU "
-                          f"(largest node {node.get('CPU', 0):g} CPU, {node.get('GPU', 0):g} GPU)"])
-    fit.lines.append("fits: the pools at their minimum size can start" if plan.fits
-                     else f"DOES NOT FIT: {plan.fit_error}")
+    fit = Section(
+        "fit",
+        [
+            f"where: {plan.where}",
+            f"capacity: {total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU "
+            f"(largest node {node.get('CPU', 0):g} CPU, {node.get('GPU', 0):g} GPU)",
+        ],
+    )
+    fit.lines.append(
+        "fits: the pools at their minimum size can start" if plan.fits else f"DOES NOT FIT: {plan.fit_error}"
+    )
     if not cfg.ray.check_resources:
         fit.lines.append("(ray.check_resources is off: the run would not check this, and would wait for resources)")
     return [work, pools, fit, *plan.sections]
@@ -149,11 +165,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return 2
     sections = describe(plan, cfg)
     if args.json:
-        print(json.dumps({"units": plan.units, "units_by_source": plan.units_by_source, "done_keys": plan.done_keys,
-                          "pools": [{"stages": [s.name.value for s in p.stages], **p.resources.model_dump()}
-                                    for p in plan.pools],
-                          "capacity": plan.total, "largest_node": plan.largest_node, "fits": plan.fits,
-                          "fit_error": plan.fit_error, "sections": {s.title: s.lines for s in sections}}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "units": plan.units,
+                    "units_by_source": plan.units_by_source,
+                    "done_keys": plan.done_keys,
+                    "pools": [
+                        {"stages": [s.name.value for s in p.stages], **p.resources.model_dump()} for p in plan.pools
+                    ],
+                    "capacity": plan.total,
+                    "largest_node": plan.largest_node,
+                    "fits": plan.fits,
+                    "fit_error": plan.fit_error,
+                    "sections": {s.title: s.lines for s in sections},
+                },
+                indent=1,
+            )
+        )
     else:
         for section in sections:
             print(f"{section.title}:")

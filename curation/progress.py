@@ -5,13 +5,15 @@ without waiting for an answer; the driver polls :meth:`Tally.snapshot` for its p
 final one in ``run.json``. The tally also grants the places of the reject sample (:mod:`curation.core.rejects`),
 so the bound holds for the whole run whatever the number of actors.
 """
+
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import ray
 
@@ -30,8 +32,9 @@ class Tally:
         self.sink: dict[str, Any] = {"shards": 0, "rows": 0, "accepted": 0, "bytes": 0, "first": None, "last": None}
         self.granted: Counter[str] = Counter()
 
-    def add_batch(self, stage: str, inputs: int, accepted: int, rejected: dict[str, int], started: float,
-                  seconds: float) -> None:
+    def add_batch(
+        self, stage: str, inputs: int, accepted: int, rejected: dict[str, int], started: float, seconds: float
+    ) -> None:
         s = self.stages.setdefault(stage, _stage())
         s["inputs"] += inputs
         s["accepted"] += accepted
@@ -59,7 +62,13 @@ class Tally:
         return granted
 
     def snapshot(self) -> dict[str, Any]:
-        return {"units": self.units, "started": self.started, "now": time.time(), "stages": self.stages, "sink": self.sink}
+        return {
+            "units": self.units,
+            "started": self.started,
+            "now": time.time(),
+            "stages": self.stages,
+            "sink": self.sink,
+        }
 
 
 @dataclass
@@ -101,8 +110,11 @@ def estimate(snap: dict[str, Any]) -> list[StageProgress]:
             eta = None if upstream_eta is None else max(upstream_eta, max(expected - s["inputs"], 0.0) / rate)
         elif upstream_eta is not None and any(st["inputs"] for st in snap["stages"].values()):
             eta, floor = upstream_eta, True
-        out.append(StageProgress(name, s["inputs"], expected, s["accepted"], s["rejected"], rate, eta, s["busy_s"],
-                                 eta_floor=floor))
+        out.append(
+            StageProgress(
+                name, s["inputs"], expected, s["accepted"], s["rejected"], rate, eta, s["busy_s"], eta_floor=floor
+            )
+        )
         upstream_eta, upstream_floor = eta, floor
         if expected != 0:  # nothing for a stage: nothing for the stages after it either
             expected = expected * s["accepted"] / s["inputs"] if expected is not None and s["inputs"] else None
@@ -131,7 +143,7 @@ class Poller:
         while not self.stop.wait(self.interval):
             self.on_snapshot(ray.get(self.tally.snapshot.remote()))
 
-    def __enter__(self) -> "Poller":
+    def __enter__(self) -> Poller:
         self.thread.start()
         return self
 
@@ -144,8 +156,12 @@ def complete(snap: dict[str, Any], ingested: int) -> bool:
     """Whether every message of a finished run is in: ingest saw every unit, each stage every row the stage
     before it passed on, and the sink every row."""
     stages = list(snap["stages"].values())
-    return (bool(stages) and stages[0]["inputs"] == snap["units"] and snap["sink"]["rows"] == ingested
-            and all(b["inputs"] == a["accepted"] for a, b in zip(stages, stages[1:], strict=False)))
+    return (
+        bool(stages)
+        and stages[0]["inputs"] == snap["units"]
+        and snap["sink"]["rows"] == ingested
+        and all(b["inputs"] == a["accepted"] for a, b in zip(stages, stages[1:], strict=False))
+    )
 
 
 def final_snapshot(tally: Any, ingested: int, timeout: float = 10.0) -> dict[str, Any]:

@@ -4,6 +4,7 @@
 snapshot the run keeps in ``_work/progress.json`` (:mod:`curation.status`). Counts, rate and ETA come first
 so they survive a narrow terminal; reject reasons follow, wrapped onto continuation lines.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,14 @@ def stage_parts(p: StageProgress, first: bool) -> list[str]:
     rate = f"{'-':>6}/s" if p.rate is None else f"{p.rate:6.2f}/s"
     reasons = [f"{r} {n}" for r, n in sorted(p.rejected.items(), key=lambda kv: -kv[1])]
     idle = p.expected == 0 and not p.inputs  # a rate means nothing here
-    return [f"{p.stage:<7} {p.inputs:>5}/{expected:<5} {unit:<5}", f"→ {p.accepted:>5} passed",
-            f"{p.rejected_total:>4} rejected", *([] if idle else [rate]), _eta(p, first), *reasons]
+    return [
+        f"{p.stage:<7} {p.inputs:>5}/{expected:<5} {unit:<5}",
+        f"→ {p.accepted:>5} passed",
+        f"{p.rejected_total:>4} rejected",
+        *([] if idle else [rate]),
+        _eta(p, first),
+        *reasons,
+    ]
 
 
 def stage_lines(p: StageProgress, first: bool, width: int = 1000) -> list[str]:
@@ -63,8 +70,14 @@ def stage_lines(p: StageProgress, first: bool, width: int = 1000) -> list[str]:
 
 
 def sink_lines(sink: dict[str, Any], width: int = 1000) -> list[str]:
-    return fit([f"{'sink':<7} {sink['shards']:>5} shards", f"{sink['accepted']} samples of {sink['rows']} rows",
-                f"{sink['bytes'] / 1e6:.1f} MB"], width)
+    return fit(
+        [
+            f"{'sink':<7} {sink['shards']:>5} shards",
+            f"{sink['accepted']} samples of {sink['rows']} rows",
+            f"{sink['bytes'] / 1e6:.1f} MB",
+        ],
+        width,
+    )
 
 
 def run_eta(stages: list[StageProgress]) -> str:

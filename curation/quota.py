@@ -6,6 +6,7 @@ takes exactly the same photos, and the quota holds across segments without any s
 holds no candidate sample is not taken under a quota; a manifest entry that could not be read is not a photo and
 always passes (it becomes its reject row).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,8 +60,10 @@ def select(source: Source, cfg: Quota, where: str) -> tuple[frozenset[str], Quot
         ranked.append((unit_rank(cfg.quota_seed, source.name, unit.unit_id), unit.unit_id, _samples(source, unit)))
     known = all(n is not None for _, _, n in ranked)
     if cfg.max_samples is not None and not known:
-        raise ConfigError(f"{where}.max_samples: source {source.name!r} knows its samples only once it decodes "
-                          "them; give max_units instead")
+        raise ConfigError(
+            f"{where}.max_samples: source {source.name!r} knows its samples only once it decodes "
+            "them; give max_units instead"
+        )
     chosen: list[str] = []
     taken = 0
     for _, unit_id, n in sorted(ranked):
@@ -73,9 +76,16 @@ def select(source: Source, cfg: Quota, where: str) -> tuple[frozenset[str], Quot
         chosen.append(unit_id)
         taken += n or 0
     found = sum(n or 0 for _, _, n in ranked) if known else None
-    plan = QuotaPlan(source=source.name, units_found=len(ranked), samples_found=found, max_units=cfg.max_units,
-                     max_samples=cfg.max_samples, units_selected=len(chosen),
-                     samples_selected=taken if known else None, bad_entries=bad)
+    plan = QuotaPlan(
+        source=source.name,
+        units_found=len(ranked),
+        samples_found=found,
+        max_units=cfg.max_units,
+        max_samples=cfg.max_samples,
+        units_selected=len(chosen),
+        samples_selected=taken if known else None,
+        bad_entries=bad,
+    )
     return frozenset(chosen), plan
 
 

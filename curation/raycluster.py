@@ -9,6 +9,7 @@ outlive it, and the next run into that folder ends them (:func:`reap_leftovers`)
 connect to its head, a few seconds), so an address that does not answer is one line naming it instead of a
 silent wait inside ``ray.init``.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,9 @@ def head_of(address: str) -> tuple[str, int]:
         try:
             address = canonicalize_bootstrap_address_or_die("auto")
         except (ConnectionError, ValueError) as err:
-            raise ClusterUnreachable(f"RAY_ADDRESS / ray.address 'auto': no Ray cluster found on this machine "
-                                     f"({err})") from None
+            raise ClusterUnreachable(
+                f"RAY_ADDRESS / ray.address 'auto': no Ray cluster found on this machine ({err})"
+            ) from None
     bare = address.split("://", 1)[1] if "://" in address else address
     host, sep, port = bare.rstrip("/").rpartition(":")
     if not sep:
@@ -77,9 +79,10 @@ def probe(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
                 return
         except OSError as err:
             if time.monotonic() >= deadline:
-                raise ClusterUnreachable(f"the Ray cluster at {address} ({host}:{port}) does not answer after "
-                                         f"{timeout:g} s: {err.strerror or err}; check RAY_ADDRESS / ray.address"
-                                         ) from None
+                raise ClusterUnreachable(
+                    f"the Ray cluster at {address} ({host}:{port}) does not answer after "
+                    f"{timeout:g} s: {err.strerror or err}; check RAY_ADDRESS / ray.address"
+                ) from None
             time.sleep(0.5)
 
 

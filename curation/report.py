@@ -7,16 +7,18 @@ with the thumbnails they kept, a gallery of accepted triplets (the shards), the 
 (``run.json``). Pictures and plots are inline (PNG data URIs, SVG), so the page opens anywhere, e.g. on a
 laptop after ``rsync``; a section whose file is missing or unreadable says so and the others still show.
 """
+
 from __future__ import annotations
 
 import argparse
-import sys
 import io
 import json
 import math
+import sys
 import tarfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -44,8 +46,12 @@ def _esc(value: Any) -> str:
 
 def _table(header: list[str], rows: list[list[Any]], numeric_from: int = 1) -> str:
     head = "".join(f"<th>{_esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f'<td class="{"n" if i >= numeric_from else ""}">{_esc(v)}</td>'
-                                    for i, v in enumerate(row)) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="{"n" if i >= numeric_from else ""}">{_esc(v)}</td>' for i, v in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -57,7 +63,7 @@ def _svg(figure: Any) -> str:
     figure.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})  # the same run, the same page
     plt.close(figure)
     svg = buf.getvalue()
-    return svg[svg.index("<svg"):]
+    return svg[svg.index("<svg") :]
 
 
 def _figure(width: float = 4.2, height: float = 2.6) -> tuple[Any, Any]:
@@ -66,7 +72,15 @@ def _figure(width: float = 4.2, height: float = 2.6) -> tuple[Any, Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.hashsalt": "curation", "svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+    plt.rcParams.update(
+        {
+            "svg.hashsalt": "curation",
+            "svg.fonttype": "none",
+            "font.size": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    )
     return plt.subplots(figsize=(width, height))
 
 
@@ -98,46 +112,68 @@ class Run:
 
     def metas(self) -> list[tuple[str, dict[str, Any]]]:
         """(status, parsed meta) of every row of the index."""
-        return self._once("metas", lambda: [(s, json.loads(m or "{}")) for s, m in
-                                            zip(self.index.column("status").to_pylist(),
-                                                self.index.column("meta").to_pylist(), strict=True)])
+        return self._once(
+            "metas",
+            lambda: [
+                (s, json.loads(m or "{}"))
+                for s, m in zip(
+                    self.index.column("status").to_pylist(), self.index.column("meta").to_pylist(), strict=True
+                )
+            ],
+        )
 
 
 def _counts(run: Run) -> str:
     s = run.stats
     reasons = _table(["stage/reason", "rows"], [[k, v] for k, v in s["by_reason"].items()])
     sources = _table(["source", "rows"], [[k, v] for k, v in s["by_source"].items()])
-    return (f"<p class=big><b>{s['ingested']}</b> ingested = <b>{s['accepted']}</b> accepted + <b>{s['rejected']}</b> "
-            f"rejected, in {s['shards']} shard{'' if s['shards'] == 1 else 's'} ({s['tar_bytes'] / 1e6:.1f} MB)</p>"
-            f'<div class=cols><div><h3>Rejects by stage/reason</h3>{reasons}</div>'
-            f'<div><h3>Rows by source</h3>{sources}</div></div>')
+    return (
+        f"<p class=big><b>{s['ingested']}</b> ingested = <b>{s['accepted']}</b> accepted + <b>{s['rejected']}</b> "
+        f"rejected, in {s['shards']} shard{'' if s['shards'] == 1 else 's'} ({s['tar_bytes'] / 1e6:.1f} MB)</p>"
+        f"<div class=cols><div><h3>Rejects by stage/reason</h3>{reasons}</div>"
+        f"<div><h3>Rows by source</h3>{sources}</div></div>"
+    )
 
 
 def _scores(run: Run) -> str:
     index = run.index
-    scores = [(v, st) for v, st in zip(index.column("score").to_pylist(), index.column("status").to_pylist(),
-                                       strict=True)
-              if v is not None and math.isfinite(v)]
+    scores = [
+        (v, st)
+        for v, st in zip(index.column("score").to_pylist(), index.column("status").to_pylist(), strict=True)
+        if v is not None and math.isfinite(v)
+    ]
     if not scores:
         return "<p class=skip>No row of this run has a curator score.</p>"
     thresholds = {m.get("curate", {}).get("threshold") for _, m in run.metas()} - {None}
     fig, ax = _figure(5.5, 3.0)
     bins = np.linspace(0, 1, 41)
     groups = [[v for v, st in scores if st == "ok"], [v for v, st in scores if st != "ok"]]
-    ax.hist(groups, bins=bins, stacked=True, color=[ACCEPTED_COLOUR, REJECTED_COLOUR],
-            label=[f"accepted ({len(groups[0])})", f"rejected ({len(groups[1])})"])
+    ax.hist(
+        groups,
+        bins=bins,
+        stacked=True,
+        color=[ACCEPTED_COLOUR, REJECTED_COLOUR],
+        label=[f"accepted ({len(groups[0])})", f"rejected ({len(groups[1])})"],
+    )
     for i, t in enumerate(sorted(thresholds)):
         # the label sits above the axes (nothing else is there) and reads the threshold as the run used it
         ax.axvline(t, color="#333", linestyle="--", linewidth=1)
-        ax.annotate(f"threshold {t:.6g}", (t, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 3 + 11 * i),
-                    textcoords="offset points", ha="right" if t > 0.6 else "left", va="bottom",
-                    gid=f"threshold-label-{i}")
+        ax.annotate(
+            f"threshold {t:.6g}",
+            (t, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(0, 3 + 11 * i),
+            textcoords="offset points",
+            ha="right" if t > 0.6 else "left",
+            va="bottom",
+            gid=f"threshold-label-{i}",
+        )
     ax.set_xlabel("curator score (P(good))")
     ax.set_ylabel("rows")
     ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0)).set_gid("score-legend")
     psnr = [v for v in index.column("psnr").to_pylist() if v is not None and math.isfinite(v)]
     q = np.percentile(psnr, [5, 50, 95]).round(2).tolist() if psnr else "n/a"
-    return f'<div class=plot>{_svg(fig)}</div><p>Recomposite PSNR 5/50/95%: {q} dB (rows that reached stage 2).</p>'
+    return f"<div class=plot>{_svg(fig)}</div><p>Recomposite PSNR 5/50/95%: {q} dB (rows that reached stage 2).</p>"
 
 
 def _fill_quality(run: Run) -> str:
@@ -149,8 +185,10 @@ def _fill_quality(run: Run) -> str:
                 values[k].append((float(quality[k]), status))
     shown = {k: v for k, v in values.items() if v}
     if not shown:
-        return ("<p class=skip>No fill-quality values in this run's index (stage 2 records them per row as "
-                "<code>meta.masks.quality</code> when its quality checks run).</p>")
+        return (
+            "<p class=skip>No fill-quality values in this run's index (stage 2 records them per row as "
+            "<code>meta.masks.quality</code> when its quality checks run).</p>"
+        )
     gates = run.info.get("config", {}).get("masks", {}).get("quality", {})
     plots = []
     for key, gate in FILL_KEYS:
@@ -167,41 +205,74 @@ def _fill_quality(run: Run) -> str:
         ax.set_xlabel(key)
         ax.set_ylabel("rows")
         plots.append(f"<div class=plot>{_svg(fig)}</div>")
-    return ("<p>The fill under the object as stage 2's quality checks measured it on the rows they passed "
-            "(<code>meta.masks.quality</code>): <span style=\"color:#3a7d44\">accepted</span> and "
-            "<span style=\"color:#c0392b\">rejected by a later stage</span>, stacked; dashed: the run's gate "
-            "(<code>masks.quality</code>). The rows the checks rejected are under Rejects, their values in the "
-            "detail.</p><div class=cols>" + "".join(plots) + "</div>")
+    return (
+        "<p>The fill under the object as stage 2's quality checks measured it on the rows they passed "
+        '(<code>meta.masks.quality</code>): <span style="color:#3a7d44">accepted</span> and '
+        '<span style="color:#c0392b">rejected by a later stage</span>, stacked; dashed: the run\'s gate '
+        "(<code>masks.quality</code>). The rows the checks rejected are under Rejects, their values in the "
+        "detail.</p><div class=cols>" + "".join(plots) + "</div>"
+    )
 
 
 def _throughput(run: Run) -> str:
     history = run.info.get("history", [])
     seg = next((h for h in reversed(history) if h.get("progress")), None)
     if seg is None:
-        return "<p class=skip>run.json holds no per-stage figures (a run from before they were recorded, or one that did not end).</p>"
+        return (
+            "<p class=skip>run.json holds no per-stage figures (a run from before they were recorded, or one that "
+            "did not end).</p>"
+        )
     p = seg["progress"]
     rows, names, busy = [], [], []
     for name, s in p["stages"].items():
         span = (s["last"] - s["first"]) if s["first"] is not None else 0.0
         rejected = sum(s["rejected"].values())
-        rows.append([name, s["inputs"], s["accepted"], rejected, s["batches"], f"{s['busy_s']:.1f}",
-                     f"{s['inputs'] / s['busy_s']:.2f}" if s["busy_s"] else "-", f"{span:.1f}",
-                     f"{s['inputs'] / span:.2f}" if span > 0 else "-"])
+        rows.append(
+            [
+                name,
+                s["inputs"],
+                s["accepted"],
+                rejected,
+                s["batches"],
+                f"{s['busy_s']:.1f}",
+                f"{s['inputs'] / s['busy_s']:.2f}" if s["busy_s"] else "-",
+                f"{span:.1f}",
+                f"{s['inputs'] / span:.2f}" if span > 0 else "-",
+            ]
+        )
         names.append(name)
         busy.append(s["busy_s"])
     k = p["sink"]
     sink_span = (k["last"] - k["first"]) if k["first"] is not None else 0.0
-    sink = (f"<p>Sink: {k['shards']} shard{'' if k['shards'] == 1 else 's'} written, {k['accepted']} samples of {k['rows']} rows, {k['bytes'] / 1e6:.1f} MB; "
-            f"{sink_span:.1f} s from the first shard to the last.</p>")
-    table = _table(["stage", "inputs", "passed on", "rejected", "batches", "busy s (all actors)",
-                    "inputs per busy s", "first→last batch s", "inputs per s"], rows)
+    sink = (
+        f"<p>Sink: {k['shards']} shard{'' if k['shards'] == 1 else 's'} written, {k['accepted']} samples of "
+        f"{k['rows']} rows, {k['bytes'] / 1e6:.1f} MB; "
+        f"{sink_span:.1f} s from the first shard to the last.</p>"
+    )
+    table = _table(
+        [
+            "stage",
+            "inputs",
+            "passed on",
+            "rejected",
+            "batches",
+            "busy s (all actors)",
+            "inputs per busy s",
+            "first→last batch s",
+            "inputs per s",
+        ],
+        rows,
+    )
     fig, ax = _figure(4.2, 0.5 + 0.35 * len(names))
     ax.barh(names[::-1], busy[::-1], color="#4c72b0")
     ax.set_xlabel("busy seconds, summed over the stage's actors")
     wall = p["now"] - p["started"]
-    return (f"<p>Segment {_esc(seg['segment'])}: {p['units']} source units, {wall:.1f} s from the first unit sent to "
-            f"the last shard counted. Ingest's inputs are source units, the other stages' are rows; a stage whose busy "
-            f"seconds come close to its actors × wall time is the bottleneck.</p>{table}{sink}<div class=plot>{_svg(fig)}</div>")
+    return (
+        f"<p>Segment {_esc(seg['segment'])}: {p['units']} source units, {wall:.1f} s from the first unit sent to "
+        f"the last shard counted. Ingest's inputs are source units, the other stages' are rows; a stage whose busy "
+        f"seconds come close to its actors × wall time is the bottleneck.</p>{table}{sink}<div "
+        f"class=plot>{_svg(fig)}</div>"
+    )
 
 
 def _layer_images(layers: dict[str, np.ndarray | None]) -> list[tuple[str, Image.Image]]:
@@ -219,8 +290,10 @@ def _layer_images(layers: dict[str, np.ndarray | None]) -> list[tuple[str, Image
 
 
 def _figures(images: list[tuple[str, Image.Image]]) -> str:
-    return "".join(f'<figure><img src="{data_uri(im)}" alt="{attr(t)}"><figcaption>{text(t)}</figcaption></figure>'
-                   for t, im in images)
+    return "".join(
+        f'<figure><img src="{data_uri(im)}" alt="{attr(t)}"><figcaption>{text(t)}</figcaption></figure>'
+        for t, im in images
+    )
 
 
 def _score(score: float | None) -> str:
@@ -235,11 +308,15 @@ def _rejects(run: Run) -> str:
     parts = []
     for reason, n in counts.items():
         kept = samples.get(reason, [])[:REJECTS_SHOWN]
-        cards = "".join(f'<div class="card wide"><div>{_figures(_layer_images(r["thumbnails"]))}</div>'
-                        f'<code>{_esc(r["key"])}</code>{_score(r["score"])}<p>{_esc(r["reject_detail"])}</p></div>'
-                        for r in kept)
+        cards = "".join(
+            f'<div class="card wide"><div>{_figures(_layer_images(r["thumbnails"]))}</div>'
+            f"<code>{_esc(r['key'])}</code>{_score(r['score'])}<p>{_esc(r['reject_detail'])}</p></div>"
+            for r in kept
+        )
         note = "" if kept else "<p class=skip>no thumbnails kept for this reason</p>"
-        parts.append(f"<h3>{_esc(reason)}: {n} row{'' if n == 1 else 's'} ({len(kept)} shown)</h3>{note}<div>{cards}</div>")
+        parts.append(
+            f"<h3>{_esc(reason)}: {n} row{'' if n == 1 else 's'} ({len(kept)} shown)</h3>{note}<div>{cards}</div>"
+        )
     return "".join(parts)
 
 
@@ -340,26 +417,45 @@ def _gallery(run: Run) -> str:
         sample = found[key]
         fg = Image.open(io.BytesIO(sample["foreground.png"])).convert("RGBA")
         caps = json.loads(sample["json"])["captions"]
-        layers = [("composite", Image.open(io.BytesIO(sample["composite.png"])).convert("RGB")),
-                  ("background", Image.open(io.BytesIO(sample["background.png"])).convert("RGB")),
-                  ("foreground", on_checkerboard(fg)), ("alpha", fg.getchannel("A"))]
-        cells.append(f'<div class="card wide"><div>{_figures(layers)}</div><code>{_esc(key)}</code>'
-                     f'<p>{_card_note(row, why)}</p>'
-                     f'<p>{_esc(caps["composite"])}<br><i>fg:</i> {_esc(caps["foreground"])}'
-                     f'<br><i>bg:</i> {_esc(caps["background"])}</p></div>')
+        layers = [
+            ("composite", Image.open(io.BytesIO(sample["composite.png"])).convert("RGB")),
+            ("background", Image.open(io.BytesIO(sample["background.png"])).convert("RGB")),
+            ("foreground", on_checkerboard(fg)),
+            ("alpha", fg.getchannel("A")),
+        ]
+        cells.append(
+            f'<div class="card wide"><div>{_figures(layers)}</div><code>{_esc(key)}</code>'
+            f"<p>{_card_note(row, why)}</p>"
+            f"<p>{_esc(caps['composite'])}<br><i>fg:</i> {_esc(caps['foreground'])}"
+            f"<br><i>bg:</i> {_esc(caps['background'])}</p></div>"
+        )
     real = sum(why == "real photo" for _, why in picks)
-    return (f"<p>{len(cells)} of {sum(1 for s in run.index.column('status').to_pylist() if s == 'ok')} accepted "
-            f"samples: {real} from real photos first, then the lowest and highest curator scores, then each source "
-            f"in turn.</p>" + "".join(cells))
+    return (
+        f"<p>{len(cells)} of {sum(1 for s in run.index.column('status').to_pylist() if s == 'ok')} accepted "
+        f"samples: {real} from real photos first, then the lowest and highest curator scores, then each source "
+        f"in turn.</p>" + "".join(cells)
+    )
 
 
 def _history(run: Run) -> str:
     info = run.info
-    rows = [[h.get("segment"), h.get("start"), h.get("end") or "did not end", h.get("wall_seconds", ""),
-             h.get("skipped_done_keys", ""), len(h.get("removed_torn_files") or []), h.get("ray_address", "")]
-            for h in info.get("history", [])]
-    table = _table(["segment", "start", "end", "wall s", "keys skipped (resumed)", "torn files removed", "Ray"], rows,
-                   numeric_from=3)
+    rows = [
+        [
+            h.get("segment"),
+            h.get("start"),
+            h.get("end") or "did not end",
+            h.get("wall_seconds", ""),
+            h.get("skipped_done_keys", ""),
+            len(h.get("removed_torn_files") or []),
+            h.get("ray_address", ""),
+        ]
+        for h in info.get("history", [])
+    ]
+    table = _table(
+        ["segment", "start", "end", "wall s", "keys skipped (resumed)", "torn files removed", "Ray"],
+        rows,
+        numeric_from=3,
+    )
     versions = ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items())
     return f"{table}<p>git {_esc(info.get('git_revision', 'unknown'))}; {_esc(versions)}</p>"
 
@@ -367,11 +463,18 @@ def _history(run: Run) -> str:
 def _config(run: Run) -> str:
     c = run.info["config"]
     sources = ", ".join(f"{s.get('name')} ({s.get('type')})" for s in c.get("sources", []))
-    choices = [["sources", sources], ["masks.segmenter", c["masks"].get("segmenter")],
-               ["caption.backend", c["caption"].get("backend")], ["curate.backend", c["curate"].get("backend")],
-               ["ray.fusion", c["ray"].get("fusion")], ["sink.shard_size", c["sink"].get("shard_size")]]
-    return (_table(["key", "value"], choices, numeric_from=2) + "<details><summary>the whole run config, as validated"
-            f"</summary><pre>{_esc(json.dumps(c, indent=1))}</pre></details>")
+    choices = [
+        ["sources", sources],
+        ["masks.segmenter", c["masks"].get("segmenter")],
+        ["caption.backend", c["caption"].get("backend")],
+        ["curate.backend", c["curate"].get("backend")],
+        ["ray.fusion", c["ray"].get("fusion")],
+        ["sink.shard_size", c["sink"].get("shard_size")],
+    ]
+    return (
+        _table(["key", "value"], choices, numeric_from=2) + "<details><summary>the whole run config, as validated"
+        f"</summary><pre>{_esc(json.dumps(c, indent=1))}</pre></details>"
+    )
 
 
 SECTIONS: tuple[tuple[str, Callable[[Run], str]], ...] = (
@@ -388,9 +491,11 @@ SECTIONS: tuple[tuple[str, Callable[[Run], str]], ...] = (
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em 2em;max-width:1500px;color:#222}
 h2{border-bottom:1px solid #ddd;padding-bottom:3px;margin-top:1.6em}h3{margin:1em 0 .3em}
 table{border-collapse:collapse;font-size:13px}td,th{padding:2px 10px;border-bottom:1px solid #eee;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums}.big{font-size:18px}.skip{color:#888;font-style:italic}
+td.n{text-align:right;font-variant-numeric:tabular-nums}.big{font-size:18px}
+.skip{color:#888;font-style:italic}
 .cols{display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start}.plot svg{max-width:100%;height:auto}
-.card{display:inline-block;vertical-align:top;margin:6px;padding:6px;border:1px solid #ddd;max-width:500px;font-size:12px}
+.card{display:inline-block;vertical-align:top;margin:6px;padding:6px;border:1px solid #ddd;max-width:500px;
+font-size:12px}
 .card.wide{max-width:780px}.card.wide img{width:112px}
 figure{display:inline-block;margin:0 3px 2px 0;text-align:center;font-size:10px;color:#666}figure img{display:block}
 p{margin:.4em 0}pre{font-size:11px;background:#f7f7f7;padding:8px;overflow:auto;max-height:600px}"""
@@ -406,8 +511,10 @@ def write_report(out: OutDir) -> Path:
         except Exception as err:  # noqa: BLE001 - a file this section needs is missing or unreadable
             body = f"<p class=skip>Not shown: {_esc(type(err).__name__)}: {_esc(err)}</p>"
         parts.append(f"<section><h2>{_esc(title)}</h2>{body}</section>")
-    page = (f'<!doctype html><meta charset="utf-8"><title>curation report: {_esc(out.root.name)}</title>'
-            f"<style>{STYLE}</style><h1>Layered triplet curation: {_esc(out.root)}</h1>{''.join(parts)}")
+    page = (
+        f'<!doctype html><meta charset="utf-8"><title>curation report: {_esc(out.root.name)}</title>'
+        f"<style>{STYLE}</style><h1>Layered triplet curation: {_esc(out.root)}</h1>{''.join(parts)}"
+    )
     path = out.root / "report.html"
     write_atomic(path, page)
     return path

@@ -1,4 +1,5 @@
 """``run.json``: the config, software versions, git revision and the history of runs into this folder."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,18 @@ from typing import Any
 from curation.atomicio import write_atomic
 from curation.core.config import RunConfig
 
-PACKAGES = ("ray", "torch", "transformers", "timm", "segment-anything", "webdataset", "opencv-contrib-python-headless",
-            "pyarrow", "numpy", "pillow")
+PACKAGES = (
+    "ray",
+    "torch",
+    "transformers",
+    "timm",
+    "segment-anything",
+    "webdataset",
+    "opencv-contrib-python-headless",
+    "pyarrow",
+    "numpy",
+    "pillow",
+)
 
 
 def versions() -> dict[str, str]:
@@ -46,8 +57,16 @@ def start_run(path: Path, cfg: RunConfig, seg: str, resumed_keys: int, removed: 
     """Record the start of a run segment (appending to the history of earlier ones)."""
     info = json.loads(path.read_text()) if path.exists() else {"history": []}
     info.update(config=json.loads(cfg.model_dump_json()), versions=versions(), git_revision=git_revision())
-    info["history"].append({"segment": seg, "start": now(), "end": None, "skipped_done_keys": resumed_keys,
-                            "removed_torn_files": removed, "ray_address": cfg.ray_address() or "local"})
+    info["history"].append(
+        {
+            "segment": seg,
+            "start": now(),
+            "end": None,
+            "skipped_done_keys": resumed_keys,
+            "removed_torn_files": removed,
+            "ray_address": cfg.ray_address() or "local",
+        }
+    )
     info.setdefault("start", info["history"][0]["start"])
     write_atomic(path, json.dumps(info, indent=1))
     return info

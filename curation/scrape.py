@@ -5,6 +5,7 @@ export every ``metrics_report_interval_ms`` and when they exit, so the last batc
 endpoint a moment after the dataset ends. :func:`wait_until_final` waits for that, so that a scrape at
 the end of a run (Prometheus, or ``curate run --hold``) sees the run's final numbers.
 """
+
 from __future__ import annotations
 
 import time
@@ -71,10 +72,18 @@ def mismatches(got: Scraped, stats: dict[str, Any], last_stage: str) -> list[str
         else:
             have["accepted"] += n
         have["ingested"] += n
-    want = {"ingested": stats["ingested"], "accepted": stats["accepted"], "shards": stats["shards"],
-            "bytes": stats["tar_bytes"], **{f"rejected {k}": v for k, v in stats["by_reason"].items()}}
-    return [f"{k}: metrics {have.get(k, 0):g}, stats {want.get(k, 0):g}" for k in sorted(set(want) | set(have))
-            if have.get(k, 0) != want.get(k, 0)]
+    want = {
+        "ingested": stats["ingested"],
+        "accepted": stats["accepted"],
+        "shards": stats["shards"],
+        "bytes": stats["tar_bytes"],
+        **{f"rejected {k}": v for k, v in stats["by_reason"].items()},
+    }
+    return [
+        f"{k}: metrics {have.get(k, 0):g}, stats {want.get(k, 0):g}"
+        for k in sorted(set(want) | set(have))
+        if have.get(k, 0) != want.get(k, 0)
+    ]
 
 
 def wait_until_final(url: str, stats: dict[str, Any], last_stage: str, timeout: float) -> list[str]:

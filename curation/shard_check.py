@@ -11,14 +11,16 @@ the index's row count with the marker; the deep check also recomputes the SHA-25
 index. Every run starts with the deep check of each complete shard (:meth:`curation.layout.OutDir.remove_torn`),
 as ``curate verify`` does: a damaged shard of the same size is caught too, removed, and its keys done again.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -72,8 +74,9 @@ class Superseded(RuntimeError):
     """The output folder belongs to another run now: this writer's run is dead, its shard is not marked."""
 
 
-def commit_shard(shards_dir: Path, name: str, stats: dict[str, Any],
-                 still_ours: Callable[[], bool] = lambda: True) -> dict[str, Any]:
+def commit_shard(
+    shards_dir: Path, name: str, stats: dict[str, Any], still_ours: Callable[[], bool] = lambda: True
+) -> dict[str, Any]:
     """Move ``{name}.tar.tmp`` and ``{name}.parquet.tmp`` into place, then write the marker; returns ``stats``
     with the tar's size and SHA-256 added (``stats`` carries ``tar_members``, counted by the writer).
 
@@ -81,8 +84,12 @@ def commit_shard(shards_dir: Path, name: str, stats: dict[str, Any],
     died and another holds the folder) raises :class:`Superseded` and leaves an unmarked, torn shard.
     """
     tar_tmp, index_tmp = shards_dir / f"{name}.tar.tmp", shards_dir / f"{name}.parquet.tmp"
-    stats = {**stats, "tar_bytes": tar_tmp.stat().st_size, "tar_sha256": sha256_of(tar_tmp),
-             "index_sha256": sha256_of(index_tmp)}
+    stats = {
+        **stats,
+        "tar_bytes": tar_tmp.stat().st_size,
+        "tar_sha256": sha256_of(tar_tmp),
+        "index_sha256": sha256_of(index_tmp),
+    }
     durable_replace(tar_tmp, shards_dir / f"{name}.tar")
     durable_replace(index_tmp, shards_dir / f"{name}.parquet")
     marker_tmp = shards_dir / f"{name}_stats.json.tmp"

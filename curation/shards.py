@@ -11,6 +11,7 @@ two objects of one photo share their pixels, and a photo seen in training must n
 validation. A photo lands on the same side on every machine and in every re-run, and raising the
 fraction only moves photos from train to val.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,10 @@ import re
 import sys
 import tarfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -65,15 +67,22 @@ def summary(root: Path) -> dict[str, Any]:
     sizes = [(out.shards / f"{n}.tar").stat().st_size for n in names]
     samples = [s["accepted"] for s in stats]
     return {
-        "out": str(out.root), "shards": len(names), "ingested": len(rows), "accepted": len(accepted),
-        "rejected": len(rows) - len(accepted), "tar_bytes": sum(sizes),
-        "samples_per_shard": _spread(samples), "bytes_per_shard": _spread(sizes),
+        "out": str(out.root),
+        "shards": len(names),
+        "ingested": len(rows),
+        "accepted": len(accepted),
+        "rejected": len(rows) - len(accepted),
+        "tar_bytes": sum(sizes),
+        "samples_per_shard": _spread(samples),
+        "bytes_per_shard": _spread(sizes),
         "bytes_per_sample": round(sum(sizes) / max(1, sum(samples))),
         "by_source": dict(sorted(Counter(r["source"] for r in accepted).items())),
         "curator_score": _quantiles([r["score"] for r in accepted]),
         "unscored": sum(1 for r in accepted if r["score"] is None or not np.isfinite(r["score"])),
         "recomposite_psnr": _quantiles([r["psnr"] for r in accepted]),
-        "by_reason": dict(Counter(f"{r['reject_stage']}/{r['reject_reason']}" for r in rows if r["status"] != OK).most_common()),
+        "by_reason": dict(
+            Counter(f"{r['reject_stage']}/{r['reject_reason']}" for r in rows if r["status"] != OK).most_common()
+        ),
     }
 
 
@@ -87,13 +96,17 @@ def format_summary(s: dict[str, Any]) -> str:
         f"{s['out']}: {s['shards']} shards, {s['accepted']} samples, {_mib(s['tar_bytes'])} "
         f"({s['ingested']} ingested = {s['accepted']} accepted + {s['rejected']} rejected)",
         f"  samples per shard: min {sps['min']}, median {sps['median']:g}, max {sps['max']}; "
-        f"per shard {_mib(bps['min'])} / {_mib(bps['median'])} / {_mib(bps['max'])}; {s['bytes_per_sample'] / 1024:.0f} KiB per sample",
+        f"per shard {_mib(bps['min'])} / {_mib(bps['median'])} / {_mib(bps['max'])}; "
+        f"{s['bytes_per_sample'] / 1024:.0f} KiB per sample",
         "  by source: " + (", ".join(f"{k} {v}" for k, v in s["by_source"].items()) or "-"),
     ]
     for name in ("curator_score", "recomposite_psnr"):
         q = s[name]
-        lines.append(f"  {name} " + (" ".join(f"{k} {v:g}" for k, v in q.items()) if q else "-")
-                     + (f" ({s['unscored']} unscored)" if name == "curator_score" and s["unscored"] else ""))
+        lines.append(
+            f"  {name} "
+            + (" ".join(f"{k} {v:g}" for k, v in q.items()) if q else "-")
+            + (f" ({s['unscored']} unscored)" if name == "curator_score" and s["unscored"] else "")
+        )
     if s["by_reason"]:
         lines.append("  rejected: " + ", ".join(f"{k} {v}" for k, v in list(s["by_reason"].items())[:8]))
     return "\n".join(lines)
@@ -107,7 +120,7 @@ class Target:
     bytes: int | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "Target":
+    def parse(cls, text: str) -> Target:
         """``1000`` (samples) or ``512MB`` / ``1GiB`` / ``200K`` (bytes, powers of 1024)."""
         if text.strip().isdigit():
             if int(text) < 1:
@@ -195,11 +208,23 @@ class _Writer:
         self.tar.close()
         name, shards = self._name, self.out.shards
         rows = self.index.take([self.row_of[k] for k in self.keys])
-        rows = rows.set_column(rows.schema.get_field_index("shard"), "shard", pa.array([name] * len(self.keys), pa.string()))
+        rows = rows.set_column(
+            rows.schema.get_field_index("shard"), "shard", pa.array([name] * len(self.keys), pa.string())
+        )
         pq.write_table(rows, shards / f"{name}.parquet.tmp")
-        commit_shard(shards, name, {
-            "shard": name, "ingested": len(self.keys), "accepted": len(self.keys), "rejected": 0, "by_reason": {},
-            "by_source": dict(sorted(Counter(rows.column("source").to_pylist()).items())), "tar_members": self.members})
+        commit_shard(
+            shards,
+            name,
+            {
+                "shard": name,
+                "ingested": len(self.keys),
+                "accepted": len(self.keys),
+                "rejected": 0,
+                "by_reason": {},
+                "by_source": dict(sorted(Counter(rows.column("source").to_pylist()).items())),
+                "tar_members": self.members,
+            },
+        )
         self.count, self.tar, self.keys, self.members = self.count + 1, None, [], 0
 
 
@@ -230,8 +255,12 @@ def reshard(root: Path, dest: Path, target: Target, val_fraction: float = 0.0) -
     for s, writer in writers.items():
         writer.close()
         if run is not None:  # the source's config (verify's PSNR floor among it) and where this copy came from
-            run["resharded"] = {"from": str(src.root), "split": s, "val_fraction": val_fraction,
-                                "target": {"samples": target.samples, "bytes": target.bytes}}
+            run["resharded"] = {
+                "from": str(src.root),
+                "split": s,
+                "val_fraction": val_fraction,
+                "target": {"samples": target.samples, "bytes": target.bytes},
+            }
             write_atomic(writer.out.run_json, json.dumps(run, indent=1))
         finalize(writer.out)
         write_report(writer.out)
@@ -260,11 +289,18 @@ def cmd_shards(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("shards", help="summarise a run's shards; re-shard them or split train/val (byte for byte)")
+    p = subparsers.add_parser(
+        "shards", help="summarise a run's shards; re-shard them or split train/val (byte for byte)"
+    )
     p.add_argument("out", type=Path, help="an OUT folder of a run (or of an earlier re-shard)")
     p.add_argument("--reshard", metavar="N|SIZE", help="new shards of N samples or SIZE bytes (512MB, 1GiB) each")
-    p.add_argument("--val", type=float, default=0.0, metavar="FRACTION",
-                   help="also split: this fraction of photos (by hash of source + image_id) to DEST/val, the rest to DEST/train")
+    p.add_argument(
+        "--val",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="also split: this fraction of photos (by hash of source + image_id) to DEST/val, the rest to DEST/train",
+    )
     p.add_argument("--to", type=Path, metavar="DEST", help="where --reshard/--val write (a new or empty folder)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_shards)

@@ -13,6 +13,7 @@ members of a sample adjacent): ``import webdataset`` pulls in torch, which would
 about 2 CPU-seconds and 380 MB. Readers (``curate verify``, training) use ``webdataset``.
 A shard written completely is counted in the run's metrics (:mod:`curation.core.metrics`).
 """
+
 from __future__ import annotations
 
 import io
@@ -20,8 +21,9 @@ import json
 import math
 import tarfile
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,13 +33,26 @@ from curation.atomicio import naming
 from curation.core.config import SinkConfig
 from curation.core.imageio import encode_png
 from curation.core.metrics import record_shard
-from curation.core.schema import (CAPTION_COLUMNS, INDEX_COLUMNS, JSON_COLUMNS, LAYER_MEMBERS, OK, ROW_SCHEMA, Row,
-                                  get_image, get_json, image_identity, table_rows)
+from curation.core.schema import (
+    CAPTION_COLUMNS,
+    INDEX_COLUMNS,
+    JSON_COLUMNS,
+    LAYER_MEMBERS,
+    OK,
+    ROW_SCHEMA,
+    Row,
+    get_image,
+    get_json,
+    image_identity,
+    table_rows,
+)
 from curation.lock import holder_token
 from curation.shard_check import TAR_FORMAT, commit_shard
 
 DEFAULT_SINK = SinkConfig()  # frozen: one instance serves every call that gives none
-INDEX_SCHEMA = pa.schema([ROW_SCHEMA.field(c) for c in INDEX_COLUMNS if c != "shard"] + [pa.field("shard", pa.string())])
+INDEX_SCHEMA = pa.schema(
+    [ROW_SCHEMA.field(c) for c in INDEX_COLUMNS if c != "shard"] + [pa.field("shard", pa.string())]
+)
 
 
 #: bumped when the fields of the ``{key}.json`` member change
@@ -64,12 +79,18 @@ def sample_json(row: Row) -> dict[str, Any]:
     bbox = ann.get("bbox")
     return {
         "version": SAMPLE_JSON_VERSION,
-        "key": row["key"], "source": row["source"], "source_ref": row["source_ref"], "label": row["label"],
-        "image_id": str(ann.get("image_id", "")), "instance_id": str(ann.get("instance_id", "")),
+        "key": row["key"],
+        "source": row["source"],
+        "source_ref": row["source_ref"],
+        "label": row["label"],
+        "image_id": str(ann.get("image_id", "")),
+        "instance_id": str(ann.get("instance_id", "")),
         "captions": {c.removeprefix("caption_"): row[c] or "" for c in CAPTION_COLUMNS},
-        "recomposite_psnr": _finite(row["psnr"]), "curator_score": _finite(row["score"]),
+        "recomposite_psnr": _finite(row["psnr"]),
+        "curator_score": _finite(row["score"]),
         "bbox": None if bbox is None else [float(v) for v in bbox],
-        "annotation": json.dumps(ann, sort_keys=True), "meta": json.dumps(meta, sort_keys=True),
+        "annotation": json.dumps(ann, sort_keys=True),
+        "meta": json.dumps(meta, sort_keys=True),
     }
 
 
@@ -98,8 +119,13 @@ class PngEncoder:
         return self.last[2]
 
 
-def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], cfg: SinkConfig = DEFAULT_SINK,
-                still_ours: Callable[[], bool] = lambda: True) -> dict[str, Any]:
+def write_shard(
+    shards_dir: Path,
+    name: str,
+    rows: Iterable[Row],
+    cfg: SinkConfig = DEFAULT_SINK,
+    still_ours: Callable[[], bool] = lambda: True,
+) -> dict[str, Any]:
     """Write one complete shard from a stream of rows; returns its stats (also written as ``_stats.json``).
     ``still_ours``: whether the run that wants this shard still holds the output folder (see ``commit_shard``)."""
     shards_dir.mkdir(parents=True, exist_ok=True)
@@ -129,8 +155,12 @@ def write_shard(shards_dir: Path, name: str, rows: Iterable[Row], cfg: SinkConfi
         pq.write_table(pa.Table.from_pylist(index, schema=INDEX_SCHEMA), index_tmp)
     accepted = sum(1 for e in index if e["status"] == OK)
     stats = {
-        "shard": name, "ingested": len(index), "accepted": accepted, "rejected": len(index) - accepted,
-        "by_reason": dict(sorted(reasons.items())), "by_source": dict(sorted(sources.items())),
+        "shard": name,
+        "ingested": len(index),
+        "accepted": accepted,
+        "rejected": len(index) - accepted,
+        "by_reason": dict(sorted(reasons.items())),
+        "by_source": dict(sorted(sources.items())),
         "tar_members": members,
     }
     return commit_shard(shards_dir, name, stats, still_ours)
@@ -161,7 +191,9 @@ class ShardSink(Datasink):
         return self.cfg.shard_size
 
     def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
-        stats = write_shard(self.shards_dir, f"{self.seg}-{ctx.task_idx:06d}", _rows(blocks), self.cfg, self._still_ours)
+        stats = write_shard(
+            self.shards_dir, f"{self.seg}-{ctx.task_idx:06d}", _rows(blocks), self.cfg, self._still_ours
+        )
         record_shard(stats, self.tally)
         return stats
 

@@ -6,6 +6,7 @@ while ``curate run`` watches it). The lock file ``.lock`` names the process that
 whether the run is going, each stage's counts with its rate and ETA, the shards so far, the folder's totals.
 Nothing here touches the run: the lock is read, never taken.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,17 +72,25 @@ def status_lines(root: Path, width: int = 1000, now: float | None = None) -> lis
         if who and not seg.get("end"):  # rates and ETAs as of now: a stalled run shows its rates falling
             snap = {**snap, "now": time.time() if now is None else now}
         lines += progress_lines(snap, width)
-        lines.append(f"(progress as of {time.strftime('%H:%M:%S', time.localtime(written))}, "
-                     f"{max(0.0, (time.time() if now is None else now) - written):.0f} s ago)")
+        lines.append(
+            f"(progress as of {time.strftime('%H:%M:%S', time.localtime(written))}, "
+            f"{max(0.0, (time.time() if now is None else now) - written):.0f} s ago)"
+        )
     else:
-        lines.append("(no progress file for this segment: the run was not started by `curate run`, or has not "
-                     "reported yet; counts below are from the shards written)")
+        lines.append(
+            "(no progress file for this segment: the run was not started by `curate run`, or has not "
+            "reported yet; counts below are from the shards written)"
+        )
     part = merge_stats(out, seg["segment"])
-    lines.append(f"shards of this segment: {part['shards']} complete, {part['ingested']} rows = {part['accepted']} "
-                 f"accepted + {part['rejected']} rejected")
+    lines.append(
+        f"shards of this segment: {part['shards']} complete, {part['ingested']} rows = {part['accepted']} "
+        f"accepted + {part['rejected']} rejected"
+    )
     total = merge_stats(out)
-    lines.append(f"whole folder: {total['shards']} shards, {total['ingested']} rows = {total['accepted']} accepted + "
-                 f"{total['rejected']} rejected")
+    lines.append(
+        f"whole folder: {total['shards']} shards, {total['ingested']} rows = {total['accepted']} accepted + "
+        f"{total['rejected']} rejected"
+    )
     return lines
 
 

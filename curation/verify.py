@@ -5,6 +5,7 @@ all members, the layers agree in size, modes are right (foreground RGBA), the st
 is at or above the floor and matches a recomputation, keys are unique and dot-free, and counts reconcile:
 ``ingested = accepted + rejected`` per shard and in total.
 """
+
 from __future__ import annotations
 
 import io
@@ -19,9 +20,9 @@ import webdataset as wds
 from PIL import Image
 
 from curation.core.compositing import recomposite_psnr
+from curation.core.schema import LAYER_MEMBERS, OK
 from curation.layout import OutDir
 from curation.shard_check import shard_problem
-from curation.core.schema import LAYER_MEMBERS, OK
 
 MODES = {"composite": "RGB", "background": "RGB", "foreground": "RGBA", "mask": "L", "effect": "L"}
 PSNR_SLACK_DB = 0.05  # PNG is lossless: a recomputation may differ only by rounding of the stored value
@@ -93,8 +94,10 @@ def verify(root: Path, psnr_floor: float) -> Report:
             continue
         accepted = {r["key"] for r in index if r["status"] == OK}
         if stats["ingested"] != stats["accepted"] + stats["rejected"] or stats["ingested"] != len(index):
-            rep.problems.append(f"{name}: counts do not reconcile: {stats['ingested']} ingested, "
-                                f"{stats['accepted']} accepted + {stats['rejected']} rejected, {len(index)} index rows")
+            rep.problems.append(
+                f"{name}: counts do not reconcile: {stats['ingested']} ingested, "
+                f"{stats['accepted']} accepted + {stats['rejected']} rejected, {len(index)} index rows"
+            )
         in_tar: list[str] = []
         try:
             for sample in wds.WebDataset(str(out.shards / f"{name}.tar"), shardshuffle=False, empty_check=False):
@@ -106,7 +109,9 @@ def verify(root: Path, psnr_floor: float) -> Report:
         except Exception as exc:  # noqa: BLE001 - a damaged shard is a finding, not a crash
             rep.problems.append(f"{name}: cannot read the tar: {type(exc).__name__}: {exc}")
         if set(in_tar) != accepted or len(in_tar) != stats["accepted"]:
-            rep.problems.append(f"{name}: tar holds {len(in_tar)} samples, index/stats say {len(accepted)}/{stats['accepted']} accepted")
+            rep.problems.append(
+                f"{name}: tar holds {len(in_tar)} samples, index/stats say {len(accepted)}/{stats['accepted']} accepted"
+            )
         for r in index:
             if r["key"] in seen:
                 rep.problems.append(f"{name}: key {r['key']} already recorded by another shard")

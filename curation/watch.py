@@ -3,6 +3,7 @@ its progress (:class:`Watcher`), how quiet Ray is on the terminal, and the metri
 
 The pipeline (:mod:`curation.pipeline`) passes these around; the terminal (:mod:`curation.console`) prints them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,9 +57,13 @@ def ray_info(embedded: bool, context: Any = None, cluster: str = "") -> RayInfo:
         port, url = context.address_info.get("metrics_export_port"), context.dashboard_url
     else:
         port, url = getattr(node, "metrics_export_port", None), None
-    return RayInfo(embedded=embedded, cluster=cluster, dashboard_url=f"http://{url}" if url else None,
-                   metrics_url=f"http://127.0.0.1:{port}/metrics" if port else None,
-                   logs=str(Path(node.get_session_dir_path()) / "logs") if node else None)
+    return RayInfo(
+        embedded=embedded,
+        cluster=cluster,
+        dashboard_url=f"http://{url}" if url else None,
+        metrics_url=f"http://127.0.0.1:{port}/metrics" if port else None,
+        logs=str(Path(node.get_session_dir_path()) / "logs") if node else None,
+    )
 
 
 def loopback_only() -> None:
@@ -88,7 +93,9 @@ def settle_metrics(info: RayInfo, segment_stats: dict[str, Any], last_stage: str
     workers export every few seconds); what still differs (empty: it agrees, or there is nothing to wait for)."""
     if not (info.embedded and info.metrics_url):
         return []
-    left = wait_until_final(info.metrics_url, segment_stats, last_stage, timeout=3 * METRICS_REPORT_INTERVAL_MS / 1000 + 5)
+    left = wait_until_final(
+        info.metrics_url, segment_stats, last_stage, timeout=3 * METRICS_REPORT_INTERVAL_MS / 1000 + 5
+    )
     if left:
         log.warning("the metrics endpoint %s still differs from the shards' stats: %s", info.metrics_url, left)
     return left

@@ -4,12 +4,13 @@ Units are light (an image reference and its annotations, no pixels), so the driv
 dataset in little memory (the unit ids of one source are kept, to reject a repeated one as
 ``key_collision``); row groups are sized for the ingest batch.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -47,8 +48,13 @@ def unit_batches(cfg: RunConfig) -> Iterator[pa.Table]:
         n = -1
         for n, unit in enumerate(units):
             if unit.unit_id in seen:  # its keys would be the earlier unit's: the second must not pass as it
-                unit = bad_unit(f"{unit.unit_id}~{n}", f"unit id {unit.unit_id!r} repeats an earlier unit of "
-                                f"source {source.name!r}, so their keys would collide", unit.ref, Reason.KEY_COLLISION)
+                unit = bad_unit(
+                    f"{unit.unit_id}~{n}",
+                    f"unit id {unit.unit_id!r} repeats an earlier unit of "
+                    f"source {source.name!r}, so their keys would collide",
+                    unit.ref,
+                    Reason.KEY_COLLISION,
+                )
             seen.add(unit.unit_id)
             chunk.append({"source": source.name, "unit_id": unit.unit_id, "ref": json.dumps(unit.ref)})
             if len(chunk) == batch:
@@ -56,8 +62,10 @@ def unit_batches(cfg: RunConfig) -> Iterator[pa.Table]:
                 yield pa.Table.from_pylist(chunk, schema=UNIT_SCHEMA)
                 chunk = []
         if n < 0 and (remaining is None or total < remaining):
-            raise ConfigError(f"sources.{i} ({source.name}): the source yields no unit at all (an empty folder "
-                              "or manifest?); nothing to curate")
+            raise ConfigError(
+                f"sources.{i} ({source.name}): the source yields no unit at all (an empty folder "
+                "or manifest?); nothing to curate"
+            )
         if chunk:
             total += len(chunk)
             yield pa.Table.from_pylist(chunk, schema=UNIT_SCHEMA)

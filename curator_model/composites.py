@@ -11,6 +11,7 @@ the photo and its clean plate together, so that texture style tells nothing abou
 Every scene knows its truth: the clean plate (the scene without the target and its shadow), the plate
 with only the shadow removed (DESOBA-style), and the target's object and shadow masks.
 """
+
 from __future__ import annotations
 
 import functools
@@ -103,8 +104,12 @@ def _shape_object(rng: np.random.Generator, photos: tuple[str, ...], h: int, w: 
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         for _ in range(parts - 1):
             angle = rng.uniform(0, np.pi) if rng.random() < 0.5 else rng.normal(0, 0.3)  # often across, like clothes
-            side = (yy - rng.uniform(0.25, 0.75) * h) * np.cos(angle) + (xx - rng.uniform(0.25, 0.75) * w) * np.sin(angle) > 0
-            other = _crop(rng, photos, h, w) * (rng.uniform(0.2, 1.4, 3) if rng.random() < 0.7 else rng.uniform(0.1, 0.3))
+            side = (yy - rng.uniform(0.25, 0.75) * h) * np.cos(angle) + (xx - rng.uniform(0.25, 0.75) * w) * np.sin(
+                angle
+            ) > 0
+            other = _crop(rng, photos, h, w) * (
+                rng.uniform(0.2, 1.4, 3) if rng.random() < 0.7 else rng.uniform(0.1, 0.3)
+            )
             rgb = np.where(side[..., None], other, rgb)
     return Cutout(np.clip(rgb * shade, 0.02, 1.0).astype(np.float32), alpha, None)
 
@@ -131,8 +136,11 @@ def _pick(rng: np.random.Generator, split: str, photos: tuple[str, ...], height:
     return _shape_object(rng, photos, height, max(6, int(height * rng.uniform(0.4, 1.3))))
 
 
-def _place(c: Cutout, x: int, y: int, H: int, W: int, rng: np.random.Generator, darkness: float) -> tuple[np.ndarray, ...]:
-    """Full-frame (alpha, rgb, shadow strength) of a cutout whose crop's top-left is at (x, y); may fall off the frame."""
+def _place(
+    c: Cutout, x: int, y: int, H: int, W: int, rng: np.random.Generator, darkness: float
+) -> tuple[np.ndarray, ...]:
+    """Full-frame (alpha, rgb, shadow strength) of a cutout whose crop's top-left is at (x, y); may fall off the
+    frame."""
     h, w = c.alpha.shape
     pad = max(h, w)  # room for a cast shadow
     x, y = int(np.clip(x, 1 - w, W - 1)), int(np.clip(y, 1 - h, H - 1))  # at least a corner in the frame
@@ -165,8 +173,11 @@ def _degrade(images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndar
             im = cv2.GaussianBlur(im, (0, 0), blur)
         if down < 1:
             h, w = im.shape[:2]
-            im = cv2.resize(cv2.resize(im, (max(8, int(w * down)), max(8, int(h * down))), interpolation=cv2.INTER_AREA),
-                            (w, h), interpolation=cv2.INTER_LINEAR)
+            im = cv2.resize(
+                cv2.resize(im, (max(8, int(w * down)), max(8, int(h * down))), interpolation=cv2.INTER_AREA),
+                (w, h),
+                interpolation=cv2.INTER_LINEAR,
+            )
         out.append(np.clip(im + noise, 0, 1).astype(np.float32))
     return out
 

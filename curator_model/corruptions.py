@@ -6,9 +6,10 @@ foreground with stage 2's own recipe (:func:`curation.core.decompose.decompose`)
 triplet still recomposites, like the ones that reach stage 4 do: recomposite PSNR cannot catch them.
 Each returns ``None`` when the mode does not apply to that sample (e.g. no visible shadow to lose).
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -35,7 +36,8 @@ def _scale(t: Triplet) -> float:
 
 
 def ghost(t: Triplet, rng: np.random.Generator) -> Triplet | None:
-    """The object is faintly left in the background: a half-removed blend, or a too-tight inpaint that smears its rim inward."""
+    """The object is faintly left in the background: a half-removed blend, or a too-tight inpaint that smears its
+    rim inward."""
     obj = t.mask > 0
     if rng.random() < 0.5:
         g = rng.uniform(0.25, 0.6)
@@ -64,7 +66,8 @@ def lost_shadow(t: Triplet, rng: np.random.Generator) -> Triplet | None:
 
 
 def took_background(t: Triplet, rng: np.random.Generator) -> Triplet | None:
-    """The mask spills over a piece of ground next to the object: it is opaque in the foreground and missing (inpainted) from the background."""
+    """The mask spills over a piece of ground next to the object: it is opaque in the foreground and missing
+    (inpainted) from the background."""
     obj = t.mask > 0
     ys, xs = np.nonzero(obj & ~erode(obj, 1))
     if len(xs) == 0:
@@ -149,8 +152,13 @@ def _scene_texture(image: np.ndarray, h: int, w: int, rng: np.random.Generator) 
 
 
 def crop(t: Triplet, x0: int, y0: int, x1: int, y1: int) -> Triplet:
-    return Triplet(t.composite[y0:y1, x0:x1], t.background[y0:y1, x0:x1], t.foreground[y0:y1, x0:x1],
-                   t.mask[y0:y1, x0:x1], t.effect[y0:y1, x0:x1])
+    return Triplet(
+        t.composite[y0:y1, x0:x1],
+        t.background[y0:y1, x0:x1],
+        t.foreground[y0:y1, x0:x1],
+        t.mask[y0:y1, x0:x1],
+        t.effect[y0:y1, x0:x1],
+    )
 
 
 def safe_crop(t: Triplet, rng: np.random.Generator) -> Triplet:
@@ -168,6 +176,9 @@ def safe_crop(t: Triplet, rng: np.random.Generator) -> Triplet:
 
 
 CORRUPTIONS: dict[str, Callable[[Triplet, np.random.Generator], Triplet | None]] = {
-    "ghost": ghost, "lost_shadow": lost_shadow, "took_background": took_background,
-    "truncated": truncated, "occluded": occluded,
+    "ghost": ghost,
+    "lost_shadow": lost_shadow,
+    "took_background": took_background,
+    "truncated": truncated,
+    "occluded": occluded,
 }

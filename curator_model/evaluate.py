@@ -6,6 +6,7 @@ photos, rendered scenes, real photos), so that the kind with the least confident
 the real photos) still keeps its share. Metrics are then read on the test split at that threshold, per
 kind: ROC-AUC, the share of good samples kept, precision, and per failure mode the share rejected.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,15 +34,20 @@ def threshold_at_recall(p_good: np.ndarray, good: np.ndarray, target_recall: flo
 def calibrate(p_good: np.ndarray, y: np.ndarray, kind: np.ndarray, target_recall: float) -> float:
     """The shipped threshold, from calibration data only: keeps ``target_recall`` of the good samples of each kind."""
     good = y == 0
-    return min(threshold_at_recall(p_good[kind == k], good[kind == k], target_recall)
-               for k in np.unique(kind) if good[kind == k].any())
+    return min(
+        threshold_at_recall(p_good[kind == k], good[kind == k], target_recall)
+        for k in np.unique(kind)
+        if good[kind == k].any()
+    )
 
 
 def metrics(p_good: np.ndarray, y: np.ndarray, threshold: float) -> dict:
     """ROC-AUC, precision, good kept and recall per failure mode at ``threshold``."""
     good = y == 0
     kept = p_good >= threshold
-    per_mode = {m: round(float((~kept[y == CLASSES.index(m)]).mean()), 4) for m in FAILURES if (y == CLASSES.index(m)).any()}
+    per_mode = {
+        m: round(float((~kept[y == CLASSES.index(m)]).mean()), 4) for m in FAILURES if (y == CLASSES.index(m)).any()
+    }
     both = good.any() and (~good).any()
     return {
         "roc_auc": round(float(roc_auc_score(good, p_good)), 4) if both else None,
@@ -49,7 +55,8 @@ def metrics(p_good: np.ndarray, y: np.ndarray, threshold: float) -> dict:
         "threshold": round(threshold, 6),
         "good_kept": round(float(kept[good].mean()), 4) if good.any() else None,
         "recall_per_failure": per_mode,
-        "samples": int(len(y)), "good": int(good.sum()),
+        "samples": int(len(y)),
+        "good": int(good.sum()),
     }
 
 
@@ -67,11 +74,20 @@ def table(results: dict[str, dict]) -> str:
         return "–" if v is None else f"{v:.3f}"
 
     lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for label, key in (("ROC-AUC", "roc_auc"), ("precision", "precision"), ("threshold", "threshold"), ("good kept", "good_kept")):
+    for label, key in (
+        ("ROC-AUC", "roc_auc"),
+        ("precision", "precision"),
+        ("threshold", "threshold"),
+        ("good kept", "good_kept"),
+    ):
         lines.append(f"| {label} | " + " | ".join(cell(results[n][key]) for n in names) + " |")
     for m in modes:
-        lines.append(f"| rejected: {m} | " + " | ".join(cell(results[n]["recall_per_failure"].get(m)) for n in names) + " |")
-    lines.append("| samples (good) | " + " | ".join(f"{results[n]['samples']} ({results[n]['good']})" for n in names) + " |")
+        lines.append(
+            f"| rejected: {m} | " + " | ".join(cell(results[n]["recall_per_failure"].get(m)) for n in names) + " |"
+        )
+    lines.append(
+        "| samples (good) | " + " | ".join(f"{results[n]['samples']} ({results[n]['good']})" for n in names) + " |"
+    )
     return "\n".join(lines)
 
 
@@ -87,14 +103,28 @@ def real_photo_report(curator: Curator, split: str, views: int, threshold: float
     opts = MasksConfig().quality
     samples = [s for i in real_indices(split) for v in range(views) for s in real_samples(i, v)]
     p = curator.predict(np.stack([features(s.triplet, curator.spec.input_size) for s in samples]))[:, 0]
-    stage2 = np.array([bool(failures(measure(s.triplet.composite, s.triplet.background, s.triplet.mask > 0,
-                                             s.triplet.effect > 0), opts)) for s in samples])
+    stage2 = np.array(
+        [
+            bool(
+                failures(
+                    measure(s.triplet.composite, s.triplet.background, s.triplet.mask > 0, s.triplet.effect > 0), opts
+                )
+            )
+            for s in samples
+        ]
+    )
     labels = np.array([s.label for s in samples])
     curated = p < threshold
-    return {c: {"samples": int((labels == c).sum()), "curator": round(float(curated[labels == c].mean()), 4),
-                "stage2_checks": round(float(stage2[labels == c].mean()), 4),
-                "either": round(float((curated | stage2)[labels == c].mean()), 4)}
-            for c in CLASSES if (labels == c).any()}
+    return {
+        c: {
+            "samples": int((labels == c).sum()),
+            "curator": round(float(curated[labels == c].mean()), 4),
+            "stage2_checks": round(float(stage2[labels == c].mean()), 4),
+            "either": round(float((curated | stage2)[labels == c].mean()), 4),
+        }
+        for c in CLASSES
+        if (labels == c).any()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,9 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     p.add_argument("--threshold", type=float, help="default: the checkpoint's own")
     p.add_argument("--json", type=Path, help="also write the results here")
-    p.add_argument("--real-views", type=int, default=0,
-                   help="instead: the real test photos, this many views of each instance, layered by the current "
-                        "code; share of each label rejected by the curator, by stage 2's checks, by either")
+    p.add_argument(
+        "--real-views",
+        type=int,
+        default=0,
+        help="instead: the real test photos, this many views of each instance, layered by the current "
+        "code; share of each label rejected by the curator, by stage 2's checks, by either",
+    )
     args = p.parse_args(argv)
     curator = Curator(args.checkpoint, "cpu")
     threshold = curator.spec.threshold if args.threshold is None else args.threshold
@@ -125,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for split in ("calibration", "test"):
         size = getattr(d, split)
-        arrays = build_split(split, size.synthetic, size.composite, size.real_views, curator.spec.input_size,
-                             d.workers, d.cache_dir)
+        arrays = build_split(
+            split, size.synthetic, size.composite, size.real_views, curator.spec.input_size, d.workers, d.cache_dir
+        )
         for kind, m in by_kind(curator.predict(arrays.x)[:, 0], arrays, threshold).items():
             results[f"{split} / {kind}"] = m
     print(table(results))

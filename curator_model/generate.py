@@ -14,6 +14,7 @@ failure mode (:mod:`curator_model.corruptions`):
 Each split draws only on its own photos (:mod:`curator_model.splits`) and its own scene seeds. Everything
 is deterministic from the seeds and cached, so a rerun of training spends its time on the model.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -86,7 +87,9 @@ def scene_samples(seed: int, photos: tuple[str, ...] = PHOTOS) -> list[Sample]:
     out: list[Sample] = []
     for j, inst in enumerate(scene.instances):
         goods = [decompose(scene.composite, inst.background, inst.mask)]
-        unpaired = decompose(scene.composite, background_unpaired(scene.composite, inst.mask, inst.effect, inpaint), inst.mask)
+        unpaired = decompose(
+            scene.composite, background_unpaired(scene.composite, inst.mask, inst.effect, inpaint), inst.mask
+        )
         if labelled_good(unpaired):
             goods.append(unpaired)
         out += _with_corruptions(goods, f"synthetic:{seed}:{j}", rng, "synthetic")
@@ -117,8 +120,15 @@ def _around(inst: RealInstance, margin: float = 1.0) -> RealInstance:
     x, y, w, h = box
     m = int(margin * max(w, h))
     ys, xs = slice(max(0, y - m), y + h + m), slice(max(0, x - m), x + w + m)
-    return RealInstance(inst.photo, inst.name, inst.composite[ys, xs], inst.mask[ys, xs], inst.shadow[ys, xs],
-                        None if inst.shadowfree is None else inst.shadowfree[ys, xs], inst.others[ys, xs])
+    return RealInstance(
+        inst.photo,
+        inst.name,
+        inst.composite[ys, xs],
+        inst.mask[ys, xs],
+        inst.shadow[ys, xs],
+        None if inst.shadowfree is None else inst.shadowfree[ys, xs],
+        inst.others[ys, xs],
+    )
 
 
 def recipe_good(inst: RealInstance) -> Triplet:
@@ -179,8 +189,11 @@ class Arrays:
     kind: np.ndarray  # str, one of KINDS
 
     def counts(self) -> dict[str, dict[str, int]]:
-        return {k: {c: int(((self.y == i) & (self.kind == k)).sum()) for i, c in enumerate(CLASSES)}
-                for k in KINDS if (self.kind == k).any()}
+        return {
+            k: {c: int(((self.y == i) & (self.kind == k)).sum()) for i, c in enumerate(CLASSES)}
+            for k in KINDS
+            if (self.kind == k).any()
+        }
 
     def only(self, kind: str) -> Arrays:
         keep = self.kind == kind
@@ -199,12 +212,15 @@ def _job(args: tuple[str, str, int, int, int]) -> tuple[np.ndarray, ...]:
             samples += composite_samples(split, seed)
     else:
         samples += real_samples(a, b)
-    return (np.stack([features(s.triplet, input_size) for s in samples]) if samples
-            else np.zeros((0, len(CHANNELS), input_size, input_size), np.uint8),
-            np.array([CLASSES.index(s.label) for s in samples], np.int64),
-            np.array([physical(s.triplet) for s in samples], np.float32),
-            np.array([s.scene for s in samples], dtype=str),
-            np.array([s.kind for s in samples], dtype=str))
+    return (
+        np.stack([features(s.triplet, input_size) for s in samples])
+        if samples
+        else np.zeros((0, len(CHANNELS), input_size, input_size), np.uint8),
+        np.array([CLASSES.index(s.label) for s in samples], np.int64),
+        np.array([physical(s.triplet) for s in samples], np.float32),
+        np.array([s.scene for s in samples], dtype=str),
+        np.array([s.kind for s in samples], dtype=str),
+    )
 
 
 def real_indices(split: str) -> list[int]:
@@ -212,11 +228,25 @@ def real_indices(split: str) -> list[int]:
     return [i for i, inst in enumerate(real_instances()) if split_of(inst.photo) == split]
 
 
-def build_split(split: str, synthetic: int, composite: int, real_views: int, input_size: int, workers: int = 2,
-                cache_dir: Path | None = None) -> Arrays:
+def build_split(
+    split: str,
+    synthetic: int,
+    composite: int,
+    real_views: int,
+    input_size: int,
+    workers: int = 2,
+    cache_dir: Path | None = None,
+) -> Arrays:
     """One split (``train``, ``calibration`` or ``test``), from the .npz cache when this recipe was built before."""
-    recipe = {"v": GENERATOR_VERSION, "split": split, "synthetic": synthetic, "composite": composite,
-              "real_views": real_views, "input_size": input_size, "fill": STAGE2.inpaint.model_dump(mode="json")}
+    recipe = {
+        "v": GENERATOR_VERSION,
+        "split": split,
+        "synthetic": synthetic,
+        "composite": composite,
+        "real_views": real_views,
+        "input_size": input_size,
+        "fill": STAGE2.inpaint.model_dump(mode="json"),
+    }
     cache = None
     if cache_dir is not None:
         digest = hashlib.sha1(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
@@ -225,8 +255,12 @@ def build_split(split: str, synthetic: int, composite: int, real_views: int, inp
             with np.load(cache, allow_pickle=False) as z:
                 return Arrays(z["x"], z["y"], z["physical"], z["scene"], z["kind"])
     base, step = SEED_BASE[split], 25
-    jobs = [("synthetic", split, base + i, base + min(i + step, synthetic), input_size) for i in range(0, synthetic, step)]
-    jobs += [("composite", split, base + i, base + min(i + step, composite), input_size) for i in range(0, composite, step)]
+    jobs = [
+        ("synthetic", split, base + i, base + min(i + step, synthetic), input_size) for i in range(0, synthetic, step)
+    ]
+    jobs += [
+        ("composite", split, base + i, base + min(i + step, composite), input_size) for i in range(0, composite, step)
+    ]
     jobs += [("real", split, i, v, input_size) for i in real_indices(split) for v in range(real_views)]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:

@@ -5,15 +5,16 @@ A labels file is CSV or Parquet with columns ``key,label[,failure]``: ``label`` 
 ``failure`` (optional, may be empty) names the failure mode of a bad sample. The review page
 (:mod:`curator_model.review`) writes exactly this CSV; ``curate train-curator --labels`` reads it.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import json
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -68,7 +69,9 @@ def read_labels(path: str | Path) -> list[Label]:
         if label not in LABELS:
             raise LabelsError(f"{path} line {i}: label {label!r} is not one of {LABELS}")
         if failure and (label == "good" or failure not in FAILURES):
-            raise LabelsError(f"{path} line {i}: failure {failure!r} must be empty or one of {FAILURES} on a bad sample")
+            raise LabelsError(
+                f"{path} line {i}: failure {failure!r} must be empty or one of {FAILURES} on a bad sample"
+            )
         if not key:
             raise LabelsError(f"{path} line {i}: empty key")
         out[key] = Label(key, label == "good", failure)
@@ -88,7 +91,9 @@ def shard_samples(out_dirs: Iterable[str | Path], keys: set[str] | None = None) 
         key = sample["__key__"]
         if keys is not None and key not in keys:
             continue
-        layers = {n: decode_png(sample[f"{n}.png"]) for n in ("composite", "background", "foreground", "mask", "effect")}
+        layers = {
+            n: decode_png(sample[f"{n}.png"]) for n in ("composite", "background", "foreground", "mask", "effect")
+        }
         yield key, Triplet(**layers), json.loads(sample.get("json", b"{}"))
 
 

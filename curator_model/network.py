@@ -5,6 +5,7 @@ first entry, so a label that only says good/bad still trains the same head. A ch
 safetensors file whose metadata carries the :class:`ModelSpec` (architecture, input, classes, the chosen
 threshold), so loading never executes pickled code and never needs the training code's defaults.
 """
+
 from __future__ import annotations
 
 import json
@@ -72,8 +73,9 @@ def build_model(spec: ModelSpec, pretrained_path: Path | None = None) -> Curator
     except RuntimeError as exc:
         if pretrained_path is None:
             raise
-        raise CheckpointError(f"pretrained weights {pretrained_path} do not fit {spec.arch} "
-                              f"{spec.model_kwargs or ''}: {exc}") from exc
+        raise CheckpointError(
+            f"pretrained weights {pretrained_path} do not fit {spec.arch} {spec.model_kwargs or ''}: {exc}"
+        ) from exc
 
 
 def save_checkpoint(net: CuratorNet, spec: ModelSpec, path: Path) -> None:
@@ -93,16 +95,22 @@ def load_checkpoint(path: str | Path) -> tuple[CuratorNet, ModelSpec]:
             meta = f.metadata() or {}
             state = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"curator checkpoint {path} is not a readable safetensors file ({exc}); "
-                              "it may be truncated or corrupt: retrain or copy it again") from exc
+        raise CheckpointError(
+            f"curator checkpoint {path} is not a readable safetensors file ({exc}); "
+            "it may be truncated or corrupt: retrain or copy it again"
+        ) from exc
     if META_KEY not in meta:
-        raise CheckpointError(f"curator checkpoint {path} has no '{META_KEY}' metadata: not written by `curate train-curator`")
+        raise CheckpointError(
+            f"curator checkpoint {path} has no '{META_KEY}' metadata: not written by `curate train-curator`"
+        )
     try:
         spec = ModelSpec.model_validate(json.loads(meta[META_KEY]))
     except (ValidationError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"curator checkpoint {path} has an invalid spec: {exc}") from exc
     if spec.channels != CHANNELS:
-        raise CheckpointError(f"curator checkpoint {path} expects input channels {spec.channels}, this code builds {CHANNELS}")
+        raise CheckpointError(
+            f"curator checkpoint {path} expects input channels {spec.channels}, this code builds {CHANNELS}"
+        )
     try:
         net = build_model(spec)
         net.load_state_dict(state, strict=True)

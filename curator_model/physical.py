@@ -7,6 +7,7 @@ shadow consistency, fill texture / seam / ghost, effect plausibility), each by h
 its bound in ``masks.quality``. It is stage 4's ``physical`` backend and the baseline the learned curator
 is compared with.
 """
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@ Splits are by photo, so that no pixel of a calibration or test photo is ever tra
 annotated instances, its crops as backgrounds and its textures all go where the photo goes. The lists
 are written into every model card. Synthetic scenes are split by seed range on top of this.
 """
+
 from __future__ import annotations
 
 from curation.core.scenes import PHOTOS
@@ -13,8 +14,17 @@ SPLITS: tuple[str, ...] = ("train", "calibration", "test")
 #: photo names as :func:`curation.core.realdata.read_photo` reads them; ``desoba/NN`` is that DESOBA sample
 #: (its instances, and its shadow-free photo as a background)
 PHOTO_SPLITS: dict[str, tuple[str, ...]] = {
-    "train": ("desoba/05", "bundled:sam_dog.jpg", "bundled:sam_truck.jpg", "bundled:sam_groceries.jpg",
-              "skimage:astronaut", "skimage:rocket", "skimage:brick", "skimage:grass", "sklearn:china.jpg"),
+    "train": (
+        "desoba/05",
+        "bundled:sam_dog.jpg",
+        "bundled:sam_truck.jpg",
+        "bundled:sam_groceries.jpg",
+        "skimage:astronaut",
+        "skimage:rocket",
+        "skimage:brick",
+        "skimage:grass",
+        "sklearn:china.jpg",
+    ),
     "calibration": ("bundled:soba_web-shadow0573.jpg", "skimage:chelsea", "skimage:gravel", "sklearn:flower.jpg"),
     "test": ("desoba/06", "desoba/07", "skimage:coffee"),
 }

@@ -3,6 +3,7 @@
 Times the two parts the stage does per batch, on synthetic scenes of 160-256 px: building the
 input stack from full-size layers (CPU, per row) and the batched forward pass on the chosen device.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,8 @@ import time
 import numpy as np
 import torch
 
-from curator_model.generate import scene_samples
 from curator_model.features import Triplet, features
+from curator_model.generate import scene_samples
 from curator_model.network import DEFAULT_CHECKPOINT, Curator
 
 
@@ -41,9 +42,19 @@ def main(argv: list[str] | None = None) -> int:
         curator.predict(feats[i : i + args.batch_size], args.batch_size)
     t2 = time.perf_counter()
     n = len(feats)
-    print(json.dumps({"samples": n, "features_per_s": round(n / (t1 - t0), 1), "forward_per_s": round(n / (t2 - t1), 1),
-                      "stage_per_s": round(n / (t2 - t0), 1), "batch_size": args.batch_size,
-                      "device": args.device, "threads": args.threads}))
+    print(
+        json.dumps(
+            {
+                "samples": n,
+                "features_per_s": round(n / (t1 - t0), 1),
+                "forward_per_s": round(n / (t2 - t1), 1),
+                "stage_per_s": round(n / (t2 - t0), 1),
+                "batch_size": args.batch_size,
+                "device": args.device,
+                "threads": args.threads,
+            }
+        )
+    )
     return 0
 
 

@@ -4,6 +4,7 @@ The loss is a cross-entropy over the *set* of classes a label allows: a generate
 class; a human ``good`` allows ``good``; a human ``bad`` allows its failure mode, or any failure mode when
 the labeller did not say which. So one head learns P(good) and the failure type from both kinds of labels.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,7 @@ import itertools
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,9 @@ def human_arrays(labels_path: Path, shards: list[Path], input_size: int) -> tupl
     if missing:
         log.warning("%d labelled keys are not in the given shards (first: %s)", len(missing), missing[:3])
     if not keys:
-        raise ValueError(f"none of the {len(labels)} keys in {labels_path} is in the shards of {[str(s) for s in shards]}")
+        raise ValueError(
+            f"none of the {len(labels)} keys in {labels_path} is in the shards of {[str(s) for s in shards]}"
+        )
     return np.stack(xs), np.stack(allowed), keys
 
 
@@ -183,11 +186,19 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
     human: dict[str, Any] = {"labels": None, "samples": 0}
     if cfg.labels is not None:  # first: a bad labels file fails before minutes of data generation
         hx, hallowed, keys = human_arrays(cfg.labels, cfg.shards, cfg.input_size)
-        human = {"labels": str(cfg.labels), "samples": len(keys), "good": int(hallowed[:, 0].sum()), "ratio": cfg.human_ratio}
+        human = {
+            "labels": str(cfg.labels),
+            "samples": len(keys),
+            "good": int(hallowed[:, 0].sum()),
+            "ratio": cfg.human_ratio,
+        }
     d = cfg.data
-    splits = {name: generate.build_split(name, size.synthetic, size.composite, size.real_views, cfg.input_size,
-                                         d.workers, d.cache_dir)
-              for name, size in (("train", d.train), ("calibration", d.calibration), ("test", d.test))}
+    splits = {
+        name: generate.build_split(
+            name, size.synthetic, size.composite, size.real_views, cfg.input_size, d.workers, d.cache_dir
+        )
+        for name, size in (("train", d.train), ("calibration", d.calibration), ("test", d.test))
+    }
     data_seconds = time.perf_counter() - started
     train_set, calib, test = splits["train"], splits["calibration"], splits["test"]
     x, allowed = train_set.x, np.eye(len(CLASSES), dtype=bool)[train_set.y]
@@ -210,38 +221,61 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
     p_test = curator.predict(test.x)[:, 0]
     threshold = calibrate(p_calib, calib.y, calib.kind, cfg.target_recall)  # the calibration split only
     rule_threshold = calibrate(calib.physical, calib.y, calib.kind, cfg.target_recall)
-    results = {"curator": {"calibration": by_kind(p_calib, calib, threshold), "test": by_kind(p_test, test, threshold)},
-               "physical_rule": {"calibration": by_kind(calib.physical, calib, rule_threshold),
-                                 "test": by_kind(test.physical, test, rule_threshold)}}
-    tables = {split: table({f"{scorer} / {kind}": results[scorer][split][kind]
-                            for kind in results["curator"][split] for scorer in results})
-              for split in ("test", "calibration")}
+    results = {
+        "curator": {"calibration": by_kind(p_calib, calib, threshold), "test": by_kind(p_test, test, threshold)},
+        "physical_rule": {
+            "calibration": by_kind(calib.physical, calib, rule_threshold),
+            "test": by_kind(test.physical, test, rule_threshold),
+        },
+    }
+    tables = {
+        split: table(
+            {
+                f"{scorer} / {kind}": results[scorer][split][kind]
+                for kind in results["curator"][split]
+                for scorer in results
+            }
+        )
+        for split in ("test", "calibration")
+    }
     spec = spec.model_copy(update={"threshold": threshold})
     save_checkpoint(net, spec, ckpt)
     card = {
         "name": "layered-triplet curator",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "checkpoint": CHECKPOINT_NAME,
         "size_bytes": ckpt.stat().st_size,
         "sha256": _sha256(ckpt),
         "parameters": int(sum(p.numel() for p in net.parameters())),
         "spec": json.loads(spec.model_dump_json()),
         "threshold": spec.threshold,
-        "threshold_rule": f"chosen on the calibration split only: keeps >= {cfg.target_recall:.0%} of its good samples of every kind",
+        "threshold_rule": f"chosen on the calibration split only: keeps >= {cfg.target_recall:.0%} of its good "
+        "samples of every kind",
         "train_config": json.loads(cfg.model_dump_json()),
         "data": {
             "generator_version": generate.GENERATOR_VERSION,
-            "splits": {name: {"photos": list(PHOTO_SPLITS[name]),
-                              "real_instances": [real_instances()[i].name for i in generate.real_indices(name)],
-                              "scene_seed_base": SEED_BASE[name], "size": getattr(d, name).model_dump(),
-                              "counts": splits[name].counts()} for name in splits},
-            "synthetic_test_textures": "the 4 bundled photos (as the first curator's held-out scenes), for before/after",
+            "splits": {
+                name: {
+                    "photos": list(PHOTO_SPLITS[name]),
+                    "real_instances": [real_instances()[i].name for i in generate.real_indices(name)],
+                    "scene_seed_base": SEED_BASE[name],
+                    "size": getattr(d, name).model_dump(),
+                    "counts": splits[name].counts(),
+                }
+                for name in splits
+            },
+            "synthetic_test_textures": "the 4 bundled photos (as the first curator's held-out scenes), for "
+            "before/after",
             "human": human,
         },
         "metrics": {"results": results, "table_test": tables["test"], "table_calibration": tables["calibration"]},
-        "training": {"epochs": cfg.epochs, "loss_per_epoch": [round(v, 5) for v in losses],
-                     "train_seconds": round(train_seconds, 1), "data_seconds": round(data_seconds, 1),
-                     "torch_threads": cfg.threads},
+        "training": {
+            "epochs": cfg.epochs,
+            "loss_per_epoch": [round(v, 5) for v in losses],
+            "train_seconds": round(train_seconds, 1),
+            "data_seconds": round(data_seconds, 1),
+            "torch_threads": cfg.threads,
+        },
         "inference": {"forward_samples_per_s_cpu": round(per_s, 1), "batch_size": 64},
     }
     (out_dir / CARD_NAME).write_text(json.dumps(card, indent=1))

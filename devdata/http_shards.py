@@ -3,6 +3,7 @@
 For the loader's HTTP test and the loader benchmark: shards read through webdataset's ``http://`` URLs, the
 way a trainer reads them from an object store's HTTP endpoint or a web server in front of the OUT folder.
 """
+
 from __future__ import annotations
 
 import functools

@@ -12,6 +12,7 @@ scored before and after training.
 
 Under DDP (torchrun), the loader takes rank and world size from ``torch.distributed``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,9 @@ class TinyLayerNet(nn.Module):
         super().__init__()
 
         def block(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.GELU(), nn.Conv2d(cout, cout, 3, padding=1), nn.GELU())
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, padding=1), nn.GELU(), nn.Conv2d(cout, cout, 3, padding=1), nn.GELU()
+            )
 
         self.down1, self.down2, self.down3 = block(4, width), block(width, 2 * width), block(2 * width, 4 * width)
         self.up2, self.up1 = block(6 * width, 2 * width), block(3 * width, width)
@@ -58,8 +61,12 @@ def layer_loss(pred: dict[str, torch.Tensor], batch: dict) -> torch.Tensor:
     alpha, premult = fg[:, 3:], fg[:, :3] * fg[:, 3:]
     p_premult = pred["fg_rgb"] * pred["alpha"]
     recomposite = p_premult + (1 - pred["alpha"]) * pred["background"]
-    return (F.l1_loss(pred["background"], batch["background"]) + F.l1_loss(pred["alpha"], alpha)
-            + F.l1_loss(p_premult, premult) + F.l1_loss(recomposite, batch["composite"]))
+    return (
+        F.l1_loss(pred["background"], batch["background"])
+        + F.l1_loss(pred["alpha"], alpha)
+        + F.l1_loss(p_premult, premult)
+        + F.l1_loss(recomposite, batch["composite"])
+    )
 
 
 def do_nothing(batch: dict) -> dict[str, torch.Tensor]:
@@ -93,13 +100,22 @@ def contact_sheet(net: TinyLayerNet, loader, path: str, rows: int = 6) -> None:
         return Image.fromarray((t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
 
     def rgba(t: torch.Tensor) -> Image.Image:
-        return on_checkerboard(Image.fromarray((t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), "RGBA")).convert("RGB")
+        return on_checkerboard(
+            Image.fromarray((t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), "RGBA")
+        ).convert("RGB")
 
     tiles = []
     for i in range(min(rows, len(batch["key"]))):
         predicted_fg = torch.cat([pred["fg_rgb"][i], pred["alpha"][i]])
-        tiles.append([rgb(batch["composite"][i]), rgb(batch["background"][i]), rgb(pred["background"][i]),
-                      rgba(batch["foreground"][i]), rgba(predicted_fg)])
+        tiles.append(
+            [
+                rgb(batch["composite"][i]),
+                rgb(batch["background"][i]),
+                rgb(pred["background"][i]),
+                rgba(batch["foreground"][i]),
+                rgba(predicted_fg),
+            ]
+        )
     s = tiles[0][0].width
     sheet = Image.new("RGB", (5 * s, len(tiles) * s), "white")
     for r, row in enumerate(tiles):
@@ -123,17 +139,26 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = p.parse_args(argv)
 
     torch.manual_seed(args.seed)
-    train = layered_loader(args.shards, size=args.size, batch_size=args.batch_size, num_workers=args.workers,
-                           seed=args.seed, crop="random")
-    val = layered_loader(args.val, size=args.size, batch_size=args.batch_size, num_workers=0, shuffle=False,
-                         crop="center") if args.val else None
+    train = layered_loader(
+        args.shards, size=args.size, batch_size=args.batch_size, num_workers=args.workers, seed=args.seed, crop="random"
+    )
+    val = (
+        layered_loader(
+            args.val, size=args.size, batch_size=args.batch_size, num_workers=0, shuffle=False, crop="center"
+        )
+        if args.val
+        else None
+    )
     net = TinyLayerNet()
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps)
     result: dict[str, float] = {}
     if val is not None:
         result["val_loss_before"], result["val_loss_do_nothing"] = evaluate(net, val)
-        print(f"held-out loss before training {result['val_loss_before']:.4f} (do-nothing answer {result['val_loss_do_nothing']:.4f})")
+        print(
+            f"held-out loss before training {result['val_loss_before']:.4f} (do-nothing answer "
+            f"{result['val_loss_do_nothing']:.4f})"
+        )
     losses, base, step, started = [], [], 0, time.process_time()
     while step < args.steps:
         for batch in train:  # one epoch; the next iteration plays the next epoch (new order, new crops)
@@ -147,17 +172,29 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             base.append(float(layer_loss(do_nothing(batch), batch)))
             step += 1
             if step % 25 == 0:
-                print(f"step {step:4d} epoch {train.epoch}  loss {np.mean(losses[-25:]):.4f}  (do-nothing {np.mean(base[-25:]):.4f})")
+                print(
+                    f"step {step:4d} epoch {train.epoch}  loss {np.mean(losses[-25:]):.4f}  (do-nothing "
+                    f"{np.mean(base[-25:]):.4f})"
+                )
             if step == args.steps:
                 break
-    result.update(train_loss_first25=float(np.mean(losses[:25])), train_loss_last25=float(np.mean(losses[-25:])),
-                  train_do_nothing=float(np.mean(base)), cpu_s=time.process_time() - started)
-    print(f"train loss: first 25 steps {result['train_loss_first25']:.4f} -> last 25 {result['train_loss_last25']:.4f} "
-          f"(do-nothing {result['train_do_nothing']:.4f}); {args.steps} steps, {result['cpu_s']:.0f} CPU s in this process")
+    result.update(
+        train_loss_first25=float(np.mean(losses[:25])),
+        train_loss_last25=float(np.mean(losses[-25:])),
+        train_do_nothing=float(np.mean(base)),
+        cpu_s=time.process_time() - started,
+    )
+    print(
+        f"train loss: first 25 steps {result['train_loss_first25']:.4f} -> last 25 {result['train_loss_last25']:.4f} "
+        f"(do-nothing {result['train_do_nothing']:.4f}); {args.steps} steps, {result['cpu_s']:.0f} CPU s in this "
+        "process"
+    )
     if val is not None:
         result["val_loss_after"], _ = evaluate(net, val)
-        print(f"held-out loss after training {result['val_loss_after']:.4f} (before {result['val_loss_before']:.4f}, "
-              f"do-nothing {result['val_loss_do_nothing']:.4f})")
+        print(
+            f"held-out loss after training {result['val_loss_after']:.4f} (before {result['val_loss_before']:.4f}, "
+            f"do-nothing {result['val_loss_do_nothing']:.4f})"
+        )
         if args.sheet:
             contact_sheet(net, val, args.sheet)
             print(f"wrote {args.sheet}")

@@ -5,6 +5,7 @@ the source label and measurements of the layers; ``transformers`` runs a local V
 post-processed the same way: boilerplate openings stripped, length capped, and an empty caption rejects
 the row (``empty_caption``) instead of shipping a sample with nothing to condition on.
 """
+
 from __future__ import annotations
 
 import re
@@ -35,9 +36,14 @@ def clean_caption(text: str, max_chars: int) -> str:
 
 
 def sample_of(row: Row) -> Sample:
-    return Sample(label=row["label"], composite=require_image(row, "composite"),
-                  background=require_image(row, "background"), foreground=require_image(row, "foreground"),
-                  mask=require_image(row, "mask"), effect=require_image(row, "effect"))
+    return Sample(
+        label=row["label"],
+        composite=require_image(row, "composite"),
+        background=require_image(row, "background"),
+        foreground=require_image(row, "foreground"),
+        mask=require_image(row, "mask"),
+        effect=require_image(row, "effect"),
+    )
 
 
 class Caption(RowStage):

@@ -8,6 +8,7 @@ stage 2's quality measures against their bounds (never the recomposite PSNR, whi
 background). With either, a row whose shadow came from stage 2's detector with a confidence below
 ``curate.min_shadow_confidence`` is rejected as a lost shadow before it is scored.
 """
+
 from __future__ import annotations
 
 from curation.core.config import RunConfig
@@ -46,9 +47,16 @@ class Curate(RowStage):
         if confidence is None or confidence >= limit:
             return False
         row["score"] = 0.0
-        update_meta(row, self.name, {"likely_failure": "lost_shadow", "shadow_confidence": confidence,
-                                     "min_shadow_confidence": limit})
-        reject(row, self.name, Reason.LOW_CURATOR_SCORE,
-               f"shadow detector confidence {confidence:.2f} < {limit}; most likely lost_shadow "
-               "(a shadow the detector missed)")
+        update_meta(
+            row,
+            self.name,
+            {"likely_failure": "lost_shadow", "shadow_confidence": confidence, "min_shadow_confidence": limit},
+        )
+        reject(
+            row,
+            self.name,
+            Reason.LOW_CURATOR_SCORE,
+            f"shadow detector confidence {confidence:.2f} < {limit}; most likely lost_shadow "
+            "(a shadow the detector missed)",
+        )
         return True

@@ -4,6 +4,7 @@ Decode and validate (done by the adapters through ``curation.core.imageio``), ca
 images, select non-occluded whole instances, and skip keys a previous run already finished.
 Every exclusion stays in the stream as a rejected row with a reason; no input makes the stage raise.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,8 @@ import json
 import logging
 import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -19,8 +21,18 @@ import ray
 
 from curation.core.config import RunConfig
 from curation.core.imageio import ImageError
-from curation.core.schema import (ROW_SCHEMA, UNIT_SCHEMA, Reason, Row, StageName, is_ok, new_row, reject,
-                                  require_image, update_meta)
+from curation.core.schema import (
+    ROW_SCHEMA,
+    UNIT_SCHEMA,
+    Reason,
+    Row,
+    StageName,
+    is_ok,
+    new_row,
+    reject,
+    require_image,
+    update_meta,
+)
 from curation.core.stage import Stage
 from stages.selection import select_instances
 from stages.sources import Source, Unit, build_source, make_key
@@ -90,8 +102,10 @@ class Ingest(Stage):
             return [reject(new_row(source.unit_key(unit), source.name, ref), self.name, reason, detail)], 1.0
 
         if MANIFEST_ERROR in unit.ref:
-            return failed(Reason(unit.ref.get("reason", Reason.BAD_MANIFEST_ROW)),
-                          f"{unit.ref[MANIFEST_ERROR]} (entry: {unit.ref.get('entry', '')})")
+            return failed(
+                Reason(unit.ref.get("reason", Reason.BAD_MANIFEST_ROW)),
+                f"{unit.ref[MANIFEST_ERROR]} (entry: {unit.ref.get('entry', '')})",
+            )
         try:
             rows, scale = source.load_scaled(unit, self.cfg.ingest.max_pixels, self.cfg.ingest.max_side)
         except ImageError as err:
@@ -154,8 +168,14 @@ class Ingest(Stage):
         for u in units:
             source = self.sources.get(u["source"])
             if source is None:
-                out.append(reject(new_row(make_key(u["source"], u["unit_id"]), u["source"], u["ref"]), self.name,
-                                  Reason.BAD_MANIFEST_ROW, f"no source named {u['source']!r} in the run config"))
+                out.append(
+                    reject(
+                        new_row(make_key(u["source"], u["unit_id"]), u["source"], u["ref"]),
+                        self.name,
+                        Reason.BAD_MANIFEST_ROW,
+                        f"no source named {u['source']!r} in the run config",
+                    )
+                )
                 continue
             out.extend(self.ingest_unit(source, Unit(unit_id=u["unit_id"], ref=json.loads(u["ref"]))))
         return out

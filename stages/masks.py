@@ -8,6 +8,7 @@ then the quality checks (``curation/core/quality.py``) reject what the decomposi
 a background that drifts beyond its region, an effect that is not a shadow, a smeared fill, an effect
 that holds a piece of another object.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,17 @@ from curation.core.decompose import background_shadowfree, background_unpaired, 
 from curation.core.inpaint import build_inpainter
 from curation.core.morphology import bbox_of, box_iou, dilate, iou
 from curation.core.quality import failures, measure
-from curation.core.schema import (Reason, Row, StageName, get_image, get_json, reject, require_image, set_image,
-                                  update_meta)
+from curation.core.schema import (
+    Reason,
+    Row,
+    StageName,
+    get_image,
+    get_json,
+    reject,
+    require_image,
+    set_image,
+    update_meta,
+)
 from curation.core.stage import RowStage
 from stages.segmenters import Prompt, build_segmenter, points_from_ann
 from stages.shadows import build_detector
@@ -49,9 +59,11 @@ class MasksAndLayers(RowStage):
     def preflight(cfg: RunConfig) -> None:
         """A SAM, shadow-detector or inpainting checkpoint that is not there fails now, not in every actor."""
         m = cfg.masks
-        for key, path in (("masks.sam.checkpoint", m.sam.checkpoint if m.segmenter == "sam" else None),
-                          ("masks.detector.checkpoint", m.detector.checkpoint if m.detector.backend != "rule" else None),
-                          ("masks.inpaint.checkpoint", m.inpaint.checkpoint if m.inpaint.backend == "exported" else None)):
+        for key, path in (
+            ("masks.sam.checkpoint", m.sam.checkpoint if m.segmenter == "sam" else None),
+            ("masks.detector.checkpoint", m.detector.checkpoint if m.detector.backend != "rule" else None),
+            ("masks.inpaint.checkpoint", m.inpaint.checkpoint if m.inpaint.backend == "exported" else None),
+        ):
             if path is not None and not path.is_file():
                 raise FileNotFoundError(f"{key}: {path} is not a file")
 
@@ -63,8 +75,13 @@ class MasksAndLayers(RowStage):
             x, y, w, h = (float(v) for v in ann["bbox"])
             box = (x, y, w, h)
         image_id = hashlib.blake2b(np.ascontiguousarray(composite).data, digest_size=16).hexdigest()
-        return Prompt(image=composite, image_id=image_id, box=box, points=points_from_ann(ann),
-                      mask=None if mask is None else mask.astype(bool))
+        return Prompt(
+            image=composite,
+            image_id=image_id,
+            box=box,
+            points=points_from_ann(ann),
+            mask=None if mask is None else mask.astype(bool),
+        )
 
     def effect_mask(self, row: Row, composite: np.ndarray, obj: np.ndarray) -> tuple[np.ndarray, str, float | None]:
         """The object's shadow region, where it came from (``source`` or the detector's name) and the
@@ -91,8 +108,12 @@ class MasksAndLayers(RowStage):
         agreement = self._agreement(obj, prompt)
         if agreement is not None and agreement < cfg.min_mask_agreement:
             set_image(row, "mask", obj)  # a reviewer compares it with the annotation's
-            reject(row, self.name, Reason.MASK_FAILED,
-                   f"{self.segmenter.name} mask IoU {agreement:.2f} with the annotation < {cfg.min_mask_agreement}")
+            reject(
+                row,
+                self.name,
+                Reason.MASK_FAILED,
+                f"{self.segmenter.name} mask IoU {agreement:.2f} with the annotation < {cfg.min_mask_agreement}",
+            )
             return
         clean = get_image(row, "clean")
         ann = get_json(row, "ann")
@@ -105,8 +126,11 @@ class MasksAndLayers(RowStage):
             background = clean
             method = effect_source = "paired" if kind == "background" else kind
         elif clean is not None:
-            background, method, effect_source = (background_shadowfree(clean, obj, self.inpainter),
-                                                 f"shadowfree+{self.inpainter.name}", "paired")
+            background, method, effect_source = (
+                background_shadowfree(clean, obj, self.inpainter),
+                f"shadowfree+{self.inpainter.name}",
+                "paired",
+            )
         else:
             effect_in, effect_source, shadow_confidence = self.effect_mask(row, composite, obj)
             background = background_unpaired(composite, obj, effect_in, self.inpainter, cfg.relight_smooth_px)
@@ -126,13 +150,22 @@ class MasksAndLayers(RowStage):
             return
         for col in ("clean", "ann_mask", "ann_effect"):  # consumed: keep blocks small downstream
             row[col] = None
-        update_meta(row, self.name, {
-            "segmenter": self.segmenter.name, "segmenter_score": round(score, 4),
-            "mask_agreement": None if agreement is None else round(agreement, 4),
-            "effects": effect_source, "background": method, "psnr": round(float(row["psnr"]), 3),
-            "object_px": int(obj.sum()), "effect_px": int(effect.sum()), "quality": quality.as_dict(),
-            "shadow_confidence": shadow_confidence,
-        })
+        update_meta(
+            row,
+            self.name,
+            {
+                "segmenter": self.segmenter.name,
+                "segmenter_score": round(score, 4),
+                "mask_agreement": None if agreement is None else round(agreement, 4),
+                "effects": effect_source,
+                "background": method,
+                "psnr": round(float(row["psnr"]), 3),
+                "object_px": int(obj.sum()),
+                "effect_px": int(effect.sum()),
+                "quality": quality.as_dict(),
+                "shadow_confidence": shadow_confidence,
+            },
+        )
 
     @staticmethod
     def _agreement(obj: np.ndarray, prompt: Prompt) -> float | None:
@@ -159,12 +192,17 @@ class MasksAndLayers(RowStage):
             min_area = 0.02 * effect.sum()
             big = [i for i in range(1, n) if i not in attached and stats[i, cv2.CC_STAT_AREA] > min_area]
             if big:
-                reject(row, self.name, Reason.EFFECT_DETACHED,
-                       f"{len(big)} effect region(s) farther than {cfg.max_effect_gap_px} px from the object")
+                reject(
+                    row,
+                    self.name,
+                    Reason.EFFECT_DETACHED,
+                    f"{len(big)} effect region(s) farther than {cfg.max_effect_gap_px} px from the object",
+                )
                 return True
         value = recomposite_psnr(composite, background, foreground)
         row["psnr"] = min(value, 99.0)
         if value < cfg.psnr_floor:  # F and α are solved from C and B: only a bug in the layering gets here
-            raise LayerIntegrityError(f"recomposite integrity: over(F, B) is {value:.2f} dB from C "
-                                      f"(< masks.psnr_floor {cfg.psnr_floor})")
+            raise LayerIntegrityError(
+                f"recomposite integrity: over(F, B) is {value:.2f} dB from C (< masks.psnr_floor {cfg.psnr_floor})"
+            )
         return False

@@ -4,6 +4,7 @@ Rules run per image because occlusion is a relation between instances: every ins
 (crowd regions and excluded categories included) counts as a possible occluder before its own verdict.
 Each exclusion is a reason code; rules are checked in a fixed order and the first that fails is reported.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,9 +25,14 @@ def box_overlap(box: tuple[int, int, int, int], other: tuple[int, int, int, int]
     return iw * ih / max(1, w * h)
 
 
-def exclusion(mask: np.ndarray, ann: dict, others: np.ndarray | None, cfg: SelectionConfig,
-              other_boxes: Sequence[tuple[int, int, int, int]] = (), box: tuple[int, int, int, int] | None = None,
-              ) -> tuple[Reason, str] | None:
+def exclusion(
+    mask: np.ndarray,
+    ann: dict,
+    others: np.ndarray | None,
+    cfg: SelectionConfig,
+    other_boxes: Sequence[tuple[int, int, int, int]] = (),
+    box: tuple[int, int, int, int] | None = None,
+) -> tuple[Reason, str] | None:
     """Why this instance (``box``: its mask's box, computed if not given) cannot be used, or ``None`` if it can."""
     h, w = mask.shape
     if cfg.skip_crowd and ann.get("iscrowd"):
@@ -48,11 +54,14 @@ def exclusion(mask: np.ndarray, ann: dict, others: np.ndarray | None, cfg: Selec
     if others is not None:
         # only the object's box grown by the margin can touch: dilate that crop, not the whole image
         pad = cfg.overlap_margin_px + 1
-        crop = np.s_[max(0, y - pad):y + bh + pad, max(0, x - pad):x + bw + pad]
+        crop = np.s_[max(0, y - pad) : y + bh + pad, max(0, x - pad) : x + bw + pad]
         touching = float((dilate(mask[crop], cfg.overlap_margin_px) & others[crop]).sum())
         overlap = touching / max(1.0, area * h * w)
         if overlap > cfg.max_overlap_frac:
-            return Reason.OCCLUDED, f"{overlap:.3f} of the object touches another instance (margin {cfg.overlap_margin_px} px)"
+            return (
+                Reason.OCCLUDED,
+                f"{overlap:.3f} of the object touches another instance (margin {cfg.overlap_margin_px} px)",
+            )
     if cfg.max_bbox_overlap_frac is not None and other_boxes:
         worst = max(box_overlap((x, y, bw, bh), ob, cfg.overlap_margin_px) for ob in other_boxes)
         if worst > cfg.max_bbox_overlap_frac:
@@ -85,7 +94,8 @@ def select_instances(rows: list[Row], cfg: SelectionConfig) -> None:
             continue
         others = None if count is None else count > mask  # covered by some instance other than this one
         other_boxes = [b for k, b in boxes.items() if k != id(row)]
-        found = exclusion(mask, ann, others if others is not None and others.any() else None, cfg, other_boxes,
-                          boxes[id(row)])
+        found = exclusion(
+            mask, ann, others if others is not None and others.any() else None, cfg, other_boxes, boxes[id(row)]
+        )
         if found:
             reject(row, StageName.INGEST, *found)

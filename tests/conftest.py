@@ -1,4 +1,5 @@
 """Shared fixtures: one local Ray session for the whole test run, small fast configs."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Every ``import`` in the product packages is read from the source (function-level
 lazy imports are still dependencies), so a new import that points the wrong way or closes a cycle between
 two packages fails here, naming the file and line.
 """
+
 from __future__ import annotations
 
 import ast
@@ -69,8 +70,11 @@ def package_of(module: str) -> str:
 
 def direction_violations(edges: list[tuple[str, str, str]]) -> list[str]:
     """``edges``: (importing module, imported module, where). The imports that point the wrong way."""
-    return [f"{where}: {src} ({layer(src)}) imports {dst} ({layer(dst)})"
-            for src, dst, where in edges if layer(dst) not in ALLOWED[layer(src)]]
+    return [
+        f"{where}: {src} ({layer(src)}) imports {dst} ({layer(dst)})"
+        for src, dst, where in edges
+        if layer(dst) not in ALLOWED[layer(src)]
+    ]
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -83,7 +87,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         state[node] = 2
@@ -97,8 +101,11 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def import_edges() -> list[tuple[str, str, str]]:
-    return [(module_name(p), target, f"{p.relative_to(REPO)}:{line}")
-            for p in product_files() for target, line in project_imports(p)]
+    return [
+        (module_name(p), target, f"{p.relative_to(REPO)}:{line}")
+        for p in product_files()
+        for target, line in project_imports(p)
+    ]
 
 
 def test_imports_point_from_the_app_down_to_the_core():
@@ -117,18 +124,25 @@ def test_no_cycle_between_packages():
 
 
 def test_the_checks_fail_on_a_wrong_import_and_on_a_cycle():
-    wrong = [("curation.core.schema", "stages.masks", "x.py:1"), ("curator_model.train", "stages.curate", "y.py:2"),
-             ("stages.masks", "curation.pipeline", "z.py:3"), ("curation.pipeline", "stages.masks", "ok.py:4")]
+    wrong = [
+        ("curation.core.schema", "stages.masks", "x.py:1"),
+        ("curator_model.train", "stages.curate", "y.py:2"),
+        ("stages.masks", "curation.pipeline", "z.py:3"),
+        ("curation.pipeline", "stages.masks", "ok.py:4"),
+    ]
     assert [v.split(":")[0] for v in direction_violations(wrong)] == ["x.py", "y.py", "z.py"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b", "c"}, "b": {"c"}}) is None
 
 
-@pytest.mark.parametrize("relative, expected", [
-    ("from . import base", "stages.sources.base"),
-    ("from .base import Source", "stages.sources.base"),
-    ("from ..masks import MasksAndLayers", "stages.masks"),
-])
+@pytest.mark.parametrize(
+    "relative, expected",
+    [
+        ("from . import base", "stages.sources.base"),
+        ("from .base import Source", "stages.sources.base"),
+        ("from ..masks import MasksAndLayers", "stages.masks"),
+    ],
+)
 def test_relative_imports_are_resolved(relative, expected):
     assert [t for t, _ in project_imports(REPO / "stages" / "sources" / "coco.py", relative)] == [expected]
 
@@ -140,7 +154,12 @@ def test_nothing_outside_the_tests_imports_them():
     for folder in ("bench", "examples", "devdata", *PRODUCT):
         for path in sorted((REPO / folder).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
                 offenders += [f"{path.relative_to(REPO)}:{node.lineno}" for n in names if n.split(".")[0] == "tests"]
     assert offenders == []

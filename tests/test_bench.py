@@ -1,4 +1,5 @@
 """`make bench`: the figures' arithmetic, one real quick run end to end, and the GPU script's CPU smoke."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ import sys
 
 import pytest
 
-from bench.metrics import ideal_throughput, steady_state
 from bench.memory import TreeUsage
+from bench.metrics import ideal_throughput, steady_state
 from bench.pipeline_run import PipelineRun
 from tests.conftest import REPO
 
@@ -28,9 +29,17 @@ def test_ideal_is_cores_over_cpu_cost_or_the_slowest_gpu_stage():
 
 def test_steady_state_fit_separates_fixed_cost_from_rate():
     def run(rows: int, seconds: float, cpu_s: float) -> PipelineRun:
-        return PipelineRun(units=rows, rows=rows, accepted=rows, tar_bytes=0, target_max_block_size=0,
-                           ray_init_s=0.0, run_s=seconds, process_s=seconds,
-                           usage=TreeUsage(cpu_by_pid={1: cpu_s / 2, 2: cpu_s / 2}))
+        return PipelineRun(
+            units=rows,
+            rows=rows,
+            accepted=rows,
+            tar_bytes=0,
+            target_max_block_size=0,
+            ray_init_s=0.0,
+            run_s=seconds,
+            process_s=seconds,
+            usage=TreeUsage(cpu_by_pid={1: cpu_s / 2, 2: cpu_s / 2}),
+        )
 
     fit = steady_state(run(100, 15.0, 20.0), run(400, 45.0, 50.0))  # 5 s + 10 samples/s; 10 CPU s + 0.1 s each
     assert fit["samples_per_s"] == pytest.approx(10.0) and fit["fixed_s"] == pytest.approx(5.0)
@@ -39,8 +48,22 @@ def test_steady_state_fit_separates_fixed_cost_from_rate():
 
 def test_quick_bench_runs_the_real_pipeline_and_writes_results(tmp_path):
     results = tmp_path / "results.json"
-    cmd = [sys.executable, "-m", "bench.run", "--quick", "--units", "3", "--size", "96", "--mem-factor", "0",
-           "--big-size", "0", "--results", str(results)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.run",
+        "--quick",
+        "--units",
+        "3",
+        "--size",
+        "96",
+        "--mem-factor",
+        "0",
+        "--big-size",
+        "0",
+        "--results",
+        str(results),
+    ]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     res = json.loads(results.read_text())
@@ -56,8 +79,13 @@ def test_quick_bench_runs_the_real_pipeline_and_writes_results(tmp_path):
 
 def test_gpu_bench_cpu_smoke(tmp_path):
     results = tmp_path / "gpu.json"
-    done = subprocess.run([sys.executable, "bench/gpu_bench.py", "--cpu-smoke", "--results", str(results)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "bench/gpu_bench.py", "--cpu-smoke", "--results", str(results)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     res = json.loads(results.read_text())
     for model, figure in (("sam", "images_per_s"), ("vlm", "tokens_per_s")):

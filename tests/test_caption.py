@@ -1,4 +1,5 @@
 """Stage 3 offline path: post-processing, the measured vocabulary, the offline captioner, the config."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,21 +9,24 @@ from curation.core.config import ConfigError, parse_config
 from curation.core.schema import OK, new_row
 from stages.caption import Caption, clean_caption
 from stages.captioners import Sample
-from stages.captioners.offline import describe_sample
 from stages.captioners.describe import colour_names, shadow_direction, size_word, with_article
+from stages.captioners.offline import describe_sample
 from tests.conftest import small_config
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("The image shows a dog on a beach.", "a dog on a beach"),
-    ("In this image, a cat sleeps", "a cat sleeps"),
-    ("a picture of a red box", "a red box"),
-    ("  \"This is  a   red box.\" ", "a red box"),
-    ("There are two dogs", "two dogs"),
-    ("the picture frame on the wall", "the picture frame on the wall"),
-    ("The image shows", ""),
-    ("... !", ""),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("The image shows a dog on a beach.", "a dog on a beach"),
+        ("In this image, a cat sleeps", "a cat sleeps"),
+        ("a picture of a red box", "a red box"),
+        ('  "This is  a   red box." ', "a red box"),
+        ("There are two dogs", "two dogs"),
+        ("the picture frame on the wall", "the picture frame on the wall"),
+        ("The image shows", ""),
+        ("... !", ""),
+    ],
+)
 def test_clean_caption_strips_boilerplate(raw, expected):
     assert clean_caption(raw, 200) == expected
 
@@ -43,8 +47,11 @@ def test_colour_votes_name_both_halves_of_a_two_colour_region():
     assert colour_names(three) == ["multicoloured"]
     mostly = np.concatenate([np.tile(red, (450, 1)), np.tile(grey, (400, 1)), np.tile(blue, (150, 1))])
     assert colour_names(mostly) == ["red", "grey"]
-    assert colour_names(np.concatenate([np.tile(red, (450, 1)), np.tile(grey, (150, 1)), np.tile(blue, (150, 1)),
-                                        np.tile(white, (250, 1))])) == ["red", "white"]  # the rest is scattered
+    assert colour_names(
+        np.concatenate(
+            [np.tile(red, (450, 1)), np.tile(grey, (150, 1)), np.tile(blue, (150, 1)), np.tile(white, (250, 1))]
+        )
+    ) == ["red", "white"]  # the rest is scattered
 
 
 def test_shadow_direction_and_size_are_measured():
@@ -90,8 +97,17 @@ def test_offline_captions_say_what_the_layers_measure():
 
 def test_stage_writes_captions_and_provenance(tmp_path):
     s = _scene()
-    row = new_row("synth-000000-0", "synth", "x", label=s.label, composite=s.composite, background=s.background,
-                  foreground=s.foreground, mask=s.mask.astype(np.uint8) * 255, effect=s.effect.astype(np.uint8) * 255)
+    row = new_row(
+        "synth-000000-0",
+        "synth",
+        "x",
+        label=s.label,
+        composite=s.composite,
+        background=s.background,
+        foreground=s.foreground,
+        mask=s.mask.astype(np.uint8) * 255,
+        effect=s.effect.astype(np.uint8) * 255,
+    )
     stage = Caption(small_config(tmp_path))
     stage.process([row])
     assert row["status"] == OK
@@ -101,8 +117,17 @@ def test_stage_writes_captions_and_provenance(tmp_path):
 
 def test_unlabelled_object_is_called_an_object_and_length_is_capped(tmp_path):
     s = _scene()
-    row = new_row("k", "desoba", "x", label="", composite=s.composite, background=s.background,
-                  foreground=s.foreground, mask=s.mask, effect=s.effect)
+    row = new_row(
+        "k",
+        "desoba",
+        "x",
+        label="",
+        composite=s.composite,
+        background=s.background,
+        foreground=s.foreground,
+        mask=s.mask,
+        effect=s.effect,
+    )
     Caption(small_config(tmp_path, caption={"max_chars": 24})).process([row])
     assert row["status"] == OK
     assert row["caption_composite"] == "a red object on the left"
@@ -113,14 +138,24 @@ def test_config_is_strict_and_transformers_needs_its_section(tmp_path):
     with pytest.raises(ConfigError, match="caption"):
         small_config(tmp_path, caption={"backend": "transformers"})
     with pytest.raises(ConfigError, match="caption.transformers.generation.max_tokens"):
-        small_config(tmp_path, caption={"backend": "transformers",
-                                        "transformers": {"model": "m", "generation": {"max_tokens": 5}}})
+        small_config(
+            tmp_path,
+            caption={"backend": "transformers", "transformers": {"model": "m", "generation": {"max_tokens": 5}}},
+        )
     with pytest.raises(ConfigError, match="min_new_tokens"):
-        small_config(tmp_path, caption={"backend": "transformers",
-                                        "transformers": {"model": "m", "generation": {"min_new_tokens": 9,
-                                                                                      "max_new_tokens": 4}}})
+        small_config(
+            tmp_path,
+            caption={
+                "backend": "transformers",
+                "transformers": {"model": "m", "generation": {"min_new_tokens": 9, "max_new_tokens": 4}},
+            },
+        )
     with pytest.raises(ConfigError, match="dtype"):
         small_config(tmp_path, caption={"backend": "transformers", "transformers": {"model": "m", "dtype": "int8"}})
-    cfg = parse_config({"sources": [{"type": "synthetic"}],
-                        "caption": {"backend": "transformers", "transformers": {"model": "/m", "dtype": "bfloat16"}}})
+    cfg = parse_config(
+        {
+            "sources": [{"type": "synthetic"}],
+            "caption": {"backend": "transformers", "transformers": {"model": "/m", "dtype": "bfloat16"}},
+        }
+    )
     assert cfg.caption.transformers.generation.num_beams == 1 and not cfg.caption.transformers.generation.do_sample

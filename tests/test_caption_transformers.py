@@ -5,6 +5,7 @@ Both prompt styles and both architectures: plain-prompt BLIP (decoder echoes the
 is not (see devdata/tiny_vlm.py): with ``min_new_tokens = max_new_tokens = n`` every caption is
 exactly n words; with ``min_new_tokens: 0`` the BLIP's captions are empty.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,15 +20,14 @@ import torch
 import webdataset as wds
 
 from curation.core.config import CaptionConfig
-from curation.pipeline import run
 from curation.core.schema import REJECTED, new_row
+from curation.pipeline import run
 from curation.verify import verify
+from devdata.tiny_vlm import build_tiny_blip, build_tiny_florence2, build_tiny_qwen2_vl
 from stages.caption import Caption
 from stages.captioners import Sample, build_captioner
-from devdata.tiny_vlm import build_tiny_blip, build_tiny_florence2, build_tiny_qwen2_vl
 from stages.captioners.transformers_vlm import CaptionerLoadError
 from tests.conftest import small_config
-
 
 STYLE = {"blip": "plain", "florence2": "plain", "qwen2_vl": "chat"}
 
@@ -55,8 +55,11 @@ def tiny_vlm(request, tmp_path_factory):
 
 def caption_section(model: str, **options) -> dict:
     generation = options.pop("generation", {"min_new_tokens": 4, "max_new_tokens": 4})
-    return {"backend": "transformers", "resources": {"batch_size": 4},
-            "transformers": {"model": model, "generation": generation, **options}}
+    return {
+        "backend": "transformers",
+        "resources": {"batch_size": 4},
+        "transformers": {"model": model, "generation": generation, **options},
+    }
 
 
 def captioner(model: str, **options):
@@ -80,8 +83,14 @@ def random_sample(seed: int, opaque: bool = False, size: int = 64) -> Sample:
 def test_loads_through_auto_classes_and_records_provenance(tiny_vlm):
     kind, path = tiny_vlm
     c = captioner(path)
-    assert c.provenance() == {"backend": "transformers", "model": path, "model_type": kind,
-                              "dtype": "float32", "device": "cpu", "prompt_style": STYLE[kind]}
+    assert c.provenance() == {
+        "backend": "transformers",
+        "model": path,
+        "model_type": kind,
+        "dtype": "float32",
+        "device": "cpu",
+        "prompt_style": STYLE[kind],
+    }
     caps = c.caption([random_sample(0)])
     assert all(len(text.split()) == 4 for text in caps[0])
 
@@ -123,8 +132,17 @@ def test_dtype_from_the_config(tiny_vlm):
 
 def test_empty_generation_rejects_the_row(tiny_blip, tmp_path):
     s = random_sample(2)
-    row = new_row("k", "synth", "x", label=s.label, composite=s.composite, background=s.background,
-                  foreground=s.foreground, mask=s.mask, effect=s.effect)
+    row = new_row(
+        "k",
+        "synth",
+        "x",
+        label=s.label,
+        composite=s.composite,
+        background=s.background,
+        foreground=s.foreground,
+        mask=s.mask,
+        effect=s.effect,
+    )
     section = caption_section(tiny_blip, generation={"min_new_tokens": 0, "max_new_tokens": 8})
     Caption(small_config(tmp_path, caption=section)).process([row])
     assert row["status"] == REJECTED and row["reject_reason"] == "empty_caption"
@@ -159,9 +177,11 @@ def test_cuda_without_a_gpu_fails_at_start_up(tiny_blip):
 
 
 def test_pipeline_writes_model_captions_into_the_shard_json(ray_session, tiny_blip, tmp_path):
-    cfg = small_config(tmp_path / "out", caption=caption_section(tiny_blip, generation={"min_new_tokens": 3,
-                                                                                        "max_new_tokens": 6}),
-                       sources=[{"type": "synthetic", "name": "synth", "count": 4, "size": 96, "seed": 3}])
+    cfg = small_config(
+        tmp_path / "out",
+        caption=caption_section(tiny_blip, generation={"min_new_tokens": 3, "max_new_tokens": 6}),
+        sources=[{"type": "synthetic", "name": "synth", "count": 4, "size": 96, "seed": 3}],
+    )
     result = run(cfg)
     assert result.stats["accepted"] > 0
     assert verify(result.out, cfg.verify.psnr_floor).ok

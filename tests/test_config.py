@@ -1,4 +1,5 @@
 """The run config fails at start-up with the path of the key that is wrong."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The curator: corruptions, generated splits, training, checkpoints, metrics and stage 4's model backend."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,14 +11,22 @@ from safetensors.torch import save_file
 from curation.core.compositing import recomposite_psnr
 from curation.core.config import ConfigError, parse_config
 from curation.core.morphology import dilate
+from curation.core.realdata import real_instances
 from curation.core.schema import OK, REJECTED, new_row, set_image
 from curator_model import generate
 from curator_model.corruptions import CORRUPTIONS
-from curation.core.realdata import real_instances
 from curator_model.evaluate import calibrate, metrics
 from curator_model.features import CHANNELS, features
-from curator_model.network import (CLASSES, FAILURES, CheckpointError, Curator, ModelSpec, build_model,
-                                   load_checkpoint, save_checkpoint)
+from curator_model.network import (
+    CLASSES,
+    FAILURES,
+    CheckpointError,
+    Curator,
+    ModelSpec,
+    build_model,
+    load_checkpoint,
+    save_checkpoint,
+)
 from curator_model.splits import PHOTO_SPLITS, SPLITS, split_of
 from curator_model.train import DataConfig, TrainConfig, fit, set_loss, train
 
@@ -39,8 +48,15 @@ def test_every_failure_mode_recomposites_yet_differs_from_the_good_triplet(scene
         t = s.triplet
         assert recomposite_psnr(t.composite, t.background, t.foreground) > 35, s.label
         if s.label != "good":
-            differs = [g for g in goods if g.composite.shape == t.composite.shape and all(
-                np.array_equal(getattr(g, n), getattr(t, n)) for n in ("composite", "background", "foreground", "mask"))]
+            differs = [
+                g
+                for g in goods
+                if g.composite.shape == t.composite.shape
+                and all(
+                    np.array_equal(getattr(g, n), getattr(t, n))
+                    for n in ("composite", "background", "foreground", "mask")
+                )
+            ]
             assert not differs, f"{s.label} left the triplet unchanged"
 
 
@@ -76,7 +92,8 @@ def test_generated_splits_are_deterministic_cached_and_disjoint_by_photo(splits)
         real = {s.removeprefix("real:") for s in a.scene if s.startswith("real:")}
         assert real and all(split_of(i.photo) == split for i in real_instances() if i.name in real)
     assert {"desoba/05/target", "desoba/06/target", "desoba/07/target"} <= {
-        s.removeprefix("real:") for a in arrays.values() for s in a.scene}
+        s.removeprefix("real:") for a in arrays.values() for s in a.scene
+    }
     assert set(np.unique(train.y)) == set(range(len(CLASSES)))
 
 
@@ -170,7 +187,9 @@ def test_metrics_at_a_threshold_and_the_calibration_rule():
     t = calibrate(p, y, kind, 0.9)
     assert t == pytest.approx(np.linspace(0.5, 1.0, 10)[1])
     m = metrics(p, y, t)
-    assert m["good_kept"] == 0.9 and m["recall_per_failure"]["ghost"] == 0.5 and m["recall_per_failure"]["occluded"] == 1.0
+    assert (
+        m["good_kept"] == 0.9 and m["recall_per_failure"]["ghost"] == 0.5 and m["recall_per_failure"]["occluded"] == 1.0
+    )
     assert m["precision"] == pytest.approx(9 / 10) and 0.9 < m["roc_auc"] < 1.0
     # a second kind whose good samples score lower pulls the threshold down: each kind keeps its 90 %
     real_p, real_y = np.r_[np.linspace(0.2, 0.4, 10), 0.1], np.r_[[0] * 10, 1]
@@ -185,25 +204,39 @@ def test_the_threshold_comes_from_the_calibration_split_only(tmp_path, monkeypat
 
     def arrays(n: int, seed: int) -> generate.Arrays:
         r = np.random.default_rng(seed)
-        return generate.Arrays(r.integers(0, 256, (n, len(CHANNELS), 32, 32), dtype=np.uint8),
-                               np.r_[np.zeros(n // 2, np.int64), r.integers(1, len(CLASSES), n - n // 2)],
-                               r.random(n).astype(np.float32), np.array([f"s{i}" for i in range(n)]),
-                               np.array(["composite", "real"] * (n // 2)))
+        return generate.Arrays(
+            r.integers(0, 256, (n, len(CHANNELS), 32, 32), dtype=np.uint8),
+            np.r_[np.zeros(n // 2, np.int64), r.integers(1, len(CLASSES), n - n // 2)],
+            r.random(n).astype(np.float32),
+            np.array([f"s{i}" for i in range(n)]),
+            np.array(["composite", "real"] * (n // 2)),
+        )
 
     data = {"train": arrays(40, 1), "calibration": arrays(30, 2), "test": arrays(30, 3)}
     monkeypatch.setattr(generate, "build_split", lambda split, *a, **k: data[split])
-    cfg = TrainConfig(arch=TINY.arch, model_kwargs=TINY.model_kwargs, input_size=32, epochs=1, batch_size=8,
-                      data=DataConfig(cache_dir=None, workers=1))
+    cfg = TrainConfig(
+        arch=TINY.arch,
+        model_kwargs=TINY.model_kwargs,
+        input_size=32,
+        epochs=1,
+        batch_size=8,
+        data=DataConfig(cache_dir=None, workers=1),
+    )
     first = train(cfg, tmp_path / "a")
-    data["test"] = generate.Arrays(data["test"].x[::-1].copy(), rng.permutation(data["test"].y), *(
-        getattr(data["test"], f) for f in ("physical", "scene", "kind")))  # other test images and labels
+    data["test"] = generate.Arrays(
+        data["test"].x[::-1].copy(),
+        rng.permutation(data["test"].y),
+        *(getattr(data["test"], f) for f in ("physical", "scene", "kind")),
+    )  # other test images and labels
     second = train(cfg, tmp_path / "b")
     assert second["threshold"] == first["threshold"] and second["sha256"] == first["sha256"]
     assert second["metrics"]["results"]["curator"]["test"] != first["metrics"]["results"]["curator"]["test"]
     data["calibration"] = arrays(30, 4)
     third = train(cfg, tmp_path / "c")
     assert third["threshold"] != first["threshold"]
-    assert set(first["data"]["splits"]) == set(SPLITS) and first["data"]["splits"]["test"]["photos"] == list(PHOTO_SPLITS["test"])
+    assert set(first["data"]["splits"]) == set(SPLITS) and first["data"]["splits"]["test"]["photos"] == list(
+        PHOTO_SPLITS["test"]
+    )
 
 
 def _rows(scene, n=3):
@@ -219,8 +252,9 @@ def _rows(scene, n=3):
 
 
 def _cfg(tmp_path, **curate):
-    return parse_config({"run": {"out": str(tmp_path)}, "sources": [{"type": "synthetic", "name": "s", "count": 1}],
-                         "curate": curate})
+    return parse_config(
+        {"run": {"out": str(tmp_path)}, "sources": [{"type": "synthetic", "name": "s", "count": 1}], "curate": curate}
+    )
 
 
 def test_stage4_model_backend_scores_batched_and_rejects_below_threshold(tmp_path, scene):

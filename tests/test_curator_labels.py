@@ -4,6 +4,7 @@ F and α are solved from C and B, so a black or a noise fill recomposites the ph
 labelled 9 of 9 such triplets good); stage 2's quality checks must refuse them while they keep the true
 decomposition of the same instances, so that the test cannot pass by refusing everything.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,9 @@ def _instances():
 @pytest.mark.parametrize("kind", ["black", "noise"])
 def test_a_black_or_noise_fill_is_never_labelled_good(kind):
     for scene, inst in _instances():
-        bad = decompose(scene.composite, background_unpaired(scene.composite, inst.mask, inst.effect, Fill(kind)),
-                        inst.mask)
+        bad = decompose(
+            scene.composite, background_unpaired(scene.composite, inst.mask, inst.effect, Fill(kind)), inst.mask
+        )
         assert recomposite_psnr(bad.composite, bad.background, bad.foreground) >= 35.0  # the PSNR cannot tell
         assert not labelled_good(bad)
 
@@ -49,6 +51,8 @@ def test_a_black_or_noise_fill_is_never_labelled_good(kind):
 def test_the_true_decomposition_and_the_default_fill_are_labelled_good():
     truth = [decompose(scene.composite, inst.background, inst.mask) for scene, inst in _instances()]
     assert sum(labelled_good(t) for t in truth) >= len(truth) - 1
-    recipe = [decompose(scene.composite, background_unpaired(scene.composite, inst.mask, inst.effect, inpaint),
-                        inst.mask) for scene, inst in _instances()]
+    recipe = [
+        decompose(scene.composite, background_unpaired(scene.composite, inst.mask, inst.effect, inpaint), inst.mask)
+        for scene, inst in _instances()
+    ]
     assert sum(labelled_good(t) for t in recipe) >= len(recipe) // 2

@@ -1,4 +1,5 @@
 """The shipped curator: its card matches its weights, and stage 4 runs it inside the real Ray pipeline."""
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,10 @@ def test_the_shipped_checkpoint_matches_its_model_card():
 
 @pytest.fixture(scope="module")
 def model_run(ray_session, tmp_path_factory):
-    cfg = small_config(tmp_path_factory.mktemp("curated"), curate={
-        "backend": "model", "resources": {"num_cpus": 0.25, "batch_size": 8, "concurrency": 1}})
+    cfg = small_config(
+        tmp_path_factory.mktemp("curated"),
+        curate={"backend": "model", "resources": {"num_cpus": 0.25, "batch_size": 8, "concurrency": 1}},
+    )
     return cfg, run(cfg)
 
 

@@ -8,6 +8,7 @@ they are not targets, and they do not say that the failures are rejected (most o
 Stage 2's quality checks decide which views may be labelled good (curator_model/generate.py), and they refuse
 some real good views, so fewer than every view of every instance is a good sample.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,9 @@ def test_the_real_test_photos_were_never_trained_or_calibrated_on():
     card = json.loads((DEFAULT_CHECKPOINT.parent / "model_card.json").read_text())
     splits = card["data"]["splits"]
     test = set(splits["test"]["photos"])
-    assert test == set(PHOTO_SPLITS["test"]) and not test & (set(splits["train"]["photos"]) | set(splits["calibration"]["photos"]))
+    assert test == set(PHOTO_SPLITS["test"]) and not test & (
+        set(splits["train"]["photos"]) | set(splits["calibration"]["photos"])
+    )
 
 
 def test_the_shipped_curators_real_photo_keep_and_reject_shares_stay_at_their_measured_values(scored):

@@ -7,6 +7,7 @@
 - minimal-alpha layers recomposite any (C, B) pair to >= 45 dB;
 - the exported-model inpainter loads a ``torch.export`` program from disk and changes only masked pixels.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -16,7 +17,13 @@ import torch
 
 from curation.core.compositing import over, psnr, to_float
 from curation.core.config.masks import InpaintOptions
-from curation.core.decompose import background_unpaired, layers_from_background, minimal_alpha, relight, soft_object_alpha
+from curation.core.decompose import (
+    background_unpaired,
+    layers_from_background,
+    minimal_alpha,
+    relight,
+    soft_object_alpha,
+)
 from curation.core.inpaint import TeleaInpainter, build_inpainter
 from curation.core.morphology import dilate
 
@@ -99,8 +106,9 @@ class _FillMean(torch.nn.Module):
 
 def test_exported_inpainter_loads_from_disk_and_fills_only_the_hole(tmp_path):
     h, w = torch.export.Dim("h", min=8, max=4096), torch.export.Dim("w", min=8, max=4096)
-    program = torch.export.export(_FillMean(), (torch.rand(1, 3, 32, 32), torch.ones(1, 1, 32, 32)),
-                                  dynamic_shapes=({2: h, 3: w}, {2: h, 3: w}))
+    program = torch.export.export(
+        _FillMean(), (torch.rand(1, 3, 32, 32), torch.ones(1, 1, 32, 32)), dynamic_shapes=({2: h, 3: w}, {2: h, 3: w})
+    )
     path = tmp_path / "fill.pt2"
     torch.export.save(program, path)
     inpainter = build_inpainter(InpaintOptions(backend="exported", checkpoint=path, device="cpu"))

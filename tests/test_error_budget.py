@@ -6,6 +6,7 @@ when it is caught at the end (a small run) and when an actor stops the run as so
 The broken model here is real: a tiny BLIP captioner asked for more tokens than its position table holds, so it
 loads and passes the start-up checks, then raises ``IndexError`` in ``generate`` on every row.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -18,8 +19,12 @@ from devdata.tiny_vlm import build_tiny_blip
 
 
 def _row(stage: str | None, reason: str | None = None, detail: str = "") -> dict:
-    return {"status": "ok" if stage is None else "rejected", "reject_stage": stage, "reject_reason": reason,
-            "reject_detail": detail}
+    return {
+        "status": "ok" if stage is None else "rejected",
+        "reject_stage": stage,
+        "reject_reason": reason,
+        "reject_detail": detail,
+    }
 
 
 def test_an_actor_budget_raises_once_its_share_of_errors_is_spent_after_the_first_rows():
@@ -36,7 +41,8 @@ def test_the_end_of_run_verdict_names_the_stage_and_the_most_common_error():
     assert budget_verdict(fine, stages, 0.05, 20, accepted_in_out=30) is None
     broken = [_row("masks", "empty_mask")] * 2 + [_row("caption", "stage_error", "IndexError: x")] * 4
     assert budget_verdict(broken, stages, 0.05, 20, accepted_in_out=0) == (
-        "stage caption raised on 4 of 4 rows (run.max_error_fraction 0.05); most common error (4x): IndexError: x")
+        "stage caption raised on 4 of 4 rows (run.max_error_fraction 0.05); most common error (4x): IndexError: x"
+    )
     only_input = [_row("masks", "empty_mask")] * 3
     assert "accepted nothing" in budget_verdict(only_input, stages, 0.05, 20, accepted_in_out=0)
     assert budget_verdict(only_input, stages, 0.05, 20, accepted_in_out=5) is None  # a resume of a good run
@@ -50,10 +56,14 @@ def broken_captioner(tmp_path_factory):
 def _config(tmp_path, model: str, count: int, **run) -> str:
     data = {
         "run": {"out": str(tmp_path / "out"), **run},
-        "sources": [{"type": "synthetic", "name": "synth", "count": count, "size": 96, "seed": 3,
-                     "paired_fraction": 1.0}],
-        "caption": {"backend": "transformers", "resources": {"batch_size": 2},
-                    "transformers": {"model": model, "generation": {"min_new_tokens": 200, "max_new_tokens": 200}}},
+        "sources": [
+            {"type": "synthetic", "name": "synth", "count": count, "size": 96, "seed": 3, "paired_fraction": 1.0}
+        ],
+        "caption": {
+            "backend": "transformers",
+            "resources": {"batch_size": 2},
+            "transformers": {"model": model, "generation": {"min_new_tokens": 200, "max_new_tokens": 200}},
+        },
         "sink": {"shard_size": 8},
     }
     path = tmp_path / "run.yaml"
@@ -61,8 +71,7 @@ def _config(tmp_path, model: str, count: int, **run) -> str:
     return str(path)
 
 
-def test_a_stage_that_raises_on_every_row_fails_the_run_with_one_line(ray_session, broken_captioner, tmp_path,
-                                                                     capsys):
+def test_a_stage_that_raises_on_every_row_fails_the_run_with_one_line(ray_session, broken_captioner, tmp_path, capsys):
     code = main(["run", _config(tmp_path, broken_captioner, count=3), "--out", str(tmp_path / "out")])
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("curate run")]
     assert code == 1

@@ -1,5 +1,6 @@
 """``curate eval-layers``: one command prints every stage-2 metric; the headline is held out, in-sample figures
 are named so; the bounds below pin measured values (each test's name says which)."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,24 @@ HELD_OUT_IOU_PINNED = 0.55  # measured 0.633 (n=4) at this commit
 
 def test_eval_layers_reports_all_metrics_with_a_held_out_headline_and_pinned_measured_bounds(tmp_path, capsys):
     out = tmp_path / "report.json"
-    assert main(["eval-layers", "--synthetic", "3", "--size", "128", "--fill-methods", "telea,fsr_fast",
-                 "--holes-per-photo", "1", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval-layers",
+                "--synthetic",
+                "3",
+                "--size",
+                "128",
+                "--fill-methods",
+                "telea,fsr_fast",
+                "--holes-per-photo",
+                "1",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "headline: single-image shadow IoU on held-out real photos, DESOBAv2 (held out)" in printed
     assert "in-sample (tuning photos, not a result): shadow IoU on DESOBA" in printed
@@ -35,7 +52,12 @@ def test_eval_layers_reports_all_metrics_with_a_held_out_headline_and_pinned_mea
     assert report["synthetic"]["paired"]["effect_alpha_mae"] <= 0.04
     for source in ("real", "synthetic"):  # the hole benchmark, per method, real photos and synthetic apart
         for method in ("telea", "fsr_fast"):
-            assert set(report["fill_benchmark"][source][method]) == {"psnr", "ssim", "gradient_ratio", "cpu_seconds_per_hole"}
+            assert set(report["fill_benchmark"][source][method]) == {
+                "psnr",
+                "ssim",
+                "gradient_ratio",
+                "cpu_seconds_per_hole",
+            }
     checks = report["quality_checks"]  # each check's share of known-good rejected and known-bad caught
     assert {"good", "smear", "drift"} <= set(checks["real"]) and {"good", "smear", "drift"} <= set(checks["synthetic"])
     assert "quality checks, held-out split" in printed and "fill benchmark, real" in printed
@@ -46,7 +68,10 @@ def test_the_cli_plugin_stays_light():
     import sys
 
     code = "import sys, curation.eval_layers; print('cv2' in sys.modules, 'torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == ["False", "False"]
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == [
+        "False",
+        "False",
+    ]
 
 
 def test_coarsen_simplifies_an_outline_within_tolerance():

@@ -3,6 +3,7 @@
 ``tests/fixtures/golden.json`` holds the reference digest and the releases it was made with (requirements.lock
 pins them); regenerate it only for a change meant to alter the output (see tests/fixtures/golden.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,6 +34,5 @@ def test_pipeline_output_matches_the_golden_reference(ray_session, tmp_path, fus
     got = run_golden(tmp_path, fusion)
     diff = _differences(record["samples"], got)
     drift = version_drift(record["recorded_with"])
-    hint = (f"; {'; '.join(drift)}: install requirements.lock (make venv), or regenerate deliberately"
-            if drift else "")
+    hint = f"; {'; '.join(drift)}: install requirements.lock (make venv), or regenerate deliberately" if drift else ""
     assert not diff, f"{len(diff)} differences from {GOLDEN.name}{hint}, first: {diff[:15]}"

@@ -7,21 +7,34 @@ Tolerances (per sample unless stated):
   over the set, mean background PSNR inside object+shadow >= 17 dB and mean shadow alpha MAE <= 0.2
   (the offline inpainting's quality; issue 4 measures and improves it).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from curation.core.compositing import psnr
 from curation.core.config import parse_config
+from curation.core.scenes import render_scene
 from curation.core.schema import get_image, is_ok
 from stages.masks import MasksAndLayers
-from curation.core.scenes import render_scene
 from stages.sources.synthetic import SyntheticSource
 
 
 def _run(paired: float, count: int = 12, size: int = 128):
-    cfg = parse_config({"sources": [{"type": "synthetic", "count": count, "size": size, "seed": 5,
-                                     "paired_fraction": paired, "max_objects": 1}]})
+    cfg = parse_config(
+        {
+            "sources": [
+                {
+                    "type": "synthetic",
+                    "count": count,
+                    "size": size,
+                    "seed": 5,
+                    "paired_fraction": paired,
+                    "max_objects": 1,
+                }
+            ]
+        }
+    )
     src, stage = SyntheticSource(cfg.sources[0]), MasksAndLayers(cfg)
     for unit in src.units():
         rows = src.load(unit, 10**8)

@@ -3,6 +3,7 @@
 The units go through the same parquet work list the pipeline uses, and duplicates through the
 cluster-wide registry actor.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,10 +18,10 @@ import pytest
 from PIL import Image
 
 from curation.core.imageio import ImageError, decode_image
-from curation.worklist import write_units
 from curation.core.schema import IMAGE_COLUMNS, OK, REJECTED, get_image, rows_to_table, table_rows
-from stages.ingest import DedupeRegistry, Ingest, claimed_digests
+from curation.worklist import write_units
 from devdata.coco_synth import encode, write_dataset
+from stages.ingest import DedupeRegistry, Ingest, claimed_digests
 from tests.conftest import small_config
 
 
@@ -32,6 +33,7 @@ def png_bytes(array: np.ndarray, **save) -> bytes:
 
 def png_header_only(w: int, h: int) -> bytes:
     """A valid PNG header declaring w×h pixels with almost no data: a decompression bomb's shape."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -92,8 +94,20 @@ def corpus(tmp_path_factory):
         (images / name).write_bytes(payload)
     (images / "dir.jpg").mkdir()
     shutil.copy(good, images / "copy_of_good.jpg")
-    names = ["empty.jpg", "trunc.jpg", "text.jpg", "corrupt.png", "bomb.png", "missing.jpg", "dir.jpg",
-             "wrongsize.png", "noanns.png", "twoanns.png", "copy_of_good.jpg", "trunc.png"]
+    names = [
+        "empty.jpg",
+        "trunc.jpg",
+        "text.jpg",
+        "corrupt.png",
+        "bomb.png",
+        "missing.jpg",
+        "dir.jpg",
+        "wrongsize.png",
+        "noanns.png",
+        "twoanns.png",
+        "copy_of_good.jpg",
+        "trunc.png",
+    ]
     for i, name in enumerate(names, start=2):
         data["images"].append({"id": i, "file_name": name, "width": 160, "height": 120})
     data["images"].append({"id": 14, "width": 160, "height": 120})  # no file_name
@@ -117,7 +131,9 @@ def corpus(tmp_path_factory):
     (pairs / "p1").mkdir(parents=True)
     (pairs / "p1" / "c.png").write_bytes(png_bytes(rgb))
     (pairs / "p1" / "b.png").write_bytes(png_bytes(rgb[:100, :100].copy()))
-    (pairs / "m.csv").write_text("id,composite,background\np1,p1/c.png,p1/b.png\nbroken,p1/c.png\np3,p1/gone.png,p1/b.png\n")
+    (pairs / "m.csv").write_text(
+        "id,composite,background\np1,p1/c.png,p1/b.png\nbroken,p1/c.png\np3,p1/gone.png,p1/b.png\n"
+    )
     return root, ann_path
 
 
@@ -132,10 +148,13 @@ def _ingest(cfg, tmp_path) -> list[dict]:
 
 def test_every_bad_input_is_a_rejected_row_with_its_reason(ray_session, corpus, tmp_path):
     root, ann_path = corpus
-    cfg = small_config(tmp_path / "out", sources=[
-        {"type": "coco", "name": "coco", "annotations": str(ann_path), "images": str(root / "coco" / "val2017")},
-        {"type": "paired", "name": "pairs", "root": str(root / "pairs"), "manifest": "m.csv"},
-    ])
+    cfg = small_config(
+        tmp_path / "out",
+        sources=[
+            {"type": "coco", "name": "coco", "annotations": str(ann_path), "images": str(root / "coco" / "val2017")},
+            {"type": "paired", "name": "pairs", "root": str(root / "pairs"), "manifest": "m.csv"},
+        ],
+    )
     rows = _ingest(cfg, tmp_path)
     assert {r["status"] for r in rows} <= {OK, REJECTED}
     by_key = {r["key"]: r for r in rows}
@@ -154,20 +173,29 @@ def test_every_bad_input_is_a_rejected_row_with_its_reason(ray_session, corpus, 
     assert all(get_image(r, "composite") is None for r in rows if r["status"] == REJECTED)
     # ingested = accepted + rejected, and every unit is accounted for
     assert len(rows) == sum(r["status"] == OK for r in rows) + sum(r["status"] == REJECTED for r in rows)
-    assert len(EXPECTED) + 2 == len({r["key"].rsplit("-", 1)[0] if r["key"].count("-") == 2 else r["key"] for r in rows})
+    assert len(EXPECTED) + 2 == len(
+        {r["key"].rsplit("-", 1)[0] if r["key"].count("-") == 2 else r["key"] for r in rows}
+    )
 
 
 def test_pixel_cap_comes_from_the_config(ray_session, corpus, tmp_path):
     root, ann_path = corpus
-    cfg = small_config(tmp_path / "out", ingest={"max_pixels": 160 * 120 - 1}, sources=[
-        {"type": "coco", "name": "coco", "annotations": str(ann_path), "images": str(root / "coco" / "val2017")}])
+    cfg = small_config(
+        tmp_path / "out",
+        ingest={"max_pixels": 160 * 120 - 1},
+        sources=[
+            {"type": "coco", "name": "coco", "annotations": str(ann_path), "images": str(root / "coco" / "val2017")}
+        ],
+    )
     rows = _ingest(cfg, tmp_path)
     assert {r["key"]: r["reject_reason"] for r in rows}["coco-1"] == "too_many_pixels"
 
 
 def test_folder_list_with_missing_and_undecodable_lines(ray_session, tmp_path):
     (tmp_path / "list.txt").write_bytes(b"missing.jpg\n\xff\xfe\x00bad\n")
-    cfg = small_config(tmp_path / "out", sources=[{"type": "folder", "name": "web", "list_file": str(tmp_path / "list.txt")}])
+    cfg = small_config(
+        tmp_path / "out", sources=[{"type": "folder", "name": "web", "list_file": str(tmp_path / "list.txt")}]
+    )
     reasons = sorted(r["reject_reason"] for r in _ingest(cfg, tmp_path))
     assert reasons == ["bad_manifest_row", "missing_file"]
 
@@ -175,8 +203,12 @@ def test_folder_list_with_missing_and_undecodable_lines(ray_session, tmp_path):
 def test_duplicate_claims_survive_a_resume(ray_session, corpus, tmp_path):
     """Segment 1 wrote some rows; segment 2 must neither accept a twin of them nor reject their unit's rest."""
     root, ann_path = corpus
-    cfg = small_config(tmp_path / "out", sources=[
-        {"type": "coco", "name": "coco", "annotations": str(ann_path), "images": str(root / "coco" / "val2017")}])
+    cfg = small_config(
+        tmp_path / "out",
+        sources=[
+            {"type": "coco", "name": "coco", "annotations": str(ann_path), "images": str(root / "coco" / "val2017")}
+        ],
+    )
     first = _ingest(cfg, tmp_path)
     written = [r for r in first if r["key"] in ("coco-1-1", "coco-12-200")]  # as if one shard had completed
     pq.write_table(rows_to_table(written).drop_columns(list(IMAGE_COLUMNS)), tmp_path / "shard.parquet")
@@ -184,8 +216,9 @@ def test_duplicate_claims_survive_a_resume(ray_session, corpus, tmp_path):
     assert list(seed.values()) == ["coco-1"]  # the duplicate's row is no claim
     units = tmp_path / "units.parquet"
     write_units(cfg, units)
-    resumed = Ingest(cfg, done_keys=frozenset(r["key"] for r in written),
-                     dedupe=DedupeRegistry.remote(seed)).run(table_rows(pq.read_table(units)))
+    resumed = Ingest(cfg, done_keys=frozenset(r["key"] for r in written), dedupe=DedupeRegistry.remote(seed)).run(
+        table_rows(pq.read_table(units))
+    )
     by_key = {r["key"]: r for r in resumed}
     assert "coco-1-1" not in by_key and by_key["coco-1-2"]["status"] == OK  # same unit: not its own duplicate
     assert by_key["coco-12-201"]["reject_reason"] == "duplicate_image"  # the twin stays rejected
@@ -194,12 +227,15 @@ def test_duplicate_claims_survive_a_resume(ray_session, corpus, tmp_path):
     assert ray_session.get(registry.claim.remote("def", "s-9")) == "s-9"  # a retried claim still wins
 
 
-@pytest.mark.parametrize("mode,array,expect", [
-    ("L", np.full((8, 8), 77, np.uint8), (77, 77, 77)),
-    ("I;16", np.full((8, 8), 257 * 200, np.uint16), (200, 200, 200)),
-    ("RGBA", np.dstack([np.full((8, 8, 3), 100, np.uint8), np.full((8, 8), 0, np.uint8)]), (255, 255, 255)),
-    ("LA", np.dstack([np.full((8, 8), 10, np.uint8), np.full((8, 8), 255, np.uint8)]), (10, 10, 10)),
-])
+@pytest.mark.parametrize(
+    "mode,array,expect",
+    [
+        ("L", np.full((8, 8), 77, np.uint8), (77, 77, 77)),
+        ("I;16", np.full((8, 8), 257 * 200, np.uint16), (200, 200, 200)),
+        ("RGBA", np.dstack([np.full((8, 8, 3), 100, np.uint8), np.full((8, 8), 0, np.uint8)]), (255, 255, 255)),
+        ("LA", np.dstack([np.full((8, 8), 10, np.uint8), np.full((8, 8), 255, np.uint8)]), (10, 10, 10)),
+    ],
+)
 def test_modes_are_converted_deliberately(mode, array, expect):
     data = png_bytes(array)
     assert Image.open(io.BytesIO(data)).mode == mode

@@ -1,4 +1,5 @@
 """The whole pipeline on fixture datasets in every real format, with a few bad inputs mixed in."""
+
 from __future__ import annotations
 
 import json
@@ -19,12 +20,15 @@ def test_pipeline_runs_on_coco_soba_paired_and_folder_sources(ray_session, tmp_p
     photos = tmp_path / "photos"
     photos.mkdir()
     shutil.copy(tmp_path / "coco" / "val2017" / "000000000000.jpg", photos / "a.jpg")
-    cfg = small_config(tmp_path / "out", sources=[
-        {"type": "coco", "name": "coco", "annotations": str(coco), "images": str(tmp_path / "coco" / "val2017")},
-        {"type": "soba", "name": "soba", "annotations": str(soba), "images": str(tmp_path / "soba" / "val2017")},
-        {"type": "paired", "name": "desoba", "root": "desoba"},
-        {"type": "folder", "name": "web", "root": str(photos), "max_proposals": 2},
-    ])
+    cfg = small_config(
+        tmp_path / "out",
+        sources=[
+            {"type": "coco", "name": "coco", "annotations": str(coco), "images": str(tmp_path / "coco" / "val2017")},
+            {"type": "soba", "name": "soba", "annotations": str(soba), "images": str(tmp_path / "soba" / "val2017")},
+            {"type": "paired", "name": "desoba", "root": "desoba"},
+            {"type": "folder", "name": "web", "root": str(photos), "max_proposals": 2},
+        ],
+    )
     result = run(cfg)
     s = result.stats
     assert s["ingested"] == s["accepted"] + s["rejected"]

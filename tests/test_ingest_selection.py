@@ -1,4 +1,5 @@
 """Instance selection: each rule excludes with its own reason code, and occluders count even when rejected."""
+
 from __future__ import annotations
 
 import numpy as np

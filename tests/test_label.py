@@ -1,4 +1,5 @@
 """The labelling loop: export a review page from shards, "edit" labels as the page would, train on them."""
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,13 @@ from curator_model.review import review_candidates, write_review
 from curator_model.train import DataConfig, SplitSize, TrainConfig, train
 
 TINY = ModelSpec(arch="resnet10t", model_kwargs={"channels": [8, 16, 32, 64], "stem_width": 8}, input_size=32)
-TINY_DATA = DataConfig(train=SplitSize(synthetic=1, composite=1, real_views=0),
-                       calibration=SplitSize(synthetic=1, composite=2, real_views=0),
-                       test=SplitSize(synthetic=1, composite=1, real_views=0), cache_dir=None, workers=1)
+TINY_DATA = DataConfig(
+    train=SplitSize(synthetic=1, composite=1, real_views=0),
+    calibration=SplitSize(synthetic=1, composite=2, real_views=0),
+    test=SplitSize(synthetic=1, composite=1, real_views=0),
+    cache_dir=None,
+    workers=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +37,9 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     rows = []
     for i, s in enumerate(generate.scene_samples(10_000_002) + generate.scene_samples(10_000_003)):
-        row = new_row(key=f"synth-{i:06d}-0", source="synth", source_ref=f"synthetic:seed={i}:instance=0", psnr=60.0, score=0.5)
+        row = new_row(
+            key=f"synth-{i:06d}-0", source="synth", source_ref=f"synthetic:seed={i}:instance=0", psnr=60.0, score=0.5
+        )
         for name in ("composite", "background", "foreground", "mask", "effect"):
             set_image(row, name, getattr(s.triplet, name))
         rows.append(row)
@@ -60,8 +67,17 @@ def test_labels_round_trip_export_edit_train(run_dir, checkpoint, tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text(to_csv(edited))
     assert read_labels(labels) == edited
-    cfg = TrainConfig(arch=TINY.arch, model_kwargs=TINY.model_kwargs, input_size=32, epochs=1, batch_size=8,
-                      data=TINY_DATA, labels=labels, shards=[out], human_ratio=0.5)
+    cfg = TrainConfig(
+        arch=TINY.arch,
+        model_kwargs=TINY.model_kwargs,
+        input_size=32,
+        epochs=1,
+        batch_size=8,
+        data=TINY_DATA,
+        labels=labels,
+        shards=[out],
+        human_ratio=0.5,
+    )
     card = train(cfg, tmp_path / "ckpt")
     assert card["data"]["human"] == {"labels": str(labels), "samples": 3, "good": 1, "ratio": 0.5}
     assert (tmp_path / "ckpt" / "curator.safetensors").exists()
@@ -110,26 +126,39 @@ def test_export_shows_real_photo_rejects_first(tmp_path, checkpoint):
     rows = []
     for i, s in enumerate(samples):
         real = i % 2 == 1
-        row = new_row(key=f"{'photo' if real else 'synth'}-{i:06d}-0", source="src",
-                      source_ref=f"photos/{i}.jpg" if real else f"synthetic:seed={i}:instance=0", psnr=60.0, score=0.5)
+        row = new_row(
+            key=f"{'photo' if real else 'synth'}-{i:06d}-0",
+            source="src",
+            source_ref=f"photos/{i}.jpg" if real else f"synthetic:seed={i}:instance=0",
+            psnr=60.0,
+            score=0.5,
+        )
         for name in ("composite", "background", "foreground", "mask", "effect"):
             set_image(row, name, getattr(s.triplet, name))
         rows.append(row)
     write_shard(tmp_path / "shards", "r000-000000", rows)
     curator = Curator(checkpoint, "cpu")
-    p = {k: float(v) for k, v in zip((r["key"] for r in rows),
-                                     curator.predict(np.stack([features(s.triplet, 32) for s in samples]))[:, 0],
-                                     strict=True)}
+    p = {
+        k: float(v)
+        for k, v in zip(
+            (r["key"] for r in rows),
+            curator.predict(np.stack([features(s.triplet, 32) for s in samples]))[:, 0],
+            strict=True,
+        )
+    }
     threshold = float(np.median(list(p.values()))) + 1e-6  # about half of them rejected
     picked = review_candidates(curator, [tmp_path], 6, threshold)
     real_rejects = sorted((k for k in p if k.startswith("photo") and p[k] < threshold), key=p.get)
     assert real_rejects and [c.key for c in picked[: len(real_rejects)]] == real_rejects
     assert all(c.real and c.rejected for c in picked[: len(real_rejects)])
-    assert not any(c.real and c.rejected for c in picked[len(real_rejects):])
+    assert not any(c.real and c.rejected for c in picked[len(real_rejects) :])
     write_review(tmp_path / "page.html", picked, threshold, str(tmp_path))
     page = (tmp_path / "page.html").read_text()
     assert page.index(real_rejects[0]) < page.index(next(c.key for c in picked if not c.real))
-    assert "real photo, <b>rejected</b>" in page and f"likely failure: {picked[0].likely} ({picked[0].p_likely:.2f})" in page
+    assert (
+        "real photo, <b>rejected</b>" in page
+        and f"likely failure: {picked[0].likely} ({picked[0].p_likely:.2f})" in page
+    )
 
 
 NODE_DOM = """
@@ -167,7 +196,11 @@ def test_the_review_pages_own_script_writes_a_labels_file_train_curator_reads(ru
     js = f"const KEYS = {json.dumps(keys)};\n{NODE_DOM}\n{script}\n{CLICKS}"
     csv_text = subprocess.run(["node", "-e", js], capture_output=True, text=True, check=True, timeout=60).stdout
     (tmp_path / "labels.csv").write_text(csv_text)
-    assert read_labels(tmp_path / "labels.csv") == [Label(keys[0], True), Label(keys[1], False, "ghost"), Label(keys[2], False)]
+    assert read_labels(tmp_path / "labels.csv") == [
+        Label(keys[0], True),
+        Label(keys[1], False, "ghost"),
+        Label(keys[2], False),
+    ]
 
 
 def test_kept_rejects_show_on_the_review_page_and_their_labels_train(checkpoint, tmp_path):
@@ -197,11 +230,22 @@ def test_kept_rejects_show_on_the_review_page_and_their_labels_train(checkpoint,
     assert main(["label", "export", str(out), "--checkpoint", str(checkpoint), "--n", "4"]) == 0
     page = (out / "label_review.html").read_text()
     assert re.findall(r'data-key="([^"]+)"', page) == ["synth-000002-0", "synth-000000-0"]
-    assert "possible false rejects" in page and "rejected: curate/low_curator_score: score 0.2 &lt; 0.5; P(good) in the run 0.200" in page
+    assert (
+        "possible false rejects" in page
+        and "rejected: curate/low_curator_score: score 0.2 &lt; 0.5; P(good) in the run 0.200" in page
+    )
 
     labels = tmp_path / "labels.csv"
     labels.write_text(to_csv([Label("synth-000000-0", True), Label("synth-000002-0", False)]))
-    cfg = TrainConfig(arch=TINY.arch, model_kwargs=TINY.model_kwargs, input_size=32, epochs=1, batch_size=8,
-                      data=TINY_DATA,
-                      labels=labels, shards=[out], human_ratio=0.5)
+    cfg = TrainConfig(
+        arch=TINY.arch,
+        model_kwargs=TINY.model_kwargs,
+        input_size=32,
+        epochs=1,
+        batch_size=8,
+        data=TINY_DATA,
+        labels=labels,
+        shards=[out],
+        human_ratio=0.5,
+    )
     assert train(cfg, tmp_path / "ckpt")["data"]["human"]["samples"] == 2

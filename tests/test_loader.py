@@ -1,9 +1,9 @@
 """``layered_loader``: exact epochs over workers and ranks, layer-aligned augmentation, filters, sources."""
+
 from __future__ import annotations
 
 import shutil
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +26,10 @@ def _epoch_keys(loader) -> list[str]:
 
 
 def test_each_key_once_per_epoch_across_workers_and_ranks(shards):
-    loaders = [layered_loader(shards.out, size=SIZE, batch_size=3, num_workers=2, seed=7, rank=r, world_size=2)
-               for r in range(2)]
+    loaders = [
+        layered_loader(shards.out, size=SIZE, batch_size=3, num_workers=2, seed=7, rank=r, world_size=2)
+        for r in range(2)
+    ]
     epochs = []
     for epoch in range(2):
         per_rank = []
@@ -77,7 +79,9 @@ def test_the_psnr_check_catches_layers_cut_apart(shards):
     """The check above can fail: the same layers with the background mirrored on its own do fail it."""
     import webdataset as wds
 
-    sample = next(iter(wds.WebDataset(str(shards.out / "shards" / "r000-000000.tar"), shardshuffle=False, empty_check=False)))
+    sample = next(
+        iter(wds.WebDataset(str(shards.out / "shards" / "r000-000000.tar"), shardshuffle=False, empty_check=False))
+    )
     layers, _ = decode_members(sample)
     h, w = layers["composite"].shape[:2]
     window = draw_window(h, w, "random", np.random.default_rng(0), None)
@@ -90,8 +94,13 @@ def test_the_psnr_check_catches_layers_cut_apart(shards):
 
 
 def test_members_decode_in_their_own_modes_and_mixed_sizes_batch(shards):
-    batch = next(iter(layered_loader(shards.out, size=SIZE, batch_size=len(shards.accepted), num_workers=0,
-                                     crop="center", shuffle=False)))
+    batch = next(
+        iter(
+            layered_loader(
+                shards.out, size=SIZE, batch_size=len(shards.accepted), num_workers=0, crop="center", shuffle=False
+            )
+        )
+    )
     assert batch["composite"].shape == batch["background"].shape == (len(shards.accepted), 3, SIZE, SIZE)
     assert batch["foreground"].shape == (len(shards.accepted), 4, SIZE, SIZE)
     assert batch["mask"].shape == batch["effect"].shape == (len(shards.accepted), 1, SIZE, SIZE)
@@ -110,7 +119,8 @@ def test_filters_by_score_source_and_captions(shards):
     assert keys(min_score=0.6) == {k for k, s in shards.scores.items() if s >= 0.6}  # an unscored sample never passes
     assert keys(sources=["photo"]) == {k for k, s in shards.sources.items() if s == "photo"}
     assert keys(sources="synth", require_captions=True) == {
-        k for k, s in shards.sources.items() if s == "synth" and k not in shards.no_captions}
+        k for k, s in shards.sources.items() if s == "synth" and k not in shards.no_captions
+    }
     with pytest.raises(ValueError, match="no sample that passes"):
         layered_loader(shards.out, min_score=2.0)
 
@@ -122,12 +132,18 @@ def test_globs_lists_and_tars_without_an_index_read_the_same(shards, tmp_path):
     for t in tars:  # no parquet beside them: the loader reads the json members instead
         shutil.copy(t, bare / t.name)
     expected = set(shards.accepted)
-    for source in (str(shards.out / "shards" / "*.tar"), str(shards.out / "shards" / "r000-{000000..000003}.tar"),
-                   [str(t) for t in tars], bare, str(bare / "*.tar")):
+    for source in (
+        str(shards.out / "shards" / "*.tar"),
+        str(shards.out / "shards" / "r000-{000000..000003}.tar"),
+        [str(t) for t in tars],
+        bare,
+        str(bare / "*.tar"),
+    ):
         assert set(_epoch_keys(layered_loader(source, size=16, num_workers=0))) == expected, source
     # without an index the filters read the sample json
     assert set(_epoch_keys(layered_loader(bare, size=16, num_workers=0, require_captions=True, min_score=0.5))) == {
-        k for k, s in shards.scores.items() if s >= 0.5 and k not in shards.no_captions}
+        k for k, s in shards.scores.items() if s >= 0.5 and k not in shards.no_captions
+    }
     with pytest.raises(FileNotFoundError):
         layered_loader(tmp_path / "nothing-*.tar")
 

@@ -1,6 +1,7 @@
 """``layered_loader`` over HTTP (webdataset's ``http://`` URLs, a local ``http.server``): every key exactly once
 per epoch across ranks and workers, the same batches as from the files, the keys listed from each shard's
 index parquet (a few KB) instead of the tars, and each tar fetched only by the workers whose part it holds."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -35,8 +36,9 @@ def test_each_key_once_per_epoch_over_http(shards, index):
     assert len(names) >= 3
     with serve(shards.out / "shards", hide=(".parquet",) if index == "absent" else ()) as http:
         urls = [http.url(f"{n}.tar") for n in names]
-        loaders = [layered_loader(urls, size=SIZE, batch_size=3, num_workers=2, seed=5, rank=r, world_size=2)
-                   for r in range(2)]
+        loaders = [
+            layered_loader(urls, size=SIZE, batch_size=3, num_workers=2, seed=5, rank=r, world_size=2) for r in range(2)
+        ]
         listed = list(http.requests)
         for epoch in range(2):
             before = len(http.requests)
@@ -55,8 +57,11 @@ def test_each_key_once_per_epoch_over_http(shards, index):
 def test_http_gives_the_same_batches_as_the_files(shards):
     local = _batches(layered_loader(shards.out, size=SIZE, batch_size=4, num_workers=2, seed=9))
     with serve(shards.out / "shards") as http:
-        remote = _batches(layered_loader([http.url(f"{n}.tar") for n in _names(shards.out)], size=SIZE,
-                                         batch_size=4, num_workers=2, seed=9))
+        remote = _batches(
+            layered_loader(
+                [http.url(f"{n}.tar") for n in _names(shards.out)], size=SIZE, batch_size=4, num_workers=2, seed=9
+            )
+        )
     assert [b["key"] for b in remote] == [b["key"] for b in local]
     for a, b in zip(local, remote, strict=True):
         for layer in ("composite", "background", "foreground", "mask", "effect"):

@@ -3,14 +3,15 @@
 Tolerance: on 8 synthetic 256-px scenes, the best offline proposal reaches IoU >= 0.5 with at least half
 of the objects (measured: mean best IoU 0.52 on 20 scenes; the offline proposer is a weak fallback).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from curation.core.morphology import iou
-from stages.segmenters.proposals import propose_objects
 from curation.core.scenes import render_scene
+from stages.segmenters.proposals import propose_objects
 
 
 def test_offline_proposals_find_synthetic_objects():

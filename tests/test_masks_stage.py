@@ -8,20 +8,19 @@ Tolerances (measured values in docs/layers.md):
   with the detector's shadow: <= 0.2 (measured 0.109);
 - every accepted sample recomposites at >= 45 dB.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from curation.core.compositing import to_float
-
-from curation.core.morphology import iou
 from curation.core.config import parse_config
-from curation.eval_layers import _row, coarsen, desoba_truths
-from curation.core.schema import OK, get_image, get_json, new_row
 from curation.core.decompose import OBJECT_MARGIN_PX
-from curation.core.morphology import dilate
-from stages.masks import MasksAndLayers
+from curation.core.morphology import dilate, iou
 from curation.core.scenes import render_scene
+from curation.core.schema import OK, get_image, get_json, new_row
+from curation.eval_layers import _row, coarsen, desoba_truths
+from stages.masks import MasksAndLayers
 
 
 def _stage(**masks) -> MasksAndLayers:
@@ -87,8 +86,15 @@ def test_grabcut_refines_a_coarse_annotation():
         scene = render_scene(100 + seed, 160, max_objects=1)
         inst = scene.instances[0]
         coarse = coarsen(inst.mask, 3)
-        row = new_row(key=f"g{seed}", source="t", source_ref="t", composite=scene.composite, ann_mask=coarse,
-                      ann_effect=inst.effect, ann={"bbox": list(inst.bbox)})
+        row = new_row(
+            key=f"g{seed}",
+            source="t",
+            source_ref="t",
+            composite=scene.composite,
+            ann_mask=coarse,
+            ann_effect=inst.effect,
+            ann={"bbox": list(inst.bbox)},
+        )
         stage.process([row])
         if row["status"] == OK:
             assert _meta(row)["segmenter"] == "grabcut"
@@ -139,8 +145,15 @@ def test_a_recomposite_below_the_floor_is_a_stage_error_not_a_quality_verdict():
     composite[obj] = (20, 120, 40)
     # a clean plate one level brighter than the photo (sensor noise): alpha 1/200 is below the noise floor,
     # so the layers leave it out and the recomposite is 20·log10(255) = 48.1 dB, below a 50 dB floor
-    row = new_row(key="n", source="t", source_ref="t", composite=composite, clean=np.full_like(composite, 201),
-                  ann_mask=obj, ann={"bbox": [40, 30, 20, 30]})
+    row = new_row(
+        key="n",
+        source="t",
+        source_ref="t",
+        composite=composite,
+        clean=np.full_like(composite, 201),
+        ann_mask=obj,
+        ann={"bbox": [40, 30, 20, 30]},
+    )
     _stage(psnr_floor=50.0).run([row])  # the row fails alone; the run's error budget counts it
     assert (row["status"], row["reject_reason"]) == ("rejected", "stage_error")
     assert "LayerIntegrityError" in row["reject_detail"] and "48." in row["reject_detail"]

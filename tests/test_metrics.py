@@ -1,11 +1,12 @@
 """The pipeline's metrics on the local Ray's Prometheus endpoint: there while a run goes, equal to stats.json at
 its end; and the names Ray shows for the stage pools."""
+
 from __future__ import annotations
 
 import json
 import math
-import re
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -44,14 +45,25 @@ def test_metrics_endpoint_during_and_at_end_of_a_run(tmp_path: Path) -> None:
     series growing, the scrape at its end has every metric with the totals of stats.json."""
     port = _free_port()
     out = tmp_path / "out"
-    config = {"run": {"out": str(out)}, "ray": {"metrics_export_port": port, "num_cpus": 4},
-              "sources": [{"type": "synthetic", "name": "synth", "count": 24, "size": 96, "seed": 5, "paired_fraction": 0.5}],
-              "ingest": {"resources": {"batch_size": 4}}, "masks": {"resources": {"batch_size": 4}},
-              "sink": {"shard_size": 8}, "report": {"rejects_per_reason": 2, "thumbnail_px": 48}}
+    config = {
+        "run": {"out": str(out)},
+        "ray": {"metrics_export_port": port, "num_cpus": 4},
+        "sources": [{"type": "synthetic", "name": "synth", "count": 24, "size": 96, "seed": 5, "paired_fraction": 0.5}],
+        "ingest": {"resources": {"batch_size": 4}},
+        "masks": {"resources": {"batch_size": 4}},
+        "sink": {"shard_size": 8},
+        "report": {"rejects_per_reason": 2, "thumbnail_px": 48},
+    }
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "curation.cli", "run", str(tmp_path / "run.yaml"), "--hold"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "curation.cli", "run", str(tmp_path / "run.yaml"), "--hold"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     holding = threading.Event()
 

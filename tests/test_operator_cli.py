@@ -1,5 +1,6 @@
 """What an operator runs besides ``curate run``: --version, plan, status (on a run in progress, from another
 process), config --schema, init, ``shards | head``; and the run's summary of accept rates per source."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,12 @@ def test_plan_lists_the_work_pools_and_fit_without_running(capsys, tmp_path):
     assert [p["stages"] for p in plan["pools"]] == [["ingest", "masks", "caption", "curate"]]
     assert not (tmp_path / "o").exists()  # nothing written, no Ray started
     config = tmp_path / "big.yaml"
-    write_config(config, tmp_path / "o", ray={"num_cpus": 2},
-                 masks={"resources": {"num_cpus": 1, "batch_size": 2, "concurrency": 4}})
+    write_config(
+        config,
+        tmp_path / "o",
+        ray={"num_cpus": 2},
+        masks={"resources": {"num_cpus": 1, "batch_size": 2, "concurrency": 4}},
+    )
     assert main(["plan", str(config)]) == 1
     text = capsys.readouterr().out
     assert "DOES NOT FIT" in text and "masks.resources" in text and "10 source units" in text
@@ -58,10 +63,15 @@ def watched_run(tmp_path_factory):
     the run's stdout)."""
     tmp = tmp_path_factory.mktemp("status")
     out = tmp / "out"
-    write_config(tmp / "run.yaml", out,
-                 sources=[{"type": "synthetic", "name": "synth", "count": 14, "size": 96, "seed": 5},
-                          {"type": "paired", "name": "desoba", "root": "desoba"}],
-                 masks={"resources": {"num_cpus": 0.5, "batch_size": 2, "concurrency": 1}})
+    write_config(
+        tmp / "run.yaml",
+        out,
+        sources=[
+            {"type": "synthetic", "name": "synth", "count": 14, "size": 96, "seed": 5},
+            {"type": "paired", "name": "desoba", "root": "desoba"},
+        ],
+        masks={"resources": {"num_cpus": 0.5, "batch_size": 2, "concurrency": 1}},
+    )
     proc = curate("run", str(tmp / "run.yaml"))
     seen: list[list[str]] = []
     deadline = time.monotonic() + 300
@@ -104,6 +114,12 @@ def test_shards_into_head_ends_quietly(watched_run):
     out, _, _ = watched_run
     for reader in ("head -1", "true"):  # ``true`` has closed the pipe before curate writes a byte
         cmd = f"{sys.executable} -m curation.cli shards {out} | {reader}; exit ${{PIPESTATUS[0]}}"
-        done = subprocess.run(["bash", "-c", cmd], cwd=REPO, capture_output=True, text=True, timeout=120,
-                              env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+        done = subprocess.run(
+            ["bash", "-c", cmd],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        )
         assert done.returncode == 0 and done.stderr == "", done.stderr

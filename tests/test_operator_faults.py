@@ -1,5 +1,6 @@
 """Faults an operator causes (issue 12), each on a real local Ray run: every one ends with 0 samples lost
 and 0 duplicated, checked against the keys a clean run records."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,7 +31,9 @@ def assert_complete(out, expected: set[str]) -> None:
 
 def faults_config(out):
     """Small, several shards, two actors (so rows finish out of order)."""
-    return small_config(out, sink={"shard_size": 4}, masks={"resources": {"num_cpus": 0.5, "batch_size": 2, "concurrency": 2}})
+    return small_config(
+        out, sink={"shard_size": 4}, masks={"resources": {"num_cpus": 0.5, "batch_size": 2, "concurrency": 2}}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +95,12 @@ def write_config(path, out, **sections) -> None:
     """A small run config as a YAML file (JSON is YAML) for the command line."""
     import json
 
-    data = {"run": {"out": str(out)}, "ray": {"num_cpus": 4},
-            "sources": [{"type": "synthetic", "name": "synth", "count": 10, "size": 96, "seed": 3, "paired_fraction": 0.5}],
-            "sink": {"shard_size": 4}}
+    data = {
+        "run": {"out": str(out)},
+        "ray": {"num_cpus": 4},
+        "sources": [{"type": "synthetic", "name": "synth", "count": 10, "size": 96, "seed": 3, "paired_fraction": 0.5}],
+        "sink": {"shard_size": 4},
+    }
     data.update(sections)
     path.write_text(json.dumps(data))
 
@@ -107,8 +113,15 @@ def curate(*args: str, **kwargs):
     from tests.conftest import REPO
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "curation.cli", *args], cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "curation.cli", *args],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
 
 
 def test_a_second_run_into_the_same_out_is_refused_while_the_first_runs(clean_run, tmp_path):
@@ -142,9 +155,17 @@ def test_the_lock_of_a_killed_run_is_taken_over(tmp_path):
 
     from curation.lock import OutLock
 
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from curation.lock import OutLock; "
-                               f"OutLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(Path(__file__).parents[1])})
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from curation.lock import OutLock; "
+            f"OutLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"PYTHONPATH": str(Path(__file__).parents[1])},
+    )
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(Exception, match=f"pid {holder.pid} on"):
         OutLock(tmp_path).acquire()
@@ -152,7 +173,6 @@ def test_the_lock_of_a_killed_run_is_taken_over(tmp_path):
     holder.wait()
     with OutLock(tmp_path):  # the dead run's lock file is still there, its flock is gone
         assert str(__import__("os").getpid()) in (tmp_path / ".lock").read_text()
-
 
 
 def test_keys_longer_than_a_ustar_name_are_written_and_read_back(ray_session, tmp_path):
@@ -164,11 +184,16 @@ def test_keys_longer_than_a_ustar_name_are_written_and_read_back(ray_session, tm
     folder = sorted(p for p in root.iterdir() if p.is_dir())[0]
     files = {p.stem: p.relative_to(root).as_posix() for p in folder.iterdir()}
     sid = "/".join(["a_deeply_nested_folder_of_photos"] * 6) + "/IMG_0001.jpg"  # a nested path as the id
-    (tmp_path / "m.csv").write_text("id,composite,shadowfree,object_mask\n"
-                                    f"{sid},{files['composite']},{files['shadowfree']},{files['object_mask']}\n")
+    (tmp_path / "m.csv").write_text(
+        "id,composite,shadowfree,object_mask\n"
+        f"{sid},{files['composite']},{files['shadowfree']},{files['object_mask']}\n"
+    )
     out = tmp_path / "out"
-    result = run(small_config(out, sources=[{"type": "paired", "name": "pairs", "root": str(root),
-                                             "manifest": str(tmp_path / "m.csv")}]))
+    result = run(
+        small_config(
+            out, sources=[{"type": "paired", "name": "pairs", "root": str(root), "manifest": str(tmp_path / "m.csv")}]
+        )
+    )
     assert result.stats["accepted"] == 1
     (key,) = index_keys(out)
     assert len(key) > 200
@@ -187,7 +212,9 @@ def test_a_user_mistake_is_one_line_and_exit_2_before_anything_is_written(tmp_pa
     elif case == "workers_zero":
         args, expect = args + ["--workers", "0"], "--workers must be at least 1, got 0"
     elif case == "missing_source":
-        write_config(tmp_path / "run.yaml", out, sources=[{"type": "paired", "name": "p", "root": str(tmp_path / "nope")}])
+        write_config(
+            tmp_path / "run.yaml", out, sources=[{"type": "paired", "name": "p", "root": str(tmp_path / "nope")}]
+        )
         expect = f"sources.0 (p): paired source 'p': root {tmp_path / 'nope'} is not a folder"
     elif case == "out_is_a_file":
         out.write_text("not a folder")
@@ -199,8 +226,9 @@ def test_a_user_mistake_is_one_line_and_exit_2_before_anything_is_written(tmp_pa
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err
     assert err.count("\n") == 1 and expect in err and "Traceback" not in err, err
-    assert not (out / "run.json").exists() and not (out.is_dir() and (out / "shards").exists() and
-                                                     any((out / "shards").iterdir()))
+    assert not (out / "run.json").exists() and not (
+        out.is_dir() and (out / "shards").exists() and any((out / "shards").iterdir())
+    )
     if case == "missing_source":  # --debug shows where it came from
         proc = curate(*args, "--debug")
         _, err = proc.communicate(timeout=120)
@@ -253,9 +281,12 @@ def test_shards_land_as_the_run_goes_and_a_kill_costs_only_the_shards_in_flight(
     from stages.ingest import Ingest
 
     out = tmp_path / "out"
-    sections = dict(sources=[{"type": "synthetic", "name": "synth", "count": 40, "size": 64, "seed": 5}],
-                    ingest={"resources": {"num_cpus": 0.5, "batch_size": 2, "concurrency": 1}}, sink={"shard_size": 1},
-                    masks={"resources": {"num_cpus": 0.5, "batch_size": 2, "concurrency": 2}})
+    sections = dict(
+        sources=[{"type": "synthetic", "name": "synth", "count": 40, "size": 64, "seed": 5}],
+        ingest={"resources": {"num_cpus": 0.5, "batch_size": 2, "concurrency": 1}},
+        sink={"shard_size": 1},
+        masks={"resources": {"num_cpus": 0.5, "batch_size": 2, "concurrency": 2}},
+    )
     cfg = small_config(out, **sections)
     write_units(cfg, tmp_path / "units.parquet")  # every row ingest makes is one index row: the keys to expect
     expected = {r["key"] for r in Ingest(cfg).run(table_rows(pq.read_table(tmp_path / "units.parquet")))}
@@ -267,7 +298,11 @@ def test_shards_land_as_the_run_goes_and_a_kill_costs_only_the_shards_in_flight(
     os.killpg(proc.pid, signal.SIGKILL)  # kill -9 of the driver and the Ray it started
     proc.communicate()
     kept = OutDir(out).complete_shards()
-    kept_keys = {k for n in kept for k in pq.read_table(out / "shards" / f"{n}.parquet", columns=["key"]).column("key").to_pylist()}
+    kept_keys = {
+        k
+        for n in kept
+        for k in pq.read_table(out / "shards" / f"{n}.parquet", columns=["key"]).column("key").to_pylist()
+    }
     assert len(kept) >= 2 and len(kept_keys) < len(expected) // 2, "the first shards landed only late in the run"
     resumed = run(cfg)
     assert set(OutDir(out).complete_shards()) >= set(kept)  # what was complete at the kill stays
@@ -287,8 +322,10 @@ def test_a_writer_that_outlived_its_run_marks_nothing(tmp_path):
     with OutLock(tmp_path) as dead_run:
         sink = ShardSink(out.shards, "r000", small_config(tmp_path).sink, dead_run.token)
     with OutLock(tmp_path):  # the next run holds the folder now
+
         class Ctx:
             task_idx = 0
+
         with pytest.raises(Superseded, match="held by another run"):
             sink.write([rows_to_table(scene_rows(2, (48,), 0))], Ctx())
         assert out.complete_shards() == []
@@ -311,8 +348,14 @@ def test_a_worker_node_lost_mid_run_on_a_multi_node_cluster(tmp_path):
     out = tmp_path / "out"
     write_units(config(out), tmp_path / "units.parquet")
     expected = {r["key"] for r in Ingest(config(out)).run(table_rows(pq.read_table(tmp_path / "units.parquet")))}
-    proc = subprocess.run([sys.executable, "-m", "tests.fixtures.multinode", str(out)], cwd=REPO, capture_output=True,
-                          text=True, timeout=400, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.fixtures.multinode", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(report_path(out).read_text())
     assert report["error"] is None and report["removed"] is not None, report

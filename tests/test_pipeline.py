@@ -1,4 +1,5 @@
 """End to end on a real local Ray: shards verify, read back as RGBA with webdataset, and runs resume."""
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,13 @@ from tests.conftest import small_config
 @pytest.fixture(scope="module")
 def demo_run(ray_session, tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e")
-    cfg = small_config(out, sources=[
-        {"type": "synthetic", "name": "synth", "count": 12, "size": 96, "seed": 3, "paired_fraction": 0.5},
-        {"type": "paired", "name": "desoba", "root": "desoba"},
-    ])
+    cfg = small_config(
+        out,
+        sources=[
+            {"type": "synthetic", "name": "synth", "count": 12, "size": 96, "seed": 3, "paired_fraction": 0.5},
+            {"type": "paired", "name": "desoba", "root": "desoba"},
+        ],
+    )
     return cfg, run(cfg)
 
 

@@ -1,4 +1,5 @@
 """Actor pools: fusion of CPU-only stages, autoscaling bounds, and the start-up check that they fit the cluster."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -79,4 +80,3 @@ def test_a_run_asking_for_a_gpu_the_cluster_lacks_stops_before_it_starts(ray_ses
     with pytest.raises(ConfigError, match="masks.resources"):
         run(cfg)
     assert not (tmp_path / "run.json").exists()  # nothing was started
-

@@ -1,4 +1,5 @@
 """The progress tally, its estimates and the lines the terminal prints (no Ray needed: the tally is a class)."""
+
 from __future__ import annotations
 
 import io
@@ -65,8 +66,18 @@ def test_the_block_fits_the_terminal_and_keeps_every_figure(width: int) -> None:
     lines = progress_lines({**t.snapshot(), "now": 1004.0}, width)
     assert all(len(line) <= width for line in lines), [line for line in lines if len(line) > width]
     text = " ".join(" ".join(lines).split())
-    for part in ("ingest 4/10 units", "→ 6 passed", "1.00/s", "ETA 0:06", "occluded 2", "masks 8/~15 rows",
-                 "fill_smeared 3", "effect_implausible 1", "background_drift 1", "sink 1 shards"):
+    for part in (
+        "ingest 4/10 units",
+        "→ 6 passed",
+        "1.00/s",
+        "ETA 0:06",
+        "occluded 2",
+        "masks 8/~15 rows",
+        "fill_smeared 3",
+        "effect_implausible 1",
+        "background_drift 1",
+        "sink 1 shards",
+    ):
         assert part in text, (part, lines)
     if width >= 160:
         assert len(lines) == 4  # one line per stage

@@ -6,6 +6,7 @@ way real mistakes happen and re-layered by stage 2's own ``decompose`` (so they 
 a smeared fill on textured ground, a drifted background, an effect that grabbed a piece of a neighbour.
 Held-out split, small: the figures on the full sets are in docs/layers.md.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,14 @@ def _fails(t) -> list[str]:
 
 @pytest.fixture(scope="module")
 def shares():
-    return rates([(c, _fails(c.triplet)) for c in cases("report", build_inpainter(MasksConfig().inpaint),
-                                                         synthetic=5, holes_per_photo=1, stage=False)])
+    return rates(
+        [
+            (c, _fails(c.triplet))
+            for c in cases(
+                "report", build_inpainter(MasksConfig().inpaint), synthetic=5, holes_per_photo=1, stage=False
+            )
+        ]
+    )
 
 
 def test_ground_truth_triplets_pass(shares):
@@ -42,7 +49,9 @@ def test_each_check_catches_its_failure(shares):
         assert shares[source]["smear"]["fill_smeared"] >= 0.75, shares[source]["smear"]
         assert shares[source]["drift"]["background_drift"] >= 0.8, shares[source]["drift"]
         assert shares[source]["drift"]["any"] >= 0.9, shares[source]["drift"]
-    assert shares["real"]["foreign"]["n"] >= 6 and shares["real"]["foreign"]["effect_implausible"] >= 0.7, shares["real"]
+    assert shares["real"]["foreign"]["n"] >= 6 and shares["real"]["foreign"]["effect_implausible"] >= 0.7, shares[
+        "real"
+    ]
 
 
 def test_a_grabbed_neighbour_is_caught_where_the_true_shadow_passes():
@@ -57,9 +66,13 @@ def test_a_grabbed_neighbour_is_caught_where_the_true_shadow_passes():
         piece = grabbed_piece(inst.mask, inst.shadow, inst.others)
         if piece is None:
             continue
-        good, bad = (measure(t.composite, t.background, t.mask, t.effect) for t in (
-            decompose(inst.composite, background_unpaired(inst.composite, inst.mask, eff, fill), inst.mask, 1)
-            for eff in (inst.shadow, inst.shadow | piece)))
+        good, bad = (
+            measure(t.composite, t.background, t.mask, t.effect)
+            for t in (
+                decompose(inst.composite, background_unpaired(inst.composite, inst.mask, eff, fill), inst.mask, 1)
+                for eff in (inst.shadow, inst.shadow | piece)
+            )
+        )
         if failures(good, opts):
             continue
         compared += 1
@@ -73,8 +86,15 @@ def _stage(**masks) -> MasksAndLayers:
 
 
 def _desoba_row(plate: np.ndarray, inst) -> dict:
-    return new_row(key="q", source="t", source_ref="t", composite=inst.composite, clean=plate, ann_mask=inst.mask,
-                   ann={"bbox": [0, 0, 1, 1], "clean_kind": "shadowfree"})
+    return new_row(
+        key="q",
+        source="t",
+        source_ref="t",
+        composite=inst.composite,
+        clean=plate,
+        ann_mask=inst.mask,
+        ann={"bbox": [0, 0, 1, 1], "clean_kind": "shadowfree"},
+    )
 
 
 def test_the_stage_rejects_a_drifted_plate_with_its_reason_and_records_the_values():
@@ -103,20 +123,38 @@ def test_the_stage_rejects_a_smeared_fill():
     h = cut_holes("report", 1)[0]  # grass
     donor = np.full_like(h.photo, (40, 90, 200))
     composite = np.where(h.hole[..., None], donor, h.photo)
-    row = new_row(key="s", source="t", source_ref="t", composite=composite, ann_mask=h.hole,
-                  ann_effect=np.zeros_like(h.hole), ann={"bbox": [0, 0, 1, 1]})
+    row = new_row(
+        key="s",
+        source="t",
+        source_ref="t",
+        composite=composite,
+        ann_mask=h.hole,
+        ann_effect=np.zeros_like(h.hole),
+        ann={"bbox": [0, 0, 1, 1]},
+    )
     _stage(inpaint={"backend": "telea"}, effects="source").process([row])
     assert (row["status"], row["reject_reason"]) == ("rejected", "fill_smeared"), row["reject_detail"]
-    row = new_row(key="s", source="t", source_ref="t", composite=composite, ann_mask=h.hole,
-                  ann_effect=np.zeros_like(h.hole), ann={"bbox": [0, 0, 1, 1]})
+    row = new_row(
+        key="s",
+        source="t",
+        source_ref="t",
+        composite=composite,
+        ann_mask=h.hole,
+        ann_effect=np.zeros_like(h.hole),
+        ann={"bbox": [0, 0, 1, 1]},
+    )
     _stage(effects="source").process([row])
     assert row["status"] == OK, row["reject_detail"]
 
 
 def test_drift_variants_change_the_background_beyond_the_object():
     inst = desoba_instances()[0]
-    good = decompose(inst.composite, background_shadowfree(inst.shadowfree, inst.mask, build_inpainter(MasksConfig().inpaint)),
-                     inst.mask, 1)
+    good = decompose(
+        inst.composite,
+        background_shadowfree(inst.shadowfree, inst.mask, build_inpainter(MasksConfig().inpaint)),
+        inst.mask,
+        1,
+    )
     rng = np.random.default_rng(0)
     for _ in range(3):
         b = drifted(good.background, inst.mask, inst.shadow, rng)

@@ -1,4 +1,5 @@
 """Per-source quotas: hash-ranked, the same photos on every run, counted by ``plan_quotas``, held across a resume."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,8 @@ import pytest
 from curation.core.config import ConfigError, load_config, parse_config
 from curation.layout import OutDir
 from curation.quota import QuotaPlan, plan_quotas, select
-from stages.sources import build_source
 from devdata.coco_synth import write_dataset
+from stages.sources import build_source
 from tests.fixtures.mulan_synth import write_scene
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
@@ -22,19 +23,46 @@ def two_sources(root: Path, coco: dict, mulan: dict, **sections) -> dict:
         write_dataset(root / "coco", n_images=6, objects_per_image=3, size=(128, 96), seed=2)
         for i in range(1, 5):
             write_scene(root / "mulan", i, seed=9)
-    return {"run": {"out": str(root / "out")}, "sink": {"shard_size": 3}, **sections, "sources": [
-        {"type": "coco", "name": "coco", "annotations": str(ann), "images": str(root / "coco" / "val2017"), **coco},
-        {"type": "mulan", "name": "mulan", "annotations": str(root / "mulan" / "annotations"),
-         "images": [str(root / "mulan" / "images")], **mulan}]}
+    return {
+        "run": {"out": str(root / "out")},
+        "sink": {"shard_size": 3},
+        **sections,
+        "sources": [
+            {"type": "coco", "name": "coco", "annotations": str(ann), "images": str(root / "coco" / "val2017"), **coco},
+            {
+                "type": "mulan",
+                "name": "mulan",
+                "annotations": str(root / "mulan" / "annotations"),
+                "images": [str(root / "mulan" / "images")],
+                **mulan,
+            },
+        ],
+    }
 
 
 def test_plan_counts_each_source_under_its_quota(tmp_path):
     cfg = parse_config(two_sources(tmp_path, {"max_samples": 7}, {"max_units": 3}))
     coco, mulan = plan_quotas(cfg)
-    assert coco == QuotaPlan(source="coco", units_found=6, samples_found=18, max_units=None, max_samples=7,
-                             units_selected=2, samples_selected=6, bad_entries=0)
-    assert mulan == QuotaPlan(source="mulan", units_found=4, samples_found=None, max_units=3, max_samples=None,
-                              units_selected=3, samples_selected=None, bad_entries=0)
+    assert coco == QuotaPlan(
+        source="coco",
+        units_found=6,
+        samples_found=18,
+        max_units=None,
+        max_samples=7,
+        units_selected=2,
+        samples_selected=6,
+        bad_entries=0,
+    )
+    assert mulan == QuotaPlan(
+        source="mulan",
+        units_found=4,
+        samples_found=None,
+        max_units=3,
+        max_samples=None,
+        units_selected=3,
+        samples_selected=None,
+        bad_entries=0,
+    )
     unlimited = plan_quotas(parse_config(two_sources(tmp_path, {}, {})))
     assert [(p.units_selected, p.samples_selected) for p in unlimited] == [(6, 18), (4, None)]
 
@@ -45,8 +73,16 @@ def test_selection_is_the_same_on_every_run_and_moves_with_the_seed(tmp_path):
     first, _ = select(source, parse_config(data).sources[0], "sources.0")
     again, _ = select(build_source(parse_config(data).sources[0]), parse_config(data).sources[0], "sources.0")
     assert first == again and len(first) == 3
-    other = {frozenset(select(source, parse_config(two_sources(tmp_path, {"max_units": 3, "quota_seed": s}, {}))
-                              .sources[0], "sources.0")[0]) for s in range(1, 6)}
+    other = {
+        frozenset(
+            select(
+                source,
+                parse_config(two_sources(tmp_path, {"max_units": 3, "quota_seed": s}, {})).sources[0],
+                "sources.0",
+            )[0]
+        )
+        for s in range(1, 6)
+    }
     assert len(other | {first}) > 1  # another seed picks other photos
 
 
@@ -59,7 +95,10 @@ def test_max_samples_on_a_source_that_counts_only_when_decoding_is_refused_by_ke
 def test_the_lasagna48k_recipe_validates():
     cfg = load_config(MANIFESTS / "lasagna48k.yaml")
     assert [(s.type, s.max_units, s.max_samples) for s in cfg.sources] == [
-        ("mulan", 8000, None), ("coco", None, 39000), ("soba", None, 1000)]
+        ("mulan", 8000, None),
+        ("coco", None, 39000),
+        ("soba", None, 1000),
+    ]
     assert all(build_source(s).name == s.name for s in cfg.sources)
 
 
@@ -103,8 +142,12 @@ def test_quotas_hold_across_a_sigkill_and_its_resume(ray_session, tmp_path):
     from curation.pipeline import run
     from tests.conftest import REPO
 
-    data = two_sources(tmp_path, {"max_samples": 7}, {"max_units": 2}, ingest={
-        "dedupe": False, "resources": {"num_cpus": 0.5, "batch_size": 1, "concurrency": 1}})
+    data = two_sources(
+        tmp_path,
+        {"max_samples": 7},
+        {"max_units": 2},
+        ingest={"dedupe": False, "resources": {"num_cpus": 0.5, "batch_size": 1, "concurrency": 1}},
+    )
     data["sink"] = {"shard_size": 1}
     cfg = parse_config(json.loads(json.dumps(data)))
     (tmp_path / "run.yaml").write_text(json.dumps(data))
@@ -112,8 +155,14 @@ def test_quotas_hold_across_a_sigkill_and_its_resume(ray_session, tmp_path):
     ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"PYTHONPATH": str(REPO), "RAY_TMPDIR": ray_tmp}
     log = open(tmp_path / "killed.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "curation.cli", "run", str(tmp_path / "run.yaml")], cwd=tmp_path,
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "curation.cli", "run", str(tmp_path / "run.yaml")],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     out = OutDir(tmp_path / "out")
     deadline = time.monotonic() + 240
     while proc.poll() is None and time.monotonic() < deadline and not list(out.shards.glob("*_stats.json")):
@@ -148,8 +197,13 @@ def test_unreadable_entries_pass_a_quota_to_become_their_rejects(tmp_path):
         lines.append(f"{f.name},{files['composite']},,{files['shadowfree']},{files['object_mask']}")
     lines.append("broken,only,three")
     (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
-    cfg = parse_config({"sources": [{"type": "paired", "name": "p", "root": str(root),
-                                     "manifest": str(tmp_path / "m.csv"), "max_units": 1}]})
+    cfg = parse_config(
+        {
+            "sources": [
+                {"type": "paired", "name": "p", "root": str(root), "manifest": str(tmp_path / "m.csv"), "max_units": 1}
+            ]
+        }
+    )
     [plan] = plan_quotas(cfg)
     assert (plan.units_found, plan.units_selected, plan.bad_entries) == (len(folders), 1, 1)
     units = list(quota_units(build_source(cfg.sources[0]), cfg.sources[0], "sources.0"))

@@ -1,4 +1,5 @@
 """The bundled DESOBA photos split into real object–shadow instances."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,11 @@ def test_each_photo_gives_its_target_and_the_other_objects_with_their_shadows():
         assert i.mask.any() and i.shadow.any(), i.name
         assert not (i.mask & i.shadow).any() and not (i.mask & i.others).any()
         assert (i.shadowfree is not None) == i.name.endswith("target")
-    assert [i.touches_border for i in inst if i.name.endswith("target")] == [False, False, True]  # 07: a car cut by the frame
+    assert [i.touches_border for i in inst if i.name.endswith("target")] == [
+        False,
+        False,
+        True,
+    ]  # 07: a car cut by the frame
 
 
 def test_a_shadow_goes_to_the_object_it_touches_and_stray_shadows_are_dropped():

@@ -5,6 +5,7 @@ bar or legend of the score plot overlaps its threshold label.
 A probe script is appended to a copy of each page; Chromium runs it once the page has loaded and
 ``--dump-dom`` hands back what it measured. The screenshots are kept beside the pages (``*.png``).
 """
+
 from __future__ import annotations
 
 import json
@@ -51,11 +52,22 @@ def probe(page, tmp_path) -> dict:
     """Open ``page`` at 1400 px in headless Chromium: the probe's measurements (and a screenshot beside it)."""
     copy = tmp_path / f"probed-{page.name}"
     copy.write_text(page.read_text() + PROBE)
-    flags = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             f"--window-size={WIDTH},2000", "--virtual-time-budget=10000"]
+    flags = [
+        CHROMIUM,
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--window-size={WIDTH},2000",
+        "--virtual-time-budget=10000",
+    ]
     dom = subprocess.run(flags + ["--dump-dom", copy.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    subprocess.run(flags + [f"--screenshot={page.with_suffix('.png')}", page.as_uri()], capture_output=True,
-                   timeout=120, cwd=tmp_path)
+    subprocess.run(
+        flags + [f"--screenshot={page.with_suffix('.png')}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
     assert found, dom[-2000:]
     return json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
@@ -66,9 +78,14 @@ def pages(ray_session, tmp_path_factory):
     """A small run with the shipped curator on rendered scenes and the bundled real photos: its report and
     its label page."""
     out = tmp_path_factory.mktemp("pages")
-    cfg = small_config(out, sources=[{"type": "synthetic", "name": "synth", "count": 8, "size": 96, "seed": 3},
-                                     {"type": "paired", "name": "desoba", "root": str(BUNDLED / "desoba")}],
-                       curate={"backend": "model"})
+    cfg = small_config(
+        out,
+        sources=[
+            {"type": "synthetic", "name": "synth", "count": 8, "size": 96, "seed": 3},
+            {"type": "paired", "name": "desoba", "root": str(BUNDLED / "desoba")},
+        ],
+        curate={"backend": "model"},
+    )
     run(cfg)
     assert main(["label", "export", str(out), "--n", "8"]) == 0
     return out

@@ -4,6 +4,7 @@
 - a resumed unit still counts its already-written instances as occluders of the rest;
 - two ids that sanitise alike (``a.b``, ``a_b``) get two keys; a repeated id is rejected as ``duplicate_key``.
 """
+
 from __future__ import annotations
 
 import io
@@ -71,13 +72,28 @@ def _two_touching_objects(root: Path) -> Path:
     def square(x0, y0, x1, y1):
         return [[x0, y0, x1, y0, x1, y1, x0, y1]]
 
-    ann = {"images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 64}],
-           "categories": [{"id": 1, "name": "box"}],
-           "annotations": [
-               {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [10, 10, 20, 20],
-                "segmentation": square(10, 10, 30, 30)},
-               {"id": 2, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [30, 10, 20, 20],
-                "segmentation": square(30, 10, 50, 30)}]}
+    ann = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 64}],
+        "categories": [{"id": 1, "name": "box"}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "bbox": [10, 10, 20, 20],
+                "segmentation": square(10, 10, 30, 30),
+            },
+            {
+                "id": 2,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "bbox": [30, 10, 20, 20],
+                "segmentation": square(30, 10, 50, 30),
+            },
+        ],
+    }
     (root / "ann.json").write_text(json.dumps(ann))
     return root / "ann.json"
 
@@ -90,8 +106,13 @@ def _ingest(cfg, tmp_path: Path, **kwargs) -> list[dict]:
 
 def test_a_written_neighbour_still_occludes_on_resume(tmp_path):
     ann = _two_touching_objects(tmp_path / "coco")
-    cfg = small_config(tmp_path / "out", ingest={"dedupe": False}, sources=[
-        {"type": "coco", "name": "coco", "annotations": str(ann), "images": str(tmp_path / "coco" / "images")}])
+    cfg = small_config(
+        tmp_path / "out",
+        ingest={"dedupe": False},
+        sources=[
+            {"type": "coco", "name": "coco", "annotations": str(ann), "images": str(tmp_path / "coco" / "images")}
+        ],
+    )
     fresh = {r["key"]: r["reject_reason"] for r in _ingest(cfg, tmp_path)}
     assert fresh == {"coco-1-1": "occluded", "coco-1-2": "occluded"}
     resumed = {r["key"]: r["reject_reason"] for r in _ingest(cfg, tmp_path, done_keys=frozenset({"coco-1-1"}))}
@@ -111,11 +132,16 @@ def test_ids_that_sanitise_alike_get_distinct_keys(tmp_path):
         (root / f"b{n}.png").write_bytes(_png(bg))
         lines.append(f"{sid},c{n}.png,b{n}.png")
     (root / "m.csv").write_text("\n".join(lines) + "\n")
-    cfg = small_config(tmp_path / "out", sources=[{"type": "paired", "name": "pairs", "root": str(root), "manifest": "m.csv"}])
+    cfg = small_config(
+        tmp_path / "out", sources=[{"type": "paired", "name": "pairs", "root": str(root), "manifest": "m.csv"}]
+    )
     rows = _ingest(cfg, tmp_path)
     keys = [r["key"] for r in rows]
     assert len(keys) == len(set(keys)) == 2, keys
-    assert {json.loads(r["ann"])["image_id"] if isinstance(r["ann"], str) else r["ann"]["image_id"] for r in rows} == {"a.b", "a_b"}
+    assert {json.loads(r["ann"])["image_id"] if isinstance(r["ann"], str) else r["ann"]["image_id"] for r in rows} == {
+        "a.b",
+        "a_b",
+    }
     assert make_key("pairs", "a.b", 0) != make_key("pairs", "a_b", 0)
     assert make_key("synth", "000001", 0) == "synth-000001-0"  # clean ids keep their readable keys
 
@@ -124,13 +150,17 @@ def test_a_repeated_unit_id_is_rejected_as_a_key_collision(tmp_path):
     image = np.random.default_rng(1).integers(0, 255, (40, 40, 3), dtype=np.uint8)
     (tmp_path / "a.png").write_bytes(_png(image))
     (tmp_path / "list.txt").write_text("a.png\na.png\n")  # one file listed twice: the same unit id, the same keys
-    cfg = small_config(tmp_path / "out", sources=[{"type": "folder", "name": "photos", "list_file": str(tmp_path / "list.txt")}])
+    cfg = small_config(
+        tmp_path / "out", sources=[{"type": "folder", "name": "photos", "list_file": str(tmp_path / "list.txt")}]
+    )
     units = tmp_path / "units.parquet"
     write_units(cfg, units)
     rows = table_rows(pq.read_table(units))
     assert rows[0]["unit_id"] != rows[1]["unit_id"]
     second = Ingest(cfg).run(rows[1:])
-    assert [(r["reject_reason"], "repeats an earlier unit" in r["reject_detail"]) for r in second] == [("key_collision", True)]
+    assert [(r["reject_reason"], "repeats an earlier unit" in r["reject_detail"]) for r in second] == [
+        ("key_collision", True)
+    ]
 
 
 def test_links_and_dotdot_that_leave_the_source_root_are_rejected(tmp_path):
@@ -143,10 +173,15 @@ def test_links_and_dotdot_that_leave_the_source_root_are_rejected(tmp_path):
     (photos / "inside.png").write_bytes(_png(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)))
     (photos / "sub" / "link.png").symlink_to(outside / "secret.png")
     (photos / "sub" / "same.png").symlink_to(photos / "inside.png")  # a link that stays inside is fine
-    cfg = small_config(tmp_path / "out", ingest={"dedupe": False},
-                       sources=[{"type": "folder", "name": "photos", "root": str(photos), "max_proposals": 1}])
+    cfg = small_config(
+        tmp_path / "out",
+        ingest={"dedupe": False},
+        sources=[{"type": "folder", "name": "photos", "root": str(photos), "max_proposals": 1}],
+    )
     rows = _ingest(cfg, tmp_path)
-    reasons = {name: {r["reject_reason"] for r in rows if f"{name}_png" in r["key"]} for name in ("link", "same", "inside")}
+    reasons = {
+        name: {r["reject_reason"] for r in rows if f"{name}_png" in r["key"]} for name in ("link", "same", "inside")
+    }
     assert reasons["link"] == {"outside_root"}
     assert "outside_root" not in reasons["same"] | reasons["inside"] and reasons["same"] and reasons["inside"]
     assert any("outside the source root" in r["reject_detail"] for r in rows if "link_png" in r["key"])
@@ -154,7 +189,9 @@ def test_links_and_dotdot_that_leave_the_source_root_are_rejected(tmp_path):
     pairs = tmp_path / "pairs"
     pairs.mkdir()
     (pairs / "m.csv").write_text("id,composite,background\nup,../private/secret.png,../private/secret.png\n")
-    cfg = small_config(tmp_path / "out2", sources=[{"type": "paired", "name": "pairs", "root": str(pairs), "manifest": "m.csv"}])
+    cfg = small_config(
+        tmp_path / "out2", sources=[{"type": "paired", "name": "pairs", "root": str(pairs), "manifest": "m.csv"}]
+    )
     (row,) = _ingest(cfg, tmp_path)
     assert row["reject_reason"] == "outside_root"
 
@@ -164,15 +201,30 @@ def test_a_nan_in_one_coco_annotation_rejects_that_annotation_only(tmp_path):
     data = json.loads(ann_path.read_text())
     data["annotations"][0]["area"] = float("nan")  # as Python's json.dump writes it: a bare NaN
     data["annotations"][1]["bbox"] = [30, 10, 20, float("inf")]
-    data["annotations"].append({"id": 3, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [50, 40, 8, 8],
-                                "segmentation": [[50, 40, 58, 40, 58, 48, 50, 48]]})
+    data["annotations"].append(
+        {
+            "id": 3,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 0,
+            "bbox": [50, 40, 8, 8],
+            "segmentation": [[50, 40, 58, 40, 58, 48, 50, 48]],
+        }
+    )
     ann_path.write_text(json.dumps(data))
     assert "NaN" in ann_path.read_text() and "Infinity" in ann_path.read_text()
-    cfg = small_config(tmp_path / "out", ingest={"dedupe": False}, sources=[
-        {"type": "coco", "name": "coco", "annotations": str(ann_path), "images": str(tmp_path / "coco" / "images")}])
+    cfg = small_config(
+        tmp_path / "out",
+        ingest={"dedupe": False},
+        sources=[
+            {"type": "coco", "name": "coco", "annotations": str(ann_path), "images": str(tmp_path / "coco" / "images")}
+        ],
+    )
     rows = {r["key"]: r for r in _ingest(cfg, tmp_path)}
-    assert {k: r["reject_reason"] for k, r in rows.items() if k != "coco-1-3"} == {"coco-1-1": "bad_annotation",
-                                                                                   "coco-1-2": "bad_annotation"}
+    assert {k: r["reject_reason"] for k, r in rows.items() if k != "coco-1-3"} == {
+        "coco-1-1": "bad_annotation",
+        "coco-1-2": "bad_annotation",
+    }
     assert "NaN or Infinity" in rows["coco-1-1"]["reject_detail"]
     assert rows["coco-1-3"]["reject_reason"] != "bad_annotation"  # the same file's clean annotation is used
 
@@ -181,8 +233,13 @@ def test_a_resumed_unit_whose_keys_are_all_done_is_not_decoded(tmp_path, monkeyp
     import stages.sources.coco as coco
 
     ann = _two_touching_objects(tmp_path / "coco")
-    cfg = small_config(tmp_path / "out", ingest={"dedupe": False}, sources=[
-        {"type": "coco", "name": "coco", "annotations": str(ann), "images": str(tmp_path / "coco" / "images")}])
+    cfg = small_config(
+        tmp_path / "out",
+        ingest={"dedupe": False},
+        sources=[
+            {"type": "coco", "name": "coco", "annotations": str(ann), "images": str(tmp_path / "coco" / "images")}
+        ],
+    )
     keys = frozenset(r["key"] for r in _ingest(cfg, tmp_path))
     decoded = []
     real = coco.decode_oriented

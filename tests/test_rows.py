@@ -1,4 +1,5 @@
 """Rows between actors: images cross as views of the Arrow buffers, a shared photo crosses once, nothing changes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,11 +16,27 @@ def _rows() -> tuple[list[dict], np.ndarray]:
     rows = []
     for i in range(3):  # three instances of one photo, each with its own mask
         mask = np.zeros((24, 32), bool)
-        mask[i:i + 5, i:i + 7] = True
-        rows.append(new_row(f"s-1-{i}", "s", "ref", label="box", composite=photo, ann_mask=mask,
-                            ann={"bbox": [i, i, 7, 5]}, psnr=40.0 + i))
-    rows.append(reject(new_row("s-2-0", "s", "ref", composite=rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)),
-                       "ingest", "crowd", "a crowd"))
+        mask[i : i + 5, i : i + 7] = True
+        rows.append(
+            new_row(
+                f"s-1-{i}",
+                "s",
+                "ref",
+                label="box",
+                composite=photo,
+                ann_mask=mask,
+                ann={"bbox": [i, i, 7, 5]},
+                psnr=40.0 + i,
+            )
+        )
+    rows.append(
+        reject(
+            new_row("s-2-0", "s", "ref", composite=rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)),
+            "ingest",
+            "crowd",
+            "a crowd",
+        )
+    )
     return rows, photo
 
 

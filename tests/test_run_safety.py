@@ -1,5 +1,6 @@
 """Runs that cannot be hijacked, hang or lose a byte (issue 24): which Ray a run uses, a cluster that does not
 answer, unreadable input, filesystem mistakes, a full disk, hostile values in the pages, a killed run's Ray."""
+
 from __future__ import annotations
 
 import html.parser
@@ -42,8 +43,14 @@ def test_a_ray_recorded_on_the_machine_does_not_take_over_a_local_run(tmp_path):
         (ray_tmp / "ray" / "ray_current_cluster").write_text("127.0.0.1:1")  # a head that someone started
         out = tmp_path / "out"
         write_config(tmp_path / "run.yaml", out, sources=[{"type": "synthetic", "name": "s", "count": 2, "size": 64}])
-        proc = subprocess.run([sys.executable, "-m", "curation.cli", "run", str(tmp_path / "run.yaml")], cwd=REPO,
-                              env=env_with(RAY_TMPDIR=str(ray_tmp)), capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "curation.cli", "run", str(tmp_path / "run.yaml")],
+            cwd=REPO,
+            env=env_with(RAY_TMPDIR=str(ray_tmp)),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.splitlines()[0].startswith("Ray: a fresh local instance started by this run"), proc.stdout
         assert verify_ok(out)
@@ -64,8 +71,14 @@ def test_a_named_cluster_that_does_not_answer_is_one_line_within_30_s(tmp_path, 
     out = tmp_path / "out"
     write_config(tmp_path / "run.yaml", out)
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "curation.cli", "run", str(tmp_path / "run.yaml")], cwd=REPO,
-                          env=env_with(RAY_ADDRESS=address), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "curation.cli", "run", str(tmp_path / "run.yaml")],
+        cwd=REPO,
+        env=env_with(RAY_ADDRESS=address),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert time.monotonic() - started < 30
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and address in proc.stderr and "does not answer" in proc.stderr, proc.stderr
@@ -151,9 +164,15 @@ def test_an_unreadable_folder_or_file_is_a_reject_named_unreadable(shared_tmp):
     units = shared_tmp / "units.parquet"
     units.touch()
     units.chmod(0o666)
-    cfg = parse_config({"run": {"out": str(shared_tmp / "out")},
-                        "sources": [{"type": "folder", "name": "f", "root": str(root)},
-                                    {"type": "paired", "name": "p", "root": str(pairs)}]})
+    cfg = parse_config(
+        {
+            "run": {"out": str(shared_tmp / "out")},
+            "sources": [
+                {"type": "folder", "name": "f", "root": str(root)},
+                {"type": "paired", "name": "p", "root": str(pairs)},
+            ],
+        }
+    )
 
     def ingest() -> list[tuple[str, str, str | None, str]]:
         write_units(cfg, units)
@@ -187,8 +206,9 @@ def test_an_unreadable_source_root_is_one_line_not_an_empty_success(shared_tmp):
     root = shared_tmp / "photos"
     photo(root / "a.png")
     root.chmod(0o000)
-    cfg = parse_config({"run": {"out": str(shared_tmp / "out")},
-                        "sources": [{"type": "folder", "name": "f", "root": str(root)}]})
+    cfg = parse_config(
+        {"run": {"out": str(shared_tmp / "out")}, "sources": [{"type": "folder", "name": "f", "root": str(root)}]}
+    )
 
     def listing() -> str:
         try:
@@ -214,8 +234,11 @@ def test_a_source_that_yields_no_unit_is_exit_2(tmp_path):
 def test_a_full_disk_names_the_path_exits_2_and_the_rerun_loses_nothing(ray_session, tmp_path):
     """Shard files that land on ``/dev/full`` get the kernel's own ENOSPC, inside Ray's write tasks."""
     out = tmp_path / "out"
-    sections = dict(sources=[{"type": "synthetic", "name": "synth", "count": 8, "size": 64, "seed": 5}],
-                    ingest={"resources": {"num_cpus": 0.5, "batch_size": 2, "concurrency": 1}}, sink={"shard_size": 1})
+    sections = dict(
+        sources=[{"type": "synthetic", "name": "synth", "count": 8, "size": 64, "seed": 5}],
+        ingest={"resources": {"num_cpus": 0.5, "batch_size": 2, "concurrency": 1}},
+        sink={"shard_size": 1},
+    )
     write_config(tmp_path / "run.yaml", out, **sections)
     proc = curate("run", str(tmp_path / "run.yaml"))
     deadline = time.monotonic() + 120
@@ -314,8 +337,13 @@ def test_the_label_page_escapes_hostile_values_in_text_attributes_and_script(tmp
     from curation.core.decompose import Triplet
     from curator_model.review import Candidate, write_review
 
-    t = Triplet(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 4), np.uint8),
-                np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8))
+    t = Triplet(
+        np.zeros((8, 8, 3), np.uint8),
+        np.zeros((8, 8, 3), np.uint8),
+        np.zeros((8, 8, 4), np.uint8),
+        np.zeros((8, 8), np.uint8),
+        np.zeros((8, 8), np.uint8),
+    )
     title = str(tmp_path / HOSTILE)  # the OUT path
     cands = [Candidate(f"photo-{HOSTILE}", t, 0.5, "ghost", 0.4, True, True, kept=f"caption {HOSTILE}")]
     page_path = tmp_path / "labels.html"
@@ -330,12 +358,13 @@ def test_the_label_page_escapes_hostile_values_in_text_attributes_and_script(tmp
 
 
 def test_the_run_report_escapes_hostile_values(tmp_path):
+    from tests.fixtures.layered_shards import _rows
+
     from curation.finalize import finalize
     from curation.layout import OutDir
     from curation.report import write_report
     from curation.runinfo import start_run
     from curation.sink import write_shard
-    from tests.fixtures.layered_shards import _rows
 
     out = OutDir(tmp_path / HOSTILE.replace("/", "_"))  # the OUT folder's name
     rows = _rows(3, (48,), 0)
@@ -359,8 +388,9 @@ def test_a_killed_runs_ray_processes_are_ended_by_the_next_run(ray_session, tmp_
     from curation.raycluster import RAY_PROCESSES
 
     out = tmp_path / "out"
-    sections = dict(sources=[{"type": "synthetic", "name": "synth", "count": 30, "size": 64, "seed": 5}],
-                    sink={"shard_size": 1})
+    sections = dict(
+        sources=[{"type": "synthetic", "name": "synth", "count": 30, "size": 64, "seed": 5}], sink={"shard_size": 1}
+    )
     write_config(tmp_path / "run.yaml", out, **sections)
     proc = curate("run", str(tmp_path / "run.yaml"))
     deadline = time.monotonic() + 180

@@ -5,6 +5,7 @@ read from the weights, model-type check, clear start-up errors), batched embeddi
 embeddings, prompts → one mask per prompt at image size, the multimask choice, and the stage and the
 proposal mode running on it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,9 +14,9 @@ import torch
 from segment_anything.build_sam import _build_sam
 
 from curation.core.config import ConfigError, parse_config
+from curation.core.morphology import box_iou
 from curation.core.schema import OK, get_json
 from stages.segmenters import Prompt
-from curation.core.morphology import box_iou
 from stages.segmenters.sam import SamSegmenter, choose
 from stages.segmenters.sam_loader import SamCheckpointError, encoder_geometry, load_sam
 from stages.sources.synthetic import SyntheticSource
@@ -68,8 +69,8 @@ def test_batched_embeddings_match_one_by_one(tiny_checkpoint):
 def test_bf16_autocast_runs_close_to_fp32(tiny_checkpoint):
     fp32 = SamSegmenter(tiny_checkpoint, "auto", "cpu")
     bf16 = SamSegmenter(tiny_checkpoint, "auto", "cpu", dtype="bfloat16")
-    (a, _), = fp32.embed([_image(0)])
-    (b, _), = bf16.embed([_image(0)])
+    ((a, _),) = fp32.embed([_image(0)])
+    ((b, _),) = bf16.embed([_image(0)])
     assert b.dtype == torch.float32
     assert (a - b).abs().mean() < 0.05 * a.abs().mean()
 
@@ -79,9 +80,12 @@ def test_one_mask_per_prompt_and_one_embedding_per_image(tiny_checkpoint):
     calls = []
     seg.model.image_encoder.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
     a, b = _image(1), _image(2)
-    prompts = [Prompt(a, "a", box=(10, 10, 40, 30)),
-               Prompt(a, "a", box=(50, 40, 30, 30), points=np.array([[60, 50, 1]], np.float32)),
-               Prompt(b, "b", box=(5, 5, 60, 60)), Prompt(b, "b")]
+    prompts = [
+        Prompt(a, "a", box=(10, 10, 40, 30)),
+        Prompt(a, "a", box=(50, 40, 30, 30), points=np.array([[60, 50, 1]], np.float32)),
+        Prompt(b, "b", box=(5, 5, 60, 60)),
+        Prompt(b, "b"),
+    ]
     out = seg.segment(prompts)
     assert calls == [2]  # two distinct images, one encoder pass
     assert len(out) == 4 and out[3].mask is None  # no box, no points: nothing to prompt with
@@ -109,9 +113,16 @@ def test_stage_runs_sam_and_fails_at_start_up_without_weights(tiny_checkpoint, t
     from stages.masks import MasksAndLayers
 
     src_cfg = {"type": "synthetic", "count": 2, "size": 96, "seed": 1, "paired_fraction": 0.5}
-    cfg = parse_config({"sources": [src_cfg], "masks": {
-        "segmenter": "sam", "min_mask_agreement": 0.0,
-        "sam": {"checkpoint": tiny_checkpoint, "model_type": "auto", "device": "cpu", "embed_batch_size": 2}}})
+    cfg = parse_config(
+        {
+            "sources": [src_cfg],
+            "masks": {
+                "segmenter": "sam",
+                "min_mask_agreement": 0.0,
+                "sam": {"checkpoint": tiny_checkpoint, "model_type": "auto", "device": "cpu", "embed_batch_size": 2},
+            },
+        }
+    )
     stage = MasksAndLayers(cfg)
     src = SyntheticSource(cfg.sources[0])
     rows = [r for u in src.units() for r in src.load(u, 10**8)]
@@ -132,8 +143,9 @@ def test_stage_runs_sam_and_fails_at_start_up_without_weights(tiny_checkpoint, t
 def test_sam_proposals_from_a_local_checkpoint(tiny_checkpoint):
     from stages.segmenters.proposals import propose_objects
 
-    masks = propose_objects(_image(3, 64), 3, backend="sam", checkpoint=tiny_checkpoint, model_type="auto",
-                            points_per_side=2)
+    masks = propose_objects(
+        _image(3, 64), 3, backend="sam", checkpoint=tiny_checkpoint, model_type="auto", points_per_side=2
+    )
     assert len(masks) <= 3
     for m in masks:
         assert m.shape == (64, 80) and m.dtype == bool

@@ -5,6 +5,7 @@ The tiny models are built and saved by the tests: a random tiny SAM (its masks m
 tested is the prompting from the rule, loading, and the guarantees on the output) and an exported
 "darkness" model whose output is known, so that the crop geometry of the exported backend is checked.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,8 +56,9 @@ class Darkness(torch.nn.Module):
 @pytest.fixture(scope="module")
 def exported_model(tmp_path_factory) -> str:
     h, w = torch.export.Dim("h", min=8, max=4096), torch.export.Dim("w", min=8, max=4096)
-    program = torch.export.export(Darkness(), (torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64)),
-                                  dynamic_shapes=({2: h, 3: w}, {2: h, 3: w}))
+    program = torch.export.export(
+        Darkness(), (torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64)), dynamic_shapes=({2: h, 3: w}, {2: h, 3: w})
+    )
     path = tmp_path_factory.mktemp("exported") / "darkness.pt2"
     torch.export.save(program, str(path))
     return str(path)
@@ -114,8 +116,12 @@ def test_backends_fail_at_start_up_with_a_clear_message(tmp_path):
         build_detector(DetectorOptions(backend="exported", checkpoint=tmp_path / "bad.pt2", device="cpu"))
     from stages.masks import MasksAndLayers
 
-    cfg = parse_config({"sources": [{"type": "synthetic", "count": 1}],
-                        "masks": {"detector": {"backend": "exported", "checkpoint": str(tmp_path / "missing.pt2")}}})
+    cfg = parse_config(
+        {
+            "sources": [{"type": "synthetic", "count": 1}],
+            "masks": {"detector": {"backend": "exported", "checkpoint": str(tmp_path / "missing.pt2")}},
+        }
+    )
     with pytest.raises(FileNotFoundError, match="masks.detector.checkpoint"):
         MasksAndLayers.preflight(cfg)
 
@@ -138,8 +144,13 @@ def _row_with_detected_shadow(confidence: float):
     image, obj, shadow = _scene()
     row = new_row(key="k-000000-0", source="s", source_ref="test", psnr=60.0)
     fg = np.dstack([image, np.where(obj, 255, 0).astype(np.uint8)])
-    for name, value in (("composite", image), ("background", image), ("foreground", fg),
-                        ("mask", obj.astype(np.uint8) * 255), ("effect", np.zeros_like(obj, np.uint8))):
+    for name, value in (
+        ("composite", image),
+        ("background", image),
+        ("foreground", fg),
+        ("mask", obj.astype(np.uint8) * 255),
+        ("effect", np.zeros_like(obj, np.uint8)),
+    ):
         set_image(row, name, value)
     row["meta"] = {"masks": {"effects": "detector-rule", "shadow_confidence": confidence}}
     return row
@@ -148,8 +159,13 @@ def _row_with_detected_shadow(confidence: float):
 def test_stage4_rejects_a_shadow_the_detector_does_not_trust_as_lost_shadow(tmp_path):
     from stages.curate import Curate
 
-    cfg = parse_config({"run": {"out": str(tmp_path)}, "sources": [{"type": "synthetic", "count": 1}],
-                        "curate": {"backend": "physical", "threshold": 0.0, "min_shadow_confidence": 0.5}})
+    cfg = parse_config(
+        {
+            "run": {"out": str(tmp_path)},
+            "sources": [{"type": "synthetic", "count": 1}],
+            "curate": {"backend": "physical", "threshold": 0.0, "min_shadow_confidence": 0.5},
+        }
+    )
     low, high = _row_with_detected_shadow(0.2), _row_with_detected_shadow(0.9)
     Curate(cfg).process_isolated([low, high])
     assert low["status"] == REJECTED and low["reject_reason"] == "low_curator_score"
@@ -165,8 +181,12 @@ def test_stage2_records_the_detector_confidence(tmp_path):
     from stages.masks import MasksAndLayers
     from stages.sources.synthetic import SyntheticSource
 
-    cfg = parse_config({"sources": [{"type": "synthetic", "count": 2, "size": 96, "seed": 1, "paired_fraction": 0.0}],
-                        "masks": {"effects": "detector"}})
+    cfg = parse_config(
+        {
+            "sources": [{"type": "synthetic", "count": 2, "size": 96, "seed": 1, "paired_fraction": 0.0}],
+            "masks": {"effects": "detector"},
+        }
+    )
     src = SyntheticSource(cfg.sources[0])
     rows = [r for u in src.units() for r in src.load(u, 10**8)]
     MasksAndLayers(cfg).process(rows)

@@ -6,13 +6,14 @@ Regression bounds, below what the shipped parameters measure here, so that a rea
   held-out one is the leave-one-photo-out IoU in docs/layers.md;
 - synthetic 256-px scenes (seed 0, 8 scenes, 12 shadows): mean IoU >= 0.3 (measured 0.52).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from curation.core.morphology import iou
 from curation.core.config import MasksConfig
 from curation.core.config.curate import CurateConfig
+from curation.core.morphology import iou
 from curation.eval_layers import desoba_truths, synthetic_truths
 from stages.shadows import build_detector
 from stages.shadows.rule import RuleShadowDetector

@@ -4,6 +4,7 @@ Both infer one schema from the samples, which is why the sample json has one fix
 source. The fixture mixes two sources whose annotations differ (integer vs zero-padded string ids, fields
 only one source has) and images of different sizes. Nothing here may touch the network.
 """
+
 from __future__ import annotations
 
 import io
@@ -21,8 +22,21 @@ from devdata.layered_shards import write_layered_shards
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-JSON_FIELDS = {"version", "key", "source", "source_ref", "label", "image_id", "instance_id", "captions",
-               "recomposite_psnr", "curator_score", "bbox", "annotation", "meta"}
+JSON_FIELDS = {
+    "version",
+    "key",
+    "source",
+    "source_ref",
+    "label",
+    "image_id",
+    "instance_id",
+    "captions",
+    "recomposite_psnr",
+    "curator_score",
+    "bbox",
+    "annotation",
+    "meta",
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +61,9 @@ def test_the_sample_json_has_one_schema_for_every_source(shards):
     for s in stored.values():
         meta = s["json"]
         assert set(meta) == JSON_FIELDS and meta["version"] == SAMPLE_JSON_VERSION
-        assert isinstance(meta["image_id"], str) and isinstance(meta["annotation"], str) and isinstance(meta["meta"], str)
+        assert (
+            isinstance(meta["image_id"], str) and isinstance(meta["annotation"], str) and isinstance(meta["meta"], str)
+        )
         assert all(isinstance(v, float) for v in meta["bbox"])
         assert "timings" not in json.loads(meta["meta"])  # timings live in the index parquet
     photo = next(s["json"] for k, s in stored.items() if k.startswith("photo"))
@@ -65,8 +81,10 @@ def test_sample_bytes_do_not_depend_on_timings(shards):
     written, _, _ = shards
     index = pq.read_table(written.out / "shards" / "r000-000000.parquet", columns=["status", "meta"]).to_pylist()
     assert all("timings" in json.loads(r["meta"]) for r in index if r["status"] == "ok")  # they live here
-    rows = [new_row("k", "s", "ref", ann={"bbox": [1, 2, 3, 4], "image_id": 7}, meta={"masks": {"psnr": 50.0}})
-            for _ in range(2)]
+    rows = [
+        new_row("k", "s", "ref", ann={"bbox": [1, 2, 3, 4], "image_id": 7}, meta={"masks": {"psnr": 50.0}})
+        for _ in range(2)
+    ]
     update_meta(rows[0], "timings", {"masks": 0.01})
     update_meta(rows[1], "timings", {"masks": 0.93})
     assert json.dumps(sample_json(rows[0])) == json.dumps(sample_json(rows[1]))

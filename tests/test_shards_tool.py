@@ -1,4 +1,5 @@
 """``curate shards``: the summary, re-sharding byte for byte, the train/val split by photo."""
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,9 @@ def test_summary_counts_sizes_and_quantiles(shards):
     assert s["shards"] == len(list((shards.out / "shards").glob("*.tar")))
     assert s["by_source"] == {src: list(shards.sources.values()).count(src) for src in ("photo", "synth")}
     scored = sorted(v for v in shards.scores.values() if v == v)
-    assert s["curator_score"]["p0"] == pytest.approx(scored[0]) and s["curator_score"]["p100"] == pytest.approx(scored[-1])
+    assert s["curator_score"]["p0"] == pytest.approx(scored[0]) and s["curator_score"]["p100"] == pytest.approx(
+        scored[-1]
+    )
     assert s["unscored"] == len(shards.no_score)
     assert s["tar_bytes"] == sum(p.stat().st_size for p in (shards.out / "shards").glob("*.tar"))
 

@@ -1,4 +1,5 @@
 """COCO and SOBA adapters on fixture datasets written in the real formats (polygons, both RLE forms)."""
+
 from __future__ import annotations
 
 import io
@@ -12,9 +13,9 @@ from pycocotools import mask as mask_utils
 from curation.core.config.sources import CocoSourceConfig, SobaSourceConfig
 from curation.core.imageio import orient_array
 from curation.core.schema import get_image, get_json
+from devdata.coco_synth import ENCODINGS, decoded, encode, write_dataset
 from stages.sources.coco import CocoSource
 from stages.sources.coco_json import AnnotationError, decode_segmentation, rle_string_counts
-from devdata.coco_synth import ENCODINGS, decoded, encode, write_dataset
 from stages.sources.soba import SobaSource
 
 MAX_PX = 10**8
@@ -51,7 +52,9 @@ def test_masks_match_pycocotools_for_every_encoding(coco):
             assert get_json(row, "ann")["iscrowd"] == a["iscrowd"]
             crowds += a["iscrowd"]
             seg = a["segmentation"]
-            kinds.add("polygon" if isinstance(seg, list) else "rle_counts" if isinstance(seg["counts"], list) else "rle")
+            kinds.add(
+                "polygon" if isinstance(seg, list) else "rle_counts" if isinstance(seg["counts"], list) else "rle"
+            )
             mask = get_image(row, "ann_mask")
             assert mask.dtype == bool and mask.shape == (120, 160)
             assert np.array_equal(mask, decoded(seg, 120, 160))
@@ -101,10 +104,20 @@ def test_exif_rotated_photo_with_annotations_on_stored_pixels(tmp_path):
     Image.fromarray(stored).save(tmp_path / "img" / "a.png", exif=exif.tobytes())
     m = np.zeros((40, 60), bool)
     m[5:15, 10:30] = True
-    data = {"images": [{"id": 7, "file_name": "a.png", "width": 60, "height": 40}],
-            "annotations": [{"id": 1, "image_id": 7, "category_id": 1, "iscrowd": 0, "bbox": [10, 5, 20, 10],
-                             "segmentation": encode(m, "rle")}],
-            "categories": [{"id": 1, "name": "box"}]}
+    data = {
+        "images": [{"id": 7, "file_name": "a.png", "width": 60, "height": 40}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 7,
+                "category_id": 1,
+                "iscrowd": 0,
+                "bbox": [10, 5, 20, 10],
+                "segmentation": encode(m, "rle"),
+            }
+        ],
+        "categories": [{"id": 1, "name": "box"}],
+    }
     (tmp_path / "ann.json").write_text(json.dumps(data))
     src = CocoSource(CocoSourceConfig(annotations=tmp_path / "ann.json", images=tmp_path / "img"))
     [row] = src.load(next(iter(src.units())), MAX_PX)
@@ -155,7 +168,7 @@ def test_soba_object_rows_carry_their_associated_shadow(tmp_path):
             comp = get_image(row, "composite").astype(float)
             ring = np.zeros_like(effect)
             ys, xs = np.nonzero(effect)
-            ring[max(0, ys.min() - 6):ys.max() + 7, max(0, xs.min() - 6):xs.max() + 7] = True
+            ring[max(0, ys.min() - 6) : ys.max() + 7, max(0, xs.min() - 6) : xs.max() + 7] = True
             ring &= ~effect & ~get_image(row, "ann_mask")
             assert comp[effect].mean() < 0.8 * comp[ring].mean()
             n += 1
@@ -167,12 +180,21 @@ def test_soba_object_without_shadow_has_no_effect(tmp_path):
     Image.fromarray(np.full((30, 40, 3), 128, np.uint8)).save(buf, "PNG")
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "a.png").write_bytes(buf.getvalue())
-    data = {"images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
-            "annotations": [
-                {"id": 1, "image_id": 1, "category_id": 1, "association": 1, "segmentation": [[5, 5, 15, 5, 15, 15, 5, 15]]},
-                {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [[20, 5, 30, 5, 30, 15, 20, 15]]},
-                {"id": 3, "image_id": 1, "category_id": 2, "association": 1, "segmentation": [[15, 15, 20, 15, 20, 20]]}],
-            "categories": [{"id": 1, "name": "Object"}, {"id": 2, "name": "Shadow"}]}
+    data = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "association": 1,
+                "segmentation": [[5, 5, 15, 5, 15, 15, 5, 15]],
+            },
+            {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [[20, 5, 30, 5, 30, 15, 20, 15]]},
+            {"id": 3, "image_id": 1, "category_id": 2, "association": 1, "segmentation": [[15, 15, 20, 15, 20, 20]]},
+        ],
+        "categories": [{"id": 1, "name": "Object"}, {"id": 2, "name": "Shadow"}],
+    }
     (tmp_path / "soba.json").write_text(json.dumps(data))
     src = SobaSource(SobaSourceConfig(annotations=tmp_path / "soba.json", images=tmp_path / "img"))
     rows = src.load(next(iter(src.units())), MAX_PX)

@@ -1,4 +1,5 @@
 """The example configs in manifests/ stay valid: every one parses strictly and builds its adapters."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,9 +12,15 @@ from stages.sources import build_source
 MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
 
 
-@pytest.mark.parametrize("name,types", [
-    ("coco", {"coco"}), ("soba", {"soba"}), ("paired", {"paired"}), ("folder", {"folder"}),
-])
+@pytest.mark.parametrize(
+    "name,types",
+    [
+        ("coco", {"coco"}),
+        ("soba", {"soba"}),
+        ("paired", {"paired"}),
+        ("folder", {"folder"}),
+    ],
+)
 def test_manifest_parses_and_builds(name, types):
     cfg = load_config(MANIFESTS / f"{name}.yaml")
     assert {s.type for s in cfg.sources} == types

@@ -1,5 +1,6 @@
 """MuLAn source: annotation pickles written by the test in the card's format, read only through the restricted
 unpickler; hostile pickles are rejected with their reason and never run; end to end into verified shards."""
+
 from __future__ import annotations
 
 import io
@@ -29,10 +30,16 @@ MAX_PX = 10**8
 
 
 def test_numpy_arrays_and_builtin_data_read_back_under_every_protocol(tmp_path):
-    data = {"u8": np.arange(60, dtype=np.uint8).reshape(4, 5, 3), "mask": np.eye(4, dtype=bool),
-            "delta": np.arange(-6, 6, dtype=np.int16).reshape(2, 2, 3), "alpha": np.linspace(0, 1, 9, dtype=np.float32),
-            "fortran": np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 4)), "scalar": np.float32(1.5),
-            "nested": [(1, 2.5, "x", b"y", None, True), {3, 4}, frozenset({5})], "ordered": OrderedDict(a=1)}
+    data = {
+        "u8": np.arange(60, dtype=np.uint8).reshape(4, 5, 3),
+        "mask": np.eye(4, dtype=bool),
+        "delta": np.arange(-6, 6, dtype=np.int16).reshape(2, 2, 3),
+        "alpha": np.linspace(0, 1, 9, dtype=np.float32),
+        "fortran": np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 4)),
+        "scalar": np.float32(1.5),
+        "nested": [(1, 2.5, "x", b"y", None, True), {3, 4}, frozenset({5})],
+        "ordered": OrderedDict(a=1),
+    }
     for protocol in (2, 3, 4, 5):
         back = load_restricted(dump(data, tmp_path / f"p{protocol}.p.zl", protocol), MAX_PX, 10**8)
         for key in ("u8", "mask", "delta", "alpha", "fortran"):
@@ -85,20 +92,23 @@ def test_a_large_photo_is_shrunk_with_its_plates(tmp_path):
     assert scale == 0.5
     for k, row in enumerate(rows):
         assert np.array_equal(get_image(row, "clean"), resize_image(scene.clean_without(k), 75, 100))
-        assert np.array_equal(get_image(row, "ann_mask"),
-                              resize_mask(record["instances"][k]["original_image_mask"], 75, 100))
+        assert np.array_equal(
+            get_image(row, "ann_mask"), resize_mask(record["instances"][k]["original_image_mask"], 75, 100)
+        )
         assert get_image(row, "composite").shape == (75, 100, 3)
 
 
 def test_laion_img2dataset_layout_and_a_pairs_csv(tmp_path):
     assert laion_relpath("123456", 10_000) == "00012/000123456.jpg"
     scene, ann_path, _ = write_scene(tmp_path, 123456, base="laion")
-    laion = MulanSource(MulanSourceConfig(annotations=tmp_path / "annotations", base="laion",
-                                          images=[tmp_path / "images"]))
+    laion = MulanSource(
+        MulanSourceConfig(annotations=tmp_path / "annotations", base="laion", images=[tmp_path / "images"])
+    )
     [unit] = list(laion.units())
     assert np.array_equal(get_image(laion.load(unit, MAX_PX)[0], "composite"), scene.photo)
-    (tmp_path / "pairs.csv").write_text("image,annotation\nimages/00012/000123456.jpg,annotations/000123456.p.zl\n"
-                                        "images/x.jpg,\n")
+    (tmp_path / "pairs.csv").write_text(
+        "image,annotation\nimages/00012/000123456.jpg,annotations/000123456.p.zl\nimages/x.jpg,\n"
+    )
     paired = MulanSource(MulanSourceConfig(pairs=tmp_path / "pairs.csv"))
     good, bad = list(paired.units())
     assert np.array_equal(get_image(paired.load(good, MAX_PX)[1], "clean"), scene.clean_without(1))
@@ -106,8 +116,9 @@ def test_laion_img2dataset_layout_and_a_pairs_csv(tmp_path):
     photo = tmp_path / "images" / "00012" / "000123456.jpg"
     (tmp_path / "pairs" / "annotations").mkdir(parents=True)
     (tmp_path / "pairs" / "annotations" / "a.p.zl").write_bytes(ann_path.read_bytes())
-    (tmp_path / "pairs" / "pairs.csv").write_text(f"image,annotation\n{photo},annotations/a.p.zl\n"
-                                                  "/etc/hostname,annotations/a.p.zl\n")
+    (tmp_path / "pairs" / "pairs.csv").write_text(
+        f"image,annotation\n{photo},annotations/a.p.zl\n/etc/hostname,annotations/a.p.zl\n"
+    )
     elsewhere = MulanSource(MulanSourceConfig(pairs=tmp_path / "pairs" / "pairs.csv", images=[tmp_path / "images"]))
     inside, outside = list(elsewhere.units())
     assert len(elsewhere.load(inside, MAX_PX)) == 2  # a photo in an images folder, named by its absolute path
@@ -196,9 +207,20 @@ def hostile_folder(root: Path) -> dict[str, tuple[str, str]]:
 
 def test_hostile_pickles_are_rejected_with_their_reason_and_nothing_runs(tmp_path):
     expect = hostile_folder(tmp_path)
-    cfg = parse_config({"run": {"out": str(tmp_path / "out")}, "ingest": {"dedupe": False}, "sources": [
-        {"type": "mulan", "name": "mulan", "annotations": str(tmp_path / "annotations"),
-         "images": [str(tmp_path / "images")]}]})
+    cfg = parse_config(
+        {
+            "run": {"out": str(tmp_path / "out")},
+            "ingest": {"dedupe": False},
+            "sources": [
+                {
+                    "type": "mulan",
+                    "name": "mulan",
+                    "annotations": str(tmp_path / "annotations"),
+                    "images": [str(tmp_path / "images")],
+                }
+            ],
+        }
+    )
     units = [u for table in unit_batches(cfg) for u in table.to_pylist()]
     rows = Ingest(cfg).run(units)
     by_unit = {r["key"].split("-")[1]: r for r in rows if r["status"] == "rejected"}
@@ -238,10 +260,22 @@ def test_mulan_runs_end_to_end_into_shards_holding_the_real_decomposition(ray_se
     dump({"background": SystemCall(tmp_path / "payload-ran")}, evil)
     write_scene(tmp_path / "spare", 99)  # a photo for it, so the pickle is the only thing wrong
     (tmp_path / "images" / "val2017" / "000000000099.jpg").write_bytes(
-        (tmp_path / "spare" / "images" / "val2017" / "000000000099.jpg").read_bytes())
-    cfg = parse_config({"run": {"out": str(tmp_path / "out")}, "sink": {"shard_size": 4}, "sources": [
-        {"type": "mulan", "name": "mulan", "annotations": str(tmp_path / "annotations"),
-         "images": [str(tmp_path / "images")]}]})
+        (tmp_path / "spare" / "images" / "val2017" / "000000000099.jpg").read_bytes()
+    )
+    cfg = parse_config(
+        {
+            "run": {"out": str(tmp_path / "out")},
+            "sink": {"shard_size": 4},
+            "sources": [
+                {
+                    "type": "mulan",
+                    "name": "mulan",
+                    "annotations": str(tmp_path / "annotations"),
+                    "images": [str(tmp_path / "images")],
+                }
+            ],
+        }
+    )
     result = run(cfg)
     assert verify(result.out, cfg.verify.psnr_floor).ok
     assert not (tmp_path / "payload-ran").exists()
@@ -292,10 +326,13 @@ class Allocate:
         return self.call, self.args
 
 
-@pytest.mark.parametrize("payload,detail", [
-    (Allocate(np.ndarray, ((100_000, 100_000, 3), "u1")), "refused call of numpy.ndarray"),
-    (Allocate(bytearray, (10**12,)), "refused builtins.bytearray of a int"),
-])
+@pytest.mark.parametrize(
+    "payload,detail",
+    [
+        (Allocate(np.ndarray, ((100_000, 100_000, 3), "u1")), "refused call of numpy.ndarray"),
+        (Allocate(bytearray, (10**12,)), "refused builtins.bytearray of a int"),
+    ],
+)
 def test_allowed_names_cannot_be_called_to_allocate(tmp_path, payload, detail):
     with pytest.raises(PickleRefused, match=detail):
         load_restricted(dump({"x": payload}, tmp_path / "a.p.zl"), MAX_PX, 10**8)
@@ -322,8 +359,12 @@ def test_pil_images_read_back_as_arrays_and_never_through_pil(tmp_path):
 
     rng = np.random.default_rng(0)
     rgba = rng.integers(0, 256, (5, 7, 4), dtype=np.uint8)
-    images = {"L": Image.fromarray(rgba[..., 0]), "RGB": Image.fromarray(rgba[..., :3]),
-              "RGBA": Image.fromarray(rgba), "1": Image.fromarray(rgba[..., 0] > 127).convert("1")}
+    images = {
+        "L": Image.fromarray(rgba[..., 0]),
+        "RGB": Image.fromarray(rgba[..., :3]),
+        "RGBA": Image.fromarray(rgba),
+        "1": Image.fromarray(rgba[..., 0] > 127).convert("1"),
+    }
     for protocol in (2, 4, 5):
         back = load_restricted(dump(images, tmp_path / f"pil{protocol}.p.zl", protocol), MAX_PX, 10**8)
         for mode, image in images.items():
@@ -336,8 +377,15 @@ def huge_pil_image() -> bytes:
     import struct
 
     size = b"J" + struct.pack("<i", 100_000)
-    return (b"\x80\x04\x8c\x09PIL.Image\x8c\x05Image\x93)\x81](}\x8c\x01L" + size + size + b"\x86N"
-            + b"C\x0a" + b"\0" * 10 + b"eb.")
+    return (
+        b"\x80\x04\x8c\x09PIL.Image\x8c\x05Image\x93)\x81](}\x8c\x01L"
+        + size
+        + size
+        + b"\x86N"
+        + b"C\x0a"
+        + b"\0" * 10
+        + b"eb."
+    )
 
 
 def test_a_pil_image_claiming_a_huge_size_is_refused_before_pil_sees_it(tmp_path):

@@ -1,4 +1,5 @@
 """Paired folders (folder layout and CSV manifest) and plain image folders (segmenter proposals)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from curation.core.morphology import iou
 from curation.core.config.sources import FolderSourceConfig, PairedSourceConfig
+from curation.core.morphology import iou
 from curation.core.schema import get_image, get_json
 from stages.sources.base import MANIFEST_ERROR
 from stages.sources.folder import FolderSource

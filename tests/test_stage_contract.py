@@ -1,4 +1,5 @@
 """Stages keep their declared contract, and every backend registry agrees with the config it serves."""
+
 from __future__ import annotations
 
 import copy
@@ -31,15 +32,25 @@ def _choices(annotation) -> set[str]:
     return set(typing.get_args(annotation))
 
 
-@pytest.mark.parametrize("registry, names", [
-    (SOURCES, {t for cls in typing.get_args(typing.get_args(SourceConfig)[0])
-               for t in _choices(cls.model_fields["type"].annotation)}),
-    (SEGMENTERS, _choices(MasksConfig.model_fields["segmenter"].annotation)),
-    (CAPTIONERS, _choices(CaptionConfig.model_fields["backend"].annotation)),
-    (INPAINTERS, _choices(InpaintOptions.model_fields["backend"].annotation)),
-    (DETECTORS, _choices(DetectorOptions.model_fields["backend"].annotation)),
-    (PROPOSERS, _choices(FolderSourceConfig.model_fields["proposal_backend"].annotation)),
-], ids=lambda v: getattr(v, "key", ""))
+@pytest.mark.parametrize(
+    "registry, names",
+    [
+        (
+            SOURCES,
+            {
+                t
+                for cls in typing.get_args(typing.get_args(SourceConfig)[0])
+                for t in _choices(cls.model_fields["type"].annotation)
+            },
+        ),
+        (SEGMENTERS, _choices(MasksConfig.model_fields["segmenter"].annotation)),
+        (CAPTIONERS, _choices(CaptionConfig.model_fields["backend"].annotation)),
+        (INPAINTERS, _choices(InpaintOptions.model_fields["backend"].annotation)),
+        (DETECTORS, _choices(DetectorOptions.model_fields["backend"].annotation)),
+        (PROPOSERS, _choices(FolderSourceConfig.model_fields["proposal_backend"].annotation)),
+    ],
+    ids=lambda v: getattr(v, "key", ""),
+)
 def test_every_config_choice_has_a_backend_and_every_backend_imports(registry, names):
     assert set(registry.names()) == names
     for name in registry.names():

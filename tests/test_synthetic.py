@@ -1,4 +1,5 @@
 """The synthetic generator: deterministic, and its ground truth satisfies the layer invariant."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,6 +6,7 @@ The fresh environment borrows the test environment's installed dependencies thro
 ``.pth`` files, so not this clone's editable install): only the project itself comes from the wheel, and a
 download of torch and Ray is not part of the test.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,14 @@ from tests.conftest import REPO
 
 
 def _sh(*cmd: str, cwd=None, timeout: int = 300) -> str:
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
+    done = subprocess.run(
+        cmd,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
+    )
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
@@ -28,11 +35,33 @@ def _sh(*cmd: str, cwd=None, timeout: int = 300) -> str:
 def test_the_wheel_in_a_fresh_venv_runs_init_and_the_demo(tmp_path):
     lock = {"PIP_CONSTRAINT": str(REPO / "requirements.lock")}
     source = tmp_path / "source"  # a clean copy: setuptools' build/ in the clone may hold files deleted since
-    shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", ".venv*", "build", "out", "*.egg-info", "__pycache__", ".pytest_cache", "bench", "docs", "tests"))
+    shutil.copytree(
+        REPO,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv*", "build", "out", "*.egg-info", "__pycache__", ".pytest_cache", "bench", "docs", "tests"
+        ),
+    )
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source),
-                    "-w", str(wheels)], check=True, capture_output=True, env={**os.environ, **lock}, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(source),
+            "-w",
+            str(wheels),
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **lock},
+        timeout=300,
+    )
     [wheel] = wheels.glob("layered_curation-*.whl")
     fresh = tmp_path / "fresh"
     _sh(sys.executable, "-m", "venv", "--without-pip", str(fresh))

@@ -1,4 +1,5 @@
 """The compositing arithmetic the whole dataset rests on: ``C = α·F + (1−α)·B`` and its checks."""
+
 from __future__ import annotations
 
 import numpy as np

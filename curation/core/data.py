@@ -1,4 +1,5 @@
 """Where the real photos bundled with the package live (licences: curation/data/real/README.md)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,6 +7,7 @@ follows from one rule: the minimal alpha that explains the composite per pixel,
 At the object's outline, where a pixel mixes object and background, α is estimated softly from the
 object colour just inside and the background behind (``C = αF + (1−α)B`` projected onto ``F − B``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,7 +41,13 @@ class Triplet:
     def check(self) -> None:
         """Raise ValueError on layers that cannot belong together."""
         h, w = self.composite.shape[:2]
-        want = {"composite": (h, w, 3), "background": (h, w, 3), "foreground": (h, w, 4), "mask": (h, w), "effect": (h, w)}
+        want = {
+            "composite": (h, w, 3),
+            "background": (h, w, 3),
+            "foreground": (h, w, 4),
+            "mask": (h, w),
+            "effect": (h, w),
+        }
         for name, shape in want.items():
             arr = getattr(self, name)
             if arr is None or arr.shape != shape:
@@ -109,7 +116,9 @@ def decompose(composite: np.ndarray, background: np.ndarray, obj: np.ndarray, so
     outline); the effect is what carries alpha outside the object's ring.
     """
     obj = obj.astype(bool)
-    foreground = layers_from_background(composite, background, soft_object_alpha(composite, background, obj, soft_edge_px))
+    foreground = layers_from_background(
+        composite, background, soft_object_alpha(composite, background, obj, soft_edge_px)
+    )
     effect = (foreground[..., 3] > EFFECT_ALPHA * 255) & ~dilate(obj, OBJECT_MARGIN_PX)
     return Triplet(composite, background, foreground, obj.astype(np.uint8) * 255, effect.astype(np.uint8) * 255)
 
@@ -135,8 +144,9 @@ def relight(composite: np.ndarray, lit_estimate: np.ndarray, region: np.ndarray,
     return to_uint8(np.where(region[..., None], relit, c))
 
 
-def background_unpaired(composite: np.ndarray, obj: np.ndarray, effect: np.ndarray, inpainter: Inpainter,
-                        smooth_px: float = 0.0) -> np.ndarray:
+def background_unpaired(
+    composite: np.ndarray, obj: np.ndarray, effect: np.ndarray, inpainter: Inpainter, smooth_px: float = 0.0
+) -> np.ndarray:
     """No clean plate: relight the object's shadow from the lit surroundings, then fill the object.
 
     The lit surface under a shadow comes from Telea, a smooth local fill, whatever ``inpainter`` fills the

@@ -1,4 +1,6 @@
-"""Which torch device a model runs on, and loading a model onto it, decided once when its actor starts, with a clear error."""
+"""Which torch device a model runs on, and loading a model onto it, decided once when its actor starts, with a clear
+error."""
+
 from __future__ import annotations
 
 
@@ -12,8 +14,10 @@ def resolve_device(name: str, key: str = "device") -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"{key}: device {name!r} was asked for but this actor sees no CUDA device "
-                           "(set resources.num_gpus for the stage, or device: auto)")
+        raise RuntimeError(
+            f"{key}: device {name!r} was asked for but this actor sees no CUDA device "
+            "(set resources.num_gpus for the stage, or device: auto)"
+        )
     return name
 
 

@@ -10,6 +10,7 @@ the rule ``errors > run.max_error_fraction × rows`` once a stage has seen ``run
 - :func:`budget_verdict`, on the driver at the end, over every row of the run segment (what a single actor
   cannot see), and also fails a run that accepted nothing at all.
 """
+
 from __future__ import annotations
 
 import re
@@ -33,8 +34,10 @@ def _message(detail: str | None) -> str:
 
 def _verdict(stage: str, errors: Counter[str], rows: int, max_fraction: float) -> str:
     message, count = errors.most_common(1)[0]
-    return (f"stage {stage} raised on {sum(errors.values())} of {rows} rows (run.max_error_fraction {max_fraction:g}); "
-            f"most common error ({count}x): {message}")
+    return (
+        f"stage {stage} raised on {sum(errors.values())} of {rows} rows (run.max_error_fraction {max_fraction:g}); "
+        f"most common error ({count}x): {message}"
+    )
 
 
 class ErrorBudget:
@@ -55,8 +58,9 @@ class ErrorBudget:
             raise ErrorBudgetExceeded(_verdict(self.stage, self.errors, self.rows, self.max_fraction))
 
 
-def budget_verdict(rows: Sequence[Mapping[str, Any]], stages: Sequence[str], max_fraction: float, min_rows: int,
-                   accepted_in_out: int) -> str | None:
+def budget_verdict(
+    rows: Sequence[Mapping[str, Any]], stages: Sequence[str], max_fraction: float, min_rows: int, accepted_in_out: int
+) -> str | None:
     """Why a finished run segment failed, or None. ``rows`` are its index rows (``status``, ``reject_stage``,
     ``reject_reason``, ``reject_detail``; every segment of the output folder), ``stages`` the DAG's stage
     names in data order, ``accepted_in_out`` the samples the output folder holds in all."""
@@ -66,12 +70,17 @@ def budget_verdict(rows: Sequence[Mapping[str, Any]], stages: Sequence[str], max
     raised: list[str] = []
     for i, stage in enumerate(stages):
         reached = [r for r in rows if r.get("reject_stage") is None or order.get(r["reject_stage"], -1) >= i]
-        errors = Counter(_message(r.get("reject_detail")) for r in reached
-                         if r.get("reject_stage") == stage and r.get("reject_reason") == Reason.STAGE_ERROR.value)
+        errors = Counter(
+            _message(r.get("reject_detail"))
+            for r in reached
+            if r.get("reject_stage") == stage and r.get("reject_reason") == Reason.STAGE_ERROR.value
+        )
         if not errors:
             continue
         n = sum(errors.values())
-        if (len(reached) >= min_rows and n > max_fraction * len(reached)) or (accepted_in_out == 0 and n > len(rows) / 2):
+        if (len(reached) >= min_rows and n > max_fraction * len(reached)) or (
+            accepted_in_out == 0 and n > len(rows) / 2
+        ):
             return _verdict(stage, errors, len(reached), max_fraction)
         raised.append(f"stage {stage} raised on {n}")
     if accepted_in_out == 0:

@@ -5,6 +5,7 @@ Paths, file names, captions and categories come from users and datasets: any of 
 inside ``<script>`` a value goes in as JSON with ``<``, ``>``, ``&`` and the two JavaScript line separators
 written as ``\\u`` escapes (:func:`script_json`), so no value can end the script element or start a comment.
 """
+
 from __future__ import annotations
 
 import html

@@ -3,6 +3,7 @@
 Decoding is where bad input shows up (empty, truncated, not an image, decompression bombs, odd
 modes), so it raises :class:`ImageError` carrying a reason code the ingest stage turns into a rejected row.
 """
+
 from __future__ import annotations
 
 import io
@@ -40,14 +41,25 @@ def within(root: str | os.PathLike, path: str | os.PathLike) -> Path:
 
 #: EXIF orientation tag → the PIL transpose that shows the image upright (as ``ImageOps.exif_transpose``)
 _ORIENT = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
 
 #: file signatures of the formats we read: a file that starts like one but will not open is corrupt, not "not an image"
-_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP",
-          b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"RIFF": "WEBP"}
+_MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF8": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"RIFF": "WEBP",
+}
 
 # We enforce our own pixel cap (from the run config) from the header, before any pixel is decoded, so PIL's
 # process-wide default (which would warn at 89 Mpx and refuse at 179 Mpx whatever the config says) is off.
@@ -122,7 +134,11 @@ def decode_oriented(data: bytes, max_pixels: int, name: str = "<bytes>") -> tupl
     except (OSError, SyntaxError) as exc:
         msg = str(exc)
         low = msg.lower()
-        reason = Reason.TRUNCATED if "truncated" in low or "premature" in low or "end of file" in low else Reason.DECODE_ERROR
+        reason = (
+            Reason.TRUNCATED
+            if "truncated" in low or "premature" in low or "end of file" in low
+            else Reason.DECODE_ERROR
+        )
         raise ImageError(reason, f"{name}: {msg}") from exc
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a property of the file
         raise ImageError(Reason.DECODE_ERROR, f"{name}: {type(exc).__name__}: {exc}") from exc
@@ -169,9 +185,14 @@ def read_mask(path: str | os.PathLike, max_pixels: int) -> np.ndarray:
 
 
 #: PNG row filters by config name; ``adaptive`` lets libpng choose per row (its default, the slowest)
-PNG_FILTERS = {"none": cv2.IMWRITE_PNG_FILTER_NONE, "sub": cv2.IMWRITE_PNG_FILTER_SUB, "up": cv2.IMWRITE_PNG_FILTER_UP,
-               "avg": cv2.IMWRITE_PNG_FILTER_AVG, "paeth": cv2.IMWRITE_PNG_FILTER_PAETH,
-               "adaptive": cv2.IMWRITE_PNG_ALL_FILTERS}
+PNG_FILTERS = {
+    "none": cv2.IMWRITE_PNG_FILTER_NONE,
+    "sub": cv2.IMWRITE_PNG_FILTER_SUB,
+    "up": cv2.IMWRITE_PNG_FILTER_UP,
+    "avg": cv2.IMWRITE_PNG_FILTER_AVG,
+    "paeth": cv2.IMWRITE_PNG_FILTER_PAETH,
+    "adaptive": cv2.IMWRITE_PNG_ALL_FILTERS,
+}
 
 
 def encode_png(array: np.ndarray, compression: int = 3, row_filter: str = "adaptive") -> bytes:
@@ -188,8 +209,9 @@ def encode_png(array: np.ndarray, compression: int = 3, row_filter: str = "adapt
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
     elif array.ndim == 3 and array.shape[2] == 4:
         array = cv2.cvtColor(array, cv2.COLOR_RGBA2BGRA)
-    ok, buf = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, compression,
-                                           cv2.IMWRITE_PNG_FILTER, PNG_FILTERS[row_filter]])
+    ok, buf = cv2.imencode(
+        ".png", array, [cv2.IMWRITE_PNG_COMPRESSION, compression, cv2.IMWRITE_PNG_FILTER, PNG_FILTERS[row_filter]]
+    )
     if not ok:
         raise ValueError("PNG encoding failed")
     return buf.tobytes()

@@ -4,6 +4,7 @@ Every inpainter is a callable ``(image RGB uint8, region bool) -> image`` that c
 The classical fills need no weights and run anywhere; ``exported`` runs a learned model (LaMa-class)
 from a local ``torch.export`` program, for GPU clusters.
 """
+
 from __future__ import annotations
 
 from typing import ClassVar, Protocol
@@ -213,15 +214,19 @@ class ExportedInpainter:
 
 
 Fill = OpenCVInpainter | XPhotoInpainter | TexturedFSRInpainter | ExportedInpainter
-INPAINTERS: Registry[Fill] = Registry("masks.inpaint.backend", "inpainter", {
-    "telea": "curation.core.inpaint:TeleaInpainter",
-    "navier_stokes": "curation.core.inpaint:NavierStokesInpainter",
-    "fsr_fast": "curation.core.inpaint:FSRFastInpainter",
-    "fsr_best": "curation.core.inpaint:FSRBestInpainter",
-    "shiftmap": "curation.core.inpaint:ShiftMapInpainter",
-    "fsr_texture": "curation.core.inpaint:TexturedFSRInpainter",
-    "exported": "curation.core.inpaint:ExportedInpainter",
-})
+INPAINTERS: Registry[Fill] = Registry(
+    "masks.inpaint.backend",
+    "inpainter",
+    {
+        "telea": "curation.core.inpaint:TeleaInpainter",
+        "navier_stokes": "curation.core.inpaint:NavierStokesInpainter",
+        "fsr_fast": "curation.core.inpaint:FSRFastInpainter",
+        "fsr_best": "curation.core.inpaint:FSRBestInpainter",
+        "shiftmap": "curation.core.inpaint:ShiftMapInpainter",
+        "fsr_texture": "curation.core.inpaint:TexturedFSRInpainter",
+        "exported": "curation.core.inpaint:ExportedInpainter",
+    },
+)
 
 
 def build_inpainter(opts: InpaintOptions) -> Inpainter:

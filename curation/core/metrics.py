@@ -11,6 +11,7 @@ in index.parquet. A finished worker's counters stay on the agent, so at the end 
 A batch also goes to the run's progress tally (an actor the driver reads for its progress lines and
 run.json), when the pipeline passes one; the tally is any object with the methods called here.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,12 +44,20 @@ SCORE_BOUNDARIES = [round(0.05 * i, 2) for i in range(1, 20)]
 def _registry() -> dict[str, Any]:
     """The metric objects, built once per process (a worker registers each with Ray's exporter once)."""
     return {
-        ROWS: metrics.Counter(ROWS, "rows a stage finished: ok (passed on) or rejected, with the reason",
-                              tag_keys=("stage", "status", "reason")),
-        BATCH_SECONDS: metrics.Histogram(BATCH_SECONDS, "seconds a stage spent on one batch",
-                                         boundaries=BATCH_BOUNDARIES, tag_keys=("stage",)),
-        CURATOR_SCORE: metrics.Histogram(CURATOR_SCORE, "the curator's score of each row it scored",
-                                         boundaries=SCORE_BOUNDARIES, tag_keys=("status",)),
+        ROWS: metrics.Counter(
+            ROWS,
+            "rows a stage finished: ok (passed on) or rejected, with the reason",
+            tag_keys=("stage", "status", "reason"),
+        ),
+        BATCH_SECONDS: metrics.Histogram(
+            BATCH_SECONDS, "seconds a stage spent on one batch", boundaries=BATCH_BOUNDARIES, tag_keys=("stage",)
+        ),
+        CURATOR_SCORE: metrics.Histogram(
+            CURATOR_SCORE,
+            "the curator's score of each row it scored",
+            boundaries=SCORE_BOUNDARIES,
+            tag_keys=("status",),
+        ),
         SHARDS: metrics.Counter(SHARDS, "complete shards written"),
         BYTES: metrics.Counter(BYTES, "bytes of the written shards' tars"),
     }
@@ -68,7 +77,7 @@ class BatchOutcome:
     seconds: float = 0.0
 
     @classmethod
-    def of(cls, stage: str, inputs: int, rows: list[Row], started: float, seconds: float, scored: bool) -> "BatchOutcome":
+    def of(cls, stage: str, inputs: int, rows: list[Row], started: float, seconds: float, scored: bool) -> BatchOutcome:
         """The outcome from the rows the stage returned: those still ``ok`` and those it rejected itself
         (rows an earlier stage rejected passed through untouched and are not its work)."""
         out = cls(stage, inputs, started=started, seconds=seconds)
@@ -96,8 +105,9 @@ def record_batch(outcome: BatchOutcome, tally: Any = None) -> None:
     for score, status in outcome.scores:
         m[CURATOR_SCORE].observe(score, tags={"status": status})
     if tally is not None:
-        tally.add_batch.remote(outcome.stage, outcome.inputs, outcome.accepted, dict(outcome.rejected),
-                               outcome.started, outcome.seconds)
+        tally.add_batch.remote(
+            outcome.stage, outcome.inputs, outcome.accepted, dict(outcome.rejected), outcome.started, outcome.seconds
+        )
 
 
 def record_shard(stats: dict[str, Any], tally: Any = None) -> None:

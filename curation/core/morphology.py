@@ -1,4 +1,5 @@
 """Mask geometry shared by every stage: grow and shrink masks, their boxes, and how well two agree."""
+
 from __future__ import annotations
 
 import cv2

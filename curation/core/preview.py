@@ -1,4 +1,5 @@
 """Small pictures for self-contained HTML pages (the run report, the curator's review page)."""
+
 from __future__ import annotations
 
 import base64

@@ -20,6 +20,7 @@ mask, effect mask), so that stage 2, ``curate eval-layers`` and the curator comp
 :func:`measure` computes every value; :func:`failures` compares them with the thresholds of
 ``masks.quality`` and names what failed, in a fixed order (the first is the row's reject reason).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -87,9 +88,17 @@ def measure(composite: np.ndarray, background: np.ndarray, mask: np.ndarray, eff
     drift = max(_unexplained(composite, background, obj, eff), _unexplained(c, b, o, e))
     brightened, too_dark, roughness, foreign = _shadow_values(c, b, e)
     texture, seam, ghost = _fill_values(c, b, o, e, size)
-    return Quality(drift=drift, brightened=brightened, too_dark=too_dark, ratio_roughness=roughness,
-                   fill_texture=texture, fill_seam=seam, fill_ghost=ghost, effect_area=float(eff.sum() / max(obj.sum(), 1)),
-                   effect_foreign=foreign)
+    return Quality(
+        drift=drift,
+        brightened=brightened,
+        too_dark=too_dark,
+        ratio_roughness=roughness,
+        fill_texture=texture,
+        fill_seam=seam,
+        fill_ghost=ghost,
+        effect_area=float(eff.sum() / max(obj.sum(), 1)),
+        effect_foreign=foreign,
+    )
 
 
 def _unexplained(c: np.ndarray, b: np.ndarray, o: np.ndarray, e: np.ndarray) -> float:
@@ -146,8 +155,9 @@ def _foreign_share(log_s: np.ndarray, lum: np.ndarray, dark: np.ndarray) -> floa
     return float((np.linalg.norm(smooth, axis=2) > FOREIGN_CHROMA)[dark].mean())
 
 
-def _fill_values(c: np.ndarray, b: np.ndarray, o: np.ndarray, e: np.ndarray,
-                 size: int) -> tuple[float | None, float | None, float | None]:
+def _fill_values(
+    c: np.ndarray, b: np.ndarray, o: np.ndarray, e: np.ndarray, size: int
+) -> tuple[float | None, float | None, float | None]:
     """Under the object: texture against a ring of ground, colour step across the border, object edges kept."""
     hole = dilate(o, OBJECT_RING_PX)
     inner = erode(hole, 2)
@@ -174,17 +184,28 @@ def failures(q: Quality, opts: QualityOptions) -> list[tuple[Reason, str]]:
     """The checks ``q`` fails, each as (reason, detail), in a fixed order; empty when the triplet passes. A
     detail names only the gates that failed, each with its value and bound, so a reviewer sees why."""
     groups: list[tuple[Reason, list[str]]] = [
-        (Reason.BACKGROUND_DRIFT, _over("pixels outside object+effect that differ from the composite", q.drift,
-                                        opts.max_drift, pct=True)),
-        (Reason.EFFECT_NOT_SHADOW, _over("effect brightened", q.brightened, opts.max_brightened, pct=True)
-         + _over("effect darker than a shadow", q.too_dark, opts.max_too_dark)
-         + _over("effect ratio roughness", q.ratio_roughness, opts.max_ratio_roughness)),
-        (Reason.FILL_SMEARED, _under("fill texture", q.fill_texture, opts.min_fill_texture)
-         + _over("fill texture", q.fill_texture, opts.max_fill_texture)
-         + _over("fill seam", q.fill_seam, opts.max_fill_seam)
-         + _over("fill ghost", q.fill_ghost, opts.max_fill_ghost)),
-        (Reason.EFFECT_IMPLAUSIBLE, _over("effect area (× the object)", q.effect_area, opts.max_effect_area)
-         + _over("effect foreign-coloured share", q.effect_foreign, opts.max_effect_foreign)),
+        (
+            Reason.BACKGROUND_DRIFT,
+            _over("pixels outside object+effect that differ from the composite", q.drift, opts.max_drift, pct=True),
+        ),
+        (
+            Reason.EFFECT_NOT_SHADOW,
+            _over("effect brightened", q.brightened, opts.max_brightened, pct=True)
+            + _over("effect darker than a shadow", q.too_dark, opts.max_too_dark)
+            + _over("effect ratio roughness", q.ratio_roughness, opts.max_ratio_roughness),
+        ),
+        (
+            Reason.FILL_SMEARED,
+            _under("fill texture", q.fill_texture, opts.min_fill_texture)
+            + _over("fill texture", q.fill_texture, opts.max_fill_texture)
+            + _over("fill seam", q.fill_seam, opts.max_fill_seam)
+            + _over("fill ghost", q.fill_ghost, opts.max_fill_ghost),
+        ),
+        (
+            Reason.EFFECT_IMPLAUSIBLE,
+            _over("effect area (× the object)", q.effect_area, opts.max_effect_area)
+            + _over("effect foreign-coloured share", q.effect_foreign, opts.max_effect_foreign),
+        ),
     ]
     return [(reason, ", ".join(failed)) for reason, failed in groups if failed]
 

@@ -9,6 +9,7 @@ and, as two merged masks, every other object and every other shadow. Split into 
 paired (a shadow belongs to the object it touches), those give several real object–shadow pairs per
 photo. Only the target has a shadow-free photo: DESOBA removes just the target's shadow.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -29,7 +30,9 @@ MAX_PIXELS = 1 << 26
 class RealInstance:
     """One annotated object of a real photo and its cast shadow (both bool masks, never overlapping)."""
 
-    photo: str  # e.g. "desoba/05", "bundled:soba_web-shadow0573.jpg": instances of one photo share it, so splits by photo keep them together
+    #: e.g. "desoba/05", "bundled:soba_web-shadow0573.jpg": instances of one photo share it, so splits by photo
+    #: keep them together
+    photo: str
     name: str  # e.g. "desoba/05/target", "desoba/05/other-1"
     composite: np.ndarray  # RGB uint8
     mask: np.ndarray
@@ -45,8 +48,9 @@ class RealInstance:
         return bool(m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any())
 
 
-def split_pairs(objects: np.ndarray, shadows: np.ndarray, contact_px: int = 3,
-                min_object_px: int = 64) -> list[tuple[np.ndarray, np.ndarray]]:
+def split_pairs(
+    objects: np.ndarray, shadows: np.ndarray, contact_px: int = 3, min_object_px: int = 64
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Connected objects, each with the shadow components that touch it (within ``contact_px``).
 
     A shadow touching several objects goes to the one it shares the longest contact with; a shadow that
@@ -75,12 +79,23 @@ def desoba_instances(root: Path = DESOBA) -> list[RealInstance]:
         target = read_mask(folder / "object_mask.png", MAX_PIXELS)
         objects = read_mask(folder / "other_objects_mask.png", MAX_PIXELS) & ~target
         pairs = split_pairs(objects, read_mask(folder / "other_shadows_mask.png", MAX_PIXELS) & ~target)
-        out.append(RealInstance(photo, f"{photo}/target", composite, target,
-                                read_mask(folder / "shadow_mask.png", MAX_PIXELS) & ~target,
-                                read_image(folder / "shadowfree.png", MAX_PIXELS), objects))
+        out.append(
+            RealInstance(
+                photo,
+                f"{photo}/target",
+                composite,
+                target,
+                read_mask(folder / "shadow_mask.png", MAX_PIXELS) & ~target,
+                read_image(folder / "shadowfree.png", MAX_PIXELS),
+                objects,
+            )
+        )
         for k, (mask, shadow) in enumerate(pairs, 1):
-            out.append(RealInstance(photo, f"{photo}/other-{k}", composite, mask, shadow & ~mask, None,
-                                    target | (objects & ~mask)))
+            out.append(
+                RealInstance(
+                    photo, f"{photo}/other-{k}", composite, mask, shadow & ~mask, None, target | (objects & ~mask)
+                )
+            )
     return out
 
 
@@ -104,8 +119,17 @@ def annotated_instances(root: Path = ANNOTATED) -> list[RealInstance]:
             for m in names:
                 if m != n:
                     others |= masks[m]
-            out.append(RealInstance(f"bundled:{photo.name}", f"{folder.name}/{n}", composite, masks[n],
-                                    read_mask(folder / f"{n}_shadow.png", MAX_PIXELS) & ~masks[n], None, others & ~masks[n]))
+            out.append(
+                RealInstance(
+                    f"bundled:{photo.name}",
+                    f"{folder.name}/{n}",
+                    composite,
+                    masks[n],
+                    read_mask(folder / f"{n}_shadow.png", MAX_PIXELS) & ~masks[n],
+                    None,
+                    others & ~masks[n],
+                )
+            )
     return out
 
 
@@ -150,6 +174,7 @@ def read_photo(name: str) -> np.ndarray:
 
 # --- the hole benchmark: real photos, object-shaped holes where the truth is the photo itself -------------
 
+
 #: a photo of the hole benchmark: where it comes from, its licence, and where holes may be cut
 @dataclass(frozen=True)
 class PhotoSpec:
@@ -168,7 +193,9 @@ HOLE_PHOTOS: dict[str, tuple[PhotoSpec, ...]] = {
         PhotoSpec("chelsea", "skimage:chelsea", "CC0 (Stefan van der Walt)", ((0, 0, 256, 96),)),
         PhotoSpec("coffee", "skimage:coffee", "CC0 (Rachel Michetti)", ((0, 0, 80, 150), (176, 0, 256, 150))),
         PhotoSpec("sam_dog", "bundled:sam_dog.jpg", "Apache-2.0 (segment-anything)", ((100, 130, 200, 256),)),
-        PhotoSpec("sam_groceries", "bundled:sam_groceries.jpg", "Apache-2.0 (segment-anything)", ((20, 180, 250, 240),)),
+        PhotoSpec(
+            "sam_groceries", "bundled:sam_groceries.jpg", "Apache-2.0 (segment-anything)", ((20, 180, 250, 240),)
+        ),
     ),
     "report": (
         PhotoSpec("grass", "skimage:grass", "CC0 (DeviantArt linolafett, Grass-01)"),
@@ -176,8 +203,12 @@ HOLE_PHOTOS: dict[str, tuple[PhotoSpec, ...]] = {
         PhotoSpec("china-trees", "sklearn:china.jpg", "CC BY 2.0 (danielbuechele)", ((150, 96, 256, 256),)),
         PhotoSpec("flower-bokeh", "sklearn:flower.jpg", "CC BY 2.0 (vultilion)", ((0, 0, 256, 80),)),
         PhotoSpec("sam_truck-road", "bundled:sam_truck.jpg", "Apache-2.0 (segment-anything)", ((0, 186, 256, 256),)),
-        PhotoSpec("soba-plaza", "bundled:soba_web-shadow0573.jpg", "Apache-2.0 (InstanceShadowDetection)",
-                  ((0, 175, 256, 256),)),
+        PhotoSpec(
+            "soba-plaza",
+            "bundled:soba_web-shadow0573.jpg",
+            "Apache-2.0 (InstanceShadowDetection)",
+            ((0, 175, 256, 256),),
+        ),
         PhotoSpec("desoba-05", "desoba:05", "MIT (DESOBA)"),
         PhotoSpec("desoba-06", "desoba:06", "MIT (DESOBA)"),
         PhotoSpec("desoba-07", "desoba:07", "MIT (DESOBA)"),
@@ -260,7 +291,7 @@ def _place(rng: np.random.Generator, shape: np.ndarray, allowed: np.ndarray, tri
     """``shape`` scaled and put where it lies inside ``allowed``; None when it never fits."""
     side = float(rng.uniform(48, 96))
     for attempt in range(tries):
-        scale = side * (0.97 ** attempt) / max(shape.shape)
+        scale = side * (0.97**attempt) / max(shape.shape)
         h, w = max(8, int(shape.shape[0] * scale)), max(8, int(shape.shape[1] * scale))
         small = cv2.resize(shape.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
         if h >= allowed.shape[0] or w >= allowed.shape[1]:

@@ -1,17 +1,12 @@
 """Why a row was rejected, and which stage said so: the codes every stage and report share."""
+
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Code(str, Enum):
+class Code(StrEnum):
     """A string code that prints as itself, in f-strings and JSON alike."""
-
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
 
 
 class StageName(Code):

@@ -4,6 +4,7 @@ Backends that pull in torch, SAM or transformers stay out of every process that 
 each entry is an import path (``"package.module:Class"``), resolved on first use. An unknown name fails
 with the config key it came from and the names that exist.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -28,6 +29,8 @@ class Registry(Generic[T]):
         try:
             target = self._entries[name]
         except KeyError:
-            raise ValueError(f"{self.key}: unknown {self.kind} {name!r} (choose from {', '.join(self._entries)})") from None
+            raise ValueError(
+                f"{self.key}: unknown {self.kind} {name!r} (choose from {', '.join(self._entries)})"
+            ) from None
         module, _, attr = target.partition(":")
         return getattr(importlib.import_module(module), attr)

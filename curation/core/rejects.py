@@ -6,6 +6,7 @@ stage's batch ends. Then :class:`RejectSampler` turns the images of the first fe
 index (so in ``rejects.parquet``), and lets the others go. The bound holds for the whole run when the
 pipeline passes its tally (one actor counts the grants), else per sampler.
 """
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -35,7 +36,9 @@ def shrink(image: np.ndarray, px: int) -> np.ndarray:
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     if image.ndim == 3 and image.shape[2] == 4:
         alpha = image[..., 3:].astype(np.float32) / 255
-        small = cv2.resize(np.concatenate([image[..., :3] * alpha, alpha * 255], axis=2), size, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(
+            np.concatenate([image[..., :3] * alpha, alpha * 255], axis=2), size, interpolation=cv2.INTER_AREA
+        )
         a = small[..., 3:] / 255
         rgb = np.where(a > 0, small[..., :3] / np.maximum(a, 1e-6), 0)
         return np.clip(np.concatenate([rgb, small[..., 3:]], axis=2) + 0.5, 0, 255).astype(np.uint8)
@@ -98,7 +101,11 @@ def reject_samples(index: pa.Table) -> dict[str, list[dict[str, Any]]]:
         return {}
     kept = index.filter(pc.is_valid(index["thumbnails"]))
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in kept.select(["key", "source", "reject_stage", "reject_reason", "reject_detail", "score", "thumbnails"]).to_pylist():
-        layers = {m: None if row["thumbnails"].get(m) is None else decode_png(row["thumbnails"][m]) for m in LAYER_MEMBERS}
+    for row in kept.select(
+        ["key", "source", "reject_stage", "reject_reason", "reject_detail", "score", "thumbnails"]
+    ).to_pylist():
+        layers = {
+            m: None if row["thumbnails"].get(m) is None else decode_png(row["thumbnails"][m]) for m in LAYER_MEMBERS
+        }
         out[f"{row['reject_stage']}/{row['reject_reason']}"].append({**row, "thumbnails": layers})
     return dict(out)

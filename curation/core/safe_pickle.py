@@ -8,9 +8,9 @@ bytes, and an array is made only after its shape, dtype and byte count have been
 ``max_elements``, so a header that claims a huge shape is refused before anything is allocated (a PIL image
 comes back as its numpy array). Compressed files (zlib, gzip) are inflated with a cap.
 """
+
 from __future__ import annotations
 
-import codecs
 import io
 import pickle
 import zlib
@@ -69,8 +69,9 @@ class _NdarrayName:
     __slots__ = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> None:
-        raise PickleRefused(Reason.UNSAFE_PICKLE, "refused call of numpy.ndarray (only its reconstructor may build "
-                                                  "arrays)")
+        raise PickleRefused(
+            Reason.UNSAFE_PICKLE, "refused call of numpy.ndarray (only its reconstructor may build arrays)"
+        )
 
 
 _NDARRAY = _NdarrayName()
@@ -110,8 +111,11 @@ class RestrictedUnpickler(pickle._Unpickler):
     _PLAIN: dict[tuple[str, str], Any] = {
         ("numpy", "ndarray"): _NDARRAY,
         ("numpy", "dtype"): np.dtype,
-        **{(mod, name): obj for mod in ("builtins", "__builtin__") for name, obj in (
-            ("set", set), ("frozenset", frozenset), ("complex", complex), ("bytearray", _bytearray))},
+        **{
+            (mod, name): obj
+            for mod in ("builtins", "__builtin__")
+            for name, obj in (("set", set), ("frozenset", frozenset), ("complex", complex), ("bytearray", _bytearray))
+        },
         ("collections", "OrderedDict"): OrderedDict,
         ("PIL.Image", "Image"): _PilImageStandIn,
     }
@@ -134,8 +138,11 @@ class RestrictedUnpickler(pickle._Unpickler):
             return self._scalar
         if key == ("_codecs", "encode"):  # how protocol 2 writes bytes: text re-encoded as latin-1, nothing else
             return _latin1_encode
-        raise PickleRefused(Reason.UNSAFE_PICKLE, f"refused global {module}.{name}: only numpy arrays, PIL images "
-                                                  "and builtin containers and scalars are allowed")
+        raise PickleRefused(
+            Reason.UNSAFE_PICKLE,
+            f"refused global {module}.{name}: only numpy arrays, PIL images "
+            "and builtin containers and scalars are allowed",
+        )
 
     @staticmethod
     def _reconstruct(subtype: Any, shape: Any, typecode: Any) -> _ArrayStandIn:
@@ -159,14 +166,21 @@ class RestrictedUnpickler(pickle._Unpickler):
         for n in shape:
             count *= n
         if count > self.max_elements:
-            raise PickleRefused(Reason.TOO_MANY_PIXELS, f"array header claims shape {shape} ({count} elements), "
-                                                        f"more than the {self.max_elements} allowed")
-        raw = memoryview(data).cast("B") if isinstance(data, (bytes, bytearray, memoryview, pickle.PickleBuffer)) \
+            raise PickleRefused(
+                Reason.TOO_MANY_PIXELS,
+                f"array header claims shape {shape} ({count} elements), more than the {self.max_elements} allowed",
+            )
+        raw = (
+            memoryview(data).cast("B")
+            if isinstance(data, (bytes, bytearray, memoryview, pickle.PickleBuffer))
             else None
+        )
         if raw is None or len(raw) != count * dtype.itemsize:
             got = "no bytes" if raw is None else f"{len(raw)} bytes"
-            raise PickleRefused(Reason.TRUNCATED, f"array of shape {shape} {dtype} needs {count * dtype.itemsize} "
-                                                  f"bytes, the file holds {got}")
+            raise PickleRefused(
+                Reason.TRUNCATED,
+                f"array of shape {shape} {dtype} needs {count * dtype.itemsize} bytes, the file holds {got}",
+            )
         self.total_bytes += len(raw)
         if self.total_bytes > self.max_bytes:
             raise PickleRefused(Reason.TOO_MANY_PIXELS, f"the arrays add up to more than {self.max_bytes} bytes")
@@ -178,8 +192,9 @@ class RestrictedUnpickler(pickle._Unpickler):
             raise PickleRefused(Reason.BAD_ANNOTATION, "PIL image without its state")
         mode, size, data = state[1], state[2], state[-1]
         if mode not in PIL_MODES:
-            raise PickleRefused(Reason.BAD_ANNOTATION,
-                                f"PIL image mode {mode!r} is not read (only {sorted(PIL_MODES)})")
+            raise PickleRefused(
+                Reason.BAD_ANNOTATION, f"PIL image mode {mode!r} is not read (only {sorted(PIL_MODES)})"
+            )
         if not (isinstance(size, tuple) and len(size) == 2 and all(isinstance(n, int) and n >= 0 for n in size)):
             raise PickleRefused(Reason.BAD_ANNOTATION, f"PIL image size {size!r} is not a size")
         (w, h), (channels, dtype) = size, PIL_MODES[mode]
@@ -262,7 +277,9 @@ def load_restricted(path: str | Path, max_elements: int, max_bytes: int) -> Any:
     p = Path(path)
     try:
         if p.stat().st_size > max_bytes:
-            raise PickleRefused(Reason.TOO_MANY_PIXELS, f"{p.name} is {p.stat().st_size} bytes, over the {max_bytes} cap")
+            raise PickleRefused(
+                Reason.TOO_MANY_PIXELS, f"{p.name} is {p.stat().st_size} bytes, over the {max_bytes} cap"
+            )
         raw = p.read_bytes()
     except FileNotFoundError:
         raise PickleRefused(Reason.MISSING_FILE, f"{p} does not exist") from None
@@ -282,5 +299,3 @@ def load_restricted(path: str | Path, max_elements: int, max_bytes: int) -> Any:
         raise PickleRefused(reason, f"{p.name}: {detail}") from None
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, MemoryError) as err:
         raise PickleRefused(Reason.DECODE_ERROR, f"{p.name}: {type(err).__name__}: {err}") from None
-
-

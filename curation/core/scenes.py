@@ -7,10 +7,12 @@ the foreground RGBA (object α from the anti-aliased silhouette, shadow α = 1 �
 known per instance. Deterministic from the seed; it is the demo's synthetic source, the test bed of stage 2,
 the benchmark workload and part of the curator's training data.
 """
+
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+
 import cv2
 import numpy as np
 
@@ -74,7 +76,7 @@ def _background(rng: np.random.Generator, size: int, photos: tuple[str, ...]) ->
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
         base = rng.uniform(0.35, 0.85, 3).astype(np.float32)
         period = rng.integers(8, 40)
-        tiles = (((np.floor(yy * size / period) + np.floor(xx * size / period)) % 2) * 0.12 - 0.06)
+        tiles = ((np.floor(yy * size / period) + np.floor(xx * size / period)) % 2) * 0.12 - 0.06
         noise = cv2.GaussianBlur(rng.normal(0, 0.08, (size, size)).astype(np.float32), (0, 0), rng.uniform(0.7, 3))
         grad = (yy - 0.5) * rng.uniform(-0.2, 0.2) + (xx - 0.5) * rng.uniform(-0.2, 0.2)
         bg = base[None, None, :] + (tiles + noise + grad)[..., None]
@@ -126,8 +128,9 @@ def cast_shadow(alpha: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
     return np.clip(sh, 0, 1), softness
 
 
-def render_scene(seed: int, size: int = 256, max_objects: int = 2, occlusion_rate: float = 0.15,
-                 photos: tuple[str, ...] = PHOTOS) -> Scene:
+def render_scene(
+    seed: int, size: int = 256, max_objects: int = 2, occlusion_rate: float = 0.15, photos: tuple[str, ...] = PHOTOS
+) -> Scene:
     """Render one scene with per-instance ground truth. Same arguments, same pixels.
 
     ``photos`` (bundled file names) are where ground and object textures come from; a caller that splits
@@ -150,7 +153,9 @@ def render_scene(seed: int, size: int = 256, max_objects: int = 2, occlusion_rat
                 x = int(np.clip(px + pw // 2 - ow // 3, 0, size - ow))
                 y = int(np.clip(py + ph // 2 - oh // 3, 0, size - oh))
                 break
-            if all(x + ow + 12 < bx or bx + bw + 12 < x or y + oh + 12 < by or by + bh + 12 < y for bx, by, bw, bh in boxes):
+            if all(
+                x + ow + 12 < bx or bx + bw + 12 < x or y + oh + 12 < by or by + bh + 12 < y for bx, by, bw, bh in boxes
+            ):
                 break
         boxes.append((x, y, ow, oh))
         shape = SHAPES[int(rng.integers(len(SHAPES)))]
@@ -199,9 +204,14 @@ def render_scene(seed: int, size: int = 256, max_objects: int = 2, occlusion_rat
         effect = ((1.0 - s) > 0.04) & ~mask
         scene.instances.append(
             Instance(
-                label=labels[i], mask=mask, effect=effect, background=to_uint8(render(i)),
-                foreground=foreground, bbox=bbox_of(mask) or (0, 0, 0, 0),
-                shadow_softness=params[i][0], shadow_darkness=params[i][1],
+                label=labels[i],
+                mask=mask,
+                effect=effect,
+                background=to_uint8(render(i)),
+                foreground=foreground,
+                bbox=bbox_of(mask) or (0, 0, 0, 0),
+                shadow_softness=params[i][0],
+                shadow_darkness=params[i][1],
             )
         )
     return scene

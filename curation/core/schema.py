@@ -10,6 +10,7 @@ cost, and read back as a numpy view of the Arrow buffer without a copy. The phot
 is dictionary-encoded in one chunk per photo: the instances of one photo carry one copy of it, not one
 each, and a block that Ray cuts out of a batch carries only the photos of its own rows.
 """
+
 from __future__ import annotations
 
 import io
@@ -46,8 +47,10 @@ ROW_SCHEMA = pa.schema(
         ("reject_detail", pa.string()),
         ("ann", pa.string()),  # json: what the source annotated (bbox xywh, category, ids, points)
         ("meta", pa.string()),  # json: what the stages measured and which backends they used
-        *[(c, pa.dictionary(pa.int32(), pa.large_binary()) if c == PHOTO_COLUMN else pa.large_binary())
-          for c in IMAGE_COLUMNS],
+        *[
+            (c, pa.dictionary(pa.int32(), pa.large_binary()) if c == PHOTO_COLUMN else pa.large_binary())
+            for c in IMAGE_COLUMNS
+        ],
         *[(c, pa.string()) for c in CAPTION_COLUMNS],
         ("psnr", pa.float64()),
         ("score", pa.float64()),
@@ -73,9 +76,18 @@ def new_row(key: str, source: str, source_ref: str, **fields: Any) -> Row:
     """A fresh ``ok`` row with every schema column present (images are kept as given, not copied)."""
     row: Row = {f.name: None for f in ROW_SCHEMA}
     row.update(
-        key=key, source=source, source_ref=source_ref, label="", status=OK,
-        reject_stage="", reject_reason="", reject_detail="", ann={}, meta={},
-        psnr=float("nan"), score=float("nan"),
+        key=key,
+        source=source,
+        source_ref=source_ref,
+        label="",
+        status=OK,
+        reject_stage="",
+        reject_reason="",
+        reject_detail="",
+        ann={},
+        meta={},
+        psnr=float("nan"),
+        score=float("nan"),
     )
     for c in CAPTION_COLUMNS:
         row[c] = ""
@@ -91,7 +103,12 @@ def reject(row: Row, stage: StageName, reason: Reason, detail: str = "") -> Row:
     """Mark a row rejected; later stages pass it through untouched. Its images leave the row, so blocks stay
     small; they are set aside (:data:`SET_ASIDE`) until the stage's batch ends, when a bounded sample of the
     rejects keeps thumbnails of them for review (:class:`curation.core.rejects.RejectSampler`)."""
-    row.update(status=REJECTED, reject_stage=StageName(stage).value, reject_reason=Reason(reason).value, reject_detail=detail[:500])
+    row.update(
+        status=REJECTED,
+        reject_stage=StageName(stage).value,
+        reject_reason=Reason(reason).value,
+        reject_detail=detail[:500],
+    )
     aside = {c: row[c] for c in IMAGE_COLUMNS if row[c] is not None}
     if aside:
         row[SET_ASIDE] = aside
@@ -136,13 +153,14 @@ def update_meta(row: Row, stage: str | StageName, values: dict[str, Any]) -> Non
 
 # -- rows <-> Arrow: only where rows cross between actors ------------------------------------------------
 
+
 def from_blob(blob: bytes | memoryview | np.ndarray | None) -> np.ndarray | None:
     """A ``.npy`` blob as an array that shares the blob's memory (read-only when the blob is)."""
     if blob is None or len(blob) == 0:
         return None
     raw = np.frombuffer(blob, np.uint8)
     shape, dtype, start = _parse_header(raw[:_HEADER_PEEK].tobytes())
-    array = raw[start:start + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize].view(dtype).reshape(shape)
+    array = raw[start : start + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize].view(dtype).reshape(shape)
     array.flags.writeable = False
     return array
 
@@ -194,10 +212,12 @@ def _blobs(arrays: list[np.ndarray | None]) -> pa.LargeBinaryArray:
     data = np.empty(int(offsets[-1]), np.uint8)
     for i, array in present:
         head = _header(array)
-        data[offsets[i]:offsets[i] + len(head)] = np.frombuffer(head, np.uint8)
-        data[offsets[i] + len(head):offsets[i + 1]] = array.reshape(-1).view(np.uint8)
+        data[offsets[i] : offsets[i] + len(head)] = np.frombuffer(head, np.uint8)
+        data[offsets[i] + len(head) : offsets[i + 1]] = array.reshape(-1).view(np.uint8)
     valid = None if len(present) == len(arrays) else pa.array([a is not None for a in arrays]).buffers()[1]
-    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(arrays), [valid, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(arrays), [valid, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
 
 
 def photo_column(values: list[np.ndarray | None]) -> pa.ChunkedArray:
@@ -211,7 +231,9 @@ def photo_column(values: list[np.ndarray | None]) -> pa.ChunkedArray:
     def close() -> None:
         if run:
             blob = _blobs([] if photo is None else [photo])
-            chunks.append(pa.DictionaryArray.from_arrays(pa.array([None if v is None else 0 for v in run], pa.int32()), blob))
+            chunks.append(
+                pa.DictionaryArray.from_arrays(pa.array([None if v is None else 0 for v in run], pa.int32()), blob)
+            )
 
     for value in values:
         if value is not None and photo is not None and image_identity(value) != image_identity(photo):
@@ -242,7 +264,7 @@ def _blob_arrays(blobs: pa.Array) -> list[np.ndarray | None]:
         return []
     offset_type = np.int64 if pa.types.is_large_binary(blobs.type) else np.int32
     _, offsets_buf, data_buf = blobs.buffers()
-    offsets = np.frombuffer(offsets_buf, offset_type)[blobs.offset:blobs.offset + len(blobs) + 1]
+    offsets = np.frombuffer(offsets_buf, offset_type)[blobs.offset : blobs.offset + len(blobs) + 1]
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
     valid = blobs.is_valid().to_numpy(zero_copy_only=False)
     return [from_blob(data[s:e]) if ok else None for s, e, ok in zip(offsets[:-1], offsets[1:], valid, strict=True)]

@@ -12,6 +12,7 @@ stage's batches on its own (:mod:`curation.core.metrics`) and keeps thumbnails o
 rejects (:mod:`curation.core.rejects`), so a fused actor reports like separate ones. It also keeps each
 stage's error budget (:mod:`curation.core.errorbudget`): stage code that raises on too many rows stops the run.
 """
+
 from __future__ import annotations
 
 import copy
@@ -129,21 +130,30 @@ class StageChain:
     stages: ClassVar[tuple[type[Stage], ...]]
 
     def __init__(self, cfg: RunConfig, options: dict[str, dict[str, Any]] | None = None, tally: Any = None):
-        self.steps = [(s(cfg, **(options or {}).get(s.name.value, {})), s.resources(cfg).batch_size) for s in self.stages]
-        self.samplers = [RejectSampler(s.name.value, cfg.report.rejects_per_reason, cfg.report.thumbnail_px, tally)
-                         for s in self.stages]
-        self.budgets = [ErrorBudget(s.name.value, cfg.run.max_error_fraction, cfg.run.error_budget_min_rows)
-                        for s in self.stages]
+        self.steps = [
+            (s(cfg, **(options or {}).get(s.name.value, {})), s.resources(cfg).batch_size) for s in self.stages
+        ]
+        self.samplers = [
+            RejectSampler(s.name.value, cfg.report.rejects_per_reason, cfg.report.thumbnail_px, tally)
+            for s in self.stages
+        ]
+        self.budgets = [
+            ErrorBudget(s.name.value, cfg.run.max_error_fraction, cfg.run.error_budget_min_rows) for s in self.stages
+        ]
         self.tally = tally
 
     def run(self, rows: list[Row]) -> list[Row]:
-        for i, ((stage, batch_size), sampler, budget) in enumerate(zip(self.steps, self.samplers, self.budgets,
-                                                                       strict=True)):
+        for i, ((stage, batch_size), sampler, budget) in enumerate(
+            zip(self.steps, self.samplers, self.budgets, strict=True)
+        ):
             if i == 0:  # the chain's input batch is already the first stage's batch
                 rows = self._measured(stage, sampler, budget, rows)
             else:
-                rows = [r for start in range(0, len(rows), batch_size)
-                        for r in self._measured(stage, sampler, budget, rows[start:start + batch_size])]
+                rows = [
+                    r
+                    for start in range(0, len(rows), batch_size)
+                    for r in self._measured(stage, sampler, budget, rows[start : start + batch_size])
+                ]
         return rows
 
     def _measured(self, stage: Stage, sampler: RejectSampler, budget: ErrorBudget, rows: list[Row]) -> list[Row]:
@@ -157,8 +167,10 @@ class StageChain:
         rows = stage.run(rows)
         seconds = time.perf_counter() - clock
         sampler(rows)
-        record_batch(BatchOutcome.of(stage.name.value, inputs, rows, started, seconds, scored="score" in stage.writes),
-                     self.tally)
+        record_batch(
+            BatchOutcome.of(stage.name.value, inputs, rows, started, seconds, scored="score" in stage.writes),
+            self.tally,
+        )
         budget.add(inputs, rows)
         return rows
 
@@ -177,15 +189,22 @@ def chain_resources(stages: tuple[type[Stage], ...], cfg: RunConfig) -> Resource
     """What one actor running ``stages`` asks for: the most any of them asks (they run one after another),
     the first stage's batch size (the chain's input), and the largest pool any of them declares."""
     res = [s.resources(cfg) for s in stages]
-    return Resources(num_cpus=max(r.num_cpus for r in res), num_gpus=max(r.num_gpus for r in res),
-                     batch_size=res[0].batch_size, concurrency=max(r.concurrency for r in res),
-                     max_concurrency=max(r.max_concurrency or r.concurrency for r in res))
+    return Resources(
+        num_cpus=max(r.num_cpus for r in res),
+        num_gpus=max(r.num_gpus for r in res),
+        batch_size=res[0].batch_size,
+        concurrency=max(r.concurrency for r in res),
+        max_concurrency=max(r.max_concurrency or r.concurrency for r in res),
+    )
 
 
 def map_kwargs(res: Resources) -> dict[str, Any]:
     """Ray Data ``map_batches`` arguments for a resource declaration (a fixed or an autoscaling pool)."""
-    pool = (ActorPoolStrategy(size=res.concurrency) if res.max_concurrency in (None, res.concurrency)
-            else ActorPoolStrategy(min_size=res.concurrency, max_size=res.max_concurrency))
+    pool = (
+        ActorPoolStrategy(size=res.concurrency)
+        if res.max_concurrency in (None, res.concurrency)
+        else ActorPoolStrategy(min_size=res.concurrency, max_size=res.max_concurrency)
+    )
     kwargs: dict[str, Any] = dict(batch_size=res.batch_size, num_cpus=res.num_cpus, compute=pool)
     if res.num_gpus:
         kwargs["num_gpus"] = res.num_gpus

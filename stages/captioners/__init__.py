@@ -1,4 +1,5 @@
 """Caption backends behind one small interface, chosen by ``caption.backend``."""
+
 from __future__ import annotations
 
 from curation.core.config import CaptionConfig
@@ -7,10 +8,14 @@ from stages.captioners.base import KINDS, Captioner, Captions, Sample
 
 __all__ = ["KINDS", "CAPTIONERS", "Captioner", "Captions", "Sample", "build_captioner", "check_captioner"]
 
-CAPTIONERS: Registry[Captioner] = Registry("caption.backend", "captioner", {
-    "offline": "stages.captioners.offline:OfflineCaptioner",
-    "transformers": "stages.captioners.transformers_vlm:TransformersCaptioner",  # torch + transformers: on use
-})
+CAPTIONERS: Registry[Captioner] = Registry(
+    "caption.backend",
+    "captioner",
+    {
+        "offline": "stages.captioners.offline:OfflineCaptioner",
+        "transformers": "stages.captioners.transformers_vlm:TransformersCaptioner",  # torch + transformers: on use
+    },
+)
 
 
 def build_captioner(cfg: CaptionConfig) -> Captioner:

@@ -1,9 +1,11 @@
 """The captioner interface: three captions per sample, from the sample's layers, a batch at a time."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 

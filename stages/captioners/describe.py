@@ -2,16 +2,27 @@
 
 The offline captioner's vocabulary: nothing here is guessed, every word comes from a measurement.
 """
+
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
 PALETTE = {
-    "black": (20, 20, 20), "white": (240, 240, 240), "grey": (128, 128, 128), "red": (200, 30, 30),
-    "orange": (235, 130, 30), "yellow": (230, 210, 40), "green": (50, 150, 50), "olive": (110, 110, 40),
-    "teal": (30, 130, 130), "blue": (40, 80, 200), "purple": (120, 50, 150), "pink": (230, 140, 170),
-    "brown": (120, 75, 40), "beige": (215, 195, 160),
+    "black": (20, 20, 20),
+    "white": (240, 240, 240),
+    "grey": (128, 128, 128),
+    "red": (200, 30, 30),
+    "orange": (235, 130, 30),
+    "yellow": (230, 210, 40),
+    "green": (50, 150, 50),
+    "olive": (110, 110, 40),
+    "teal": (30, 130, 130),
+    "blue": (40, 80, 200),
+    "purple": (120, 50, 150),
+    "pink": (230, 140, 170),
+    "brown": (120, 75, 40),
+    "beige": (215, 195, 160),
 }
 _NAMES = list(PALETTE)
 _LAB = cv2.cvtColor(np.array([list(PALETTE.values())], np.uint8), cv2.COLOR_RGB2LAB)[0].astype(np.float32)

@@ -3,9 +3,11 @@
 Needs no weights, so it runs on any machine; every word is either the source's category name or a
 measurement (colour votes, position, size, brightness, surface texture, shadow type and side).
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,8 +39,16 @@ def describe_sample(sample: Sample) -> Captions:
     region = surround if surround.any() else np.ones(obj.shape, bool)
     gray = cv2.cvtColor(sample.background, cv2.COLOR_RGB2GRAY)
     texture = texture_word(gray, region)
-    surface = " ".join(w for w in (brightness_word(gray, region), texture, colour_phrase(sample.background[region]),
-                                   "scene" if texture == "busy" else "surface") if w)
+    surface = " ".join(
+        w
+        for w in (
+            brightness_word(gray, region),
+            texture,
+            colour_phrase(sample.background[region]),
+            "scene" if texture == "busy" else "surface",
+        )
+        if w
+    )
     shadow = shadow_phrase(alpha, eff)
     if shadow:
         side = shadow_direction(obj, eff)

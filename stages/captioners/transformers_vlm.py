@@ -9,10 +9,12 @@ the foreground layer is composited over a neutral backdrop first (a VLM has no n
 style is detected at load time: processors with a chat template (Qwen2.5-VL) get a user turn with an
 image entry, the others (BLIP, Florence-2) get the prompt as a plain text prefix.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -34,8 +36,10 @@ def resolve_checkpoint(model: str, allow_download: bool) -> str:
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise CaptionerLoadError(f"caption.transformers.model: {path} has no config.json, so it is not a "
-                                     "transformers checkpoint directory")
+            raise CaptionerLoadError(
+                f"caption.transformers.model: {path} has no config.json, so it is not a "
+                "transformers checkpoint directory"
+            )
         return str(path)
     if allow_download:
         return model
@@ -82,8 +86,9 @@ def inspect_checkpoint(cfg: TransformersCaptionConfig) -> str:
     pick_device(cfg.device)
     checkpoint = resolve_checkpoint(cfg.model, cfg.allow_download)
     try:
-        config = AutoConfig.from_pretrained(checkpoint, local_files_only=not cfg.allow_download,
-                                            trust_remote_code=cfg.trust_remote_code)
+        config = AutoConfig.from_pretrained(
+            checkpoint, local_files_only=not cfg.allow_download, trust_remote_code=cfg.trust_remote_code
+        )
     except (OSError, ValueError) as exc:
         raise CaptionerLoadError(f"caption.transformers.model: cannot read the config of {cfg.model}: {exc}") from None
     remote = cfg.trust_remote_code and "AutoModelForImageTextToText" in (getattr(config, "auto_map", None) or {})
@@ -118,7 +123,9 @@ class TransformersCaptioner(Captioner):
         try:
             self.processor = AutoProcessor.from_pretrained(self.checkpoint, **opts)
         except (OSError, ValueError) as exc:
-            raise CaptionerLoadError(f"caption.transformers.model: cannot load the processor of {cfg.model}: {exc}") from None
+            raise CaptionerLoadError(
+                f"caption.transformers.model: cannot load the processor of {cfg.model}: {exc}"
+            ) from None
         if getattr(self.processor, "image_processor", None) is None:
             raise CaptionerLoadError(f"caption.transformers.model: the processor of {cfg.model} has no image processor")
         self.model = AutoModelForImageTextToText.from_pretrained(self.checkpoint, dtype=self.dtype, **opts)
@@ -151,8 +158,11 @@ class TransformersCaptioner(Captioner):
         inputs = self._inputs(images, prompt).to(self.device, dtype=self.dtype)
         g = self.cfg.generation
         sequences = self.model.generate(
-            **inputs, max_new_tokens=g.max_new_tokens, min_new_tokens=g.min_new_tokens or None,
-            num_beams=g.num_beams, do_sample=g.do_sample,
+            **inputs,
+            max_new_tokens=g.max_new_tokens,
+            min_new_tokens=g.min_new_tokens or None,
+            num_beams=g.num_beams,
+            do_sample=g.do_sample,
         )
         start = 0 if self.encoder_decoder else prompt_prefix_length(sequences, inputs.get("input_ids"))
         return self.processor.batch_decode(sequences[:, start:].cpu(), skip_special_tokens=True)
@@ -165,5 +175,11 @@ class TransformersCaptioner(Captioner):
         return [Captions(*(texts[k][i] for k in KINDS)) for i in range(len(samples))]
 
     def provenance(self) -> dict[str, Any]:
-        return {"backend": "transformers", "model": self.cfg.model, "model_type": self.model.config.model_type,
-                "dtype": self.cfg.dtype, "device": str(self.device), "prompt_style": "chat" if self.chat else "plain"}
+        return {
+            "backend": "transformers",
+            "model": self.cfg.model,
+            "model_type": self.model.config.model_type,
+            "dtype": self.cfg.dtype,
+            "device": str(self.device),
+            "prompt_style": "chat" if self.chat else "plain",
+        }

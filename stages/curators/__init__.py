@@ -3,6 +3,7 @@
 Each scores the ``ok`` rows it is given: it sets ``score`` (P(good)), records what it measured in
 ``meta.curate``, and rejects a row below its threshold (``low_curator_score``).
 """
+
 from __future__ import annotations
 
 from curation.core.config import RunConfig
@@ -11,10 +12,14 @@ from stages.curators.base import CuratorBackend
 
 __all__ = ["CURATORS", "CuratorBackend", "build_curator", "check_curator"]
 
-CURATORS: Registry[CuratorBackend] = Registry("curate.backend", "curator", {
-    "physical": "stages.curators.physical:PhysicalCurator",
-    "model": "stages.curators.model:ModelCurator",  # torch + timm: imported on use
-})
+CURATORS: Registry[CuratorBackend] = Registry(
+    "curate.backend",
+    "curator",
+    {
+        "physical": "stages.curators.physical:PhysicalCurator",
+        "model": "stages.curators.model:ModelCurator",  # torch + timm: imported on use
+    },
+)
 
 
 def build_curator(cfg: RunConfig) -> CuratorBackend:

@@ -1,4 +1,5 @@
 """What every curator backend implements."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -15,8 +16,8 @@ class CuratorBackend(ABC):
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
 
-    @classmethod
-    def check(cls, cfg: RunConfig) -> None:  # noqa: B027 - optional hook: most backends need no start-up check
+    @classmethod  # noqa: B027 - an optional hook: most backends need no start-up check
+    def check(cls, cfg: RunConfig) -> None:
         """Fail on the driver, in a second, on what would otherwise fail in every actor."""
 
     @abstractmethod

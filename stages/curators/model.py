@@ -1,4 +1,5 @@
 """The ``model`` curator: the trained network of :mod:`curator_model`, batched on the actor's device."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,10 +42,22 @@ class ModelCurator(CuratorBackend):
             score = float(p[0])
             k = 1 + int(np.argmax(p[1:]))
             row["score"] = round(score, 5)
-            update_meta(row, StageName.CURATE, {
-                "backend": "model", "checkpoint": self.checkpoint.name, "arch": spec.arch, "threshold": self.threshold,
-                "likely_failure": spec.classes[k], "p_failure": round(float(p[k]), 4),
-            })
+            update_meta(
+                row,
+                StageName.CURATE,
+                {
+                    "backend": "model",
+                    "checkpoint": self.checkpoint.name,
+                    "arch": spec.arch,
+                    "threshold": self.threshold,
+                    "likely_failure": spec.classes[k],
+                    "p_failure": round(float(p[k]), 4),
+                },
+            )
             if score < self.threshold:
-                reject(row, StageName.CURATE, Reason.LOW_CURATOR_SCORE,
-                       f"P(good) {score:.3f} < {self.threshold:.3f}; most likely {spec.classes[k]} ({p[k]:.2f})")
+                reject(
+                    row,
+                    StageName.CURATE,
+                    Reason.LOW_CURATOR_SCORE,
+                    f"P(good) {score:.3f} < {self.threshold:.3f}; most likely {spec.classes[k]} ({p[k]:.2f})",
+                )

@@ -1,4 +1,5 @@
 """The ``physical`` curator: the hand-made rule of :mod:`curator_model.physical`, no model."""
+
 from __future__ import annotations
 
 from curation.core.config import RunConfig
@@ -18,12 +19,21 @@ class PhysicalCurator(CuratorBackend):
             background, mask = require_image(row, "background"), require_image(row, "mask")
             quality = get_json(row, "meta").get("masks", {}).get("quality")
             if quality is None:  # stage 2 records it on every row it passes; measure rows that came another way
-                quality = measure(require_image(row, "composite"), background, mask, require_image(row, "effect")).as_dict()
+                quality = measure(
+                    require_image(row, "composite"), background, mask, require_image(row, "effect")
+                ).as_dict()
             ghost = ghost_ratio(background, mask)
             score = physical_score(ghost, quality, self.cfg.masks.quality)
             row["score"] = round(score, 5)
-            update_meta(row, StageName.CURATE, {"backend": "physical", "ghost_ratio": round(ghost, 4),
-                                                "threshold": self.threshold})
+            update_meta(
+                row,
+                StageName.CURATE,
+                {"backend": "physical", "ghost_ratio": round(ghost, 4), "threshold": self.threshold},
+            )
             if score < self.threshold:
-                reject(row, StageName.CURATE, Reason.LOW_CURATOR_SCORE,
-                       f"score {score:.3f} < {self.threshold} (ghost ratio {ghost:.2f})")
+                reject(
+                    row,
+                    StageName.CURATE,
+                    Reason.LOW_CURATOR_SCORE,
+                    f"score {score:.3f} < {self.threshold} (ghost ratio {ghost:.2f})",
+                )

@@ -1,4 +1,5 @@
 """The trivial segmenter: the source's own annotation mask, as drawn."""
+
 from __future__ import annotations
 
 from curation.core.config import MasksConfig

@@ -1,4 +1,5 @@
 """The object-segmenter interface: what a segmenter is given per instance and what it returns."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

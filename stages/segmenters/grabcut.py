@@ -4,6 +4,7 @@ Annotation polygons are coarse at the outline (COCO's are drawn by hand); GrabCu
 band across the outline from the object's and the surroundings' colour models, so the interior and the
 far background stay as annotated. With only a box, GrabCut runs from the box (rectangle init).
 """
+
 from __future__ import annotations
 
 import cv2
@@ -53,8 +54,15 @@ class GrabCutSegmenter:
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means: same input, same mask
         try:
-            cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), gc, rect,  # type: ignore[arg-type]  # stubs lack None
-                        bgd, fgd, self.iterations, mode)
+            cv2.grabCut(
+                cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                gc,
+                rect,  # type: ignore[arg-type]  # stubs lack None
+                bgd,
+                fgd,
+                self.iterations,
+                mode,
+            )
         except cv2.error:  # one colour on one side (flat region): nothing to re-decide
             return Segmentation(p.mask.astype(bool) if p.mask is not None else None, 0.5)
         out = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)

@@ -5,6 +5,7 @@ colour clusters, the border being mostly background in photos), its salient conn
 by GrabCut in its box. ``sam`` runs ``SamAutomaticMaskGenerator`` from a local checkpoint. Both keep only
 proposals that look like whole objects: inside the frame, not tiny, not most of the image.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,9 +22,15 @@ MIN_AREA, MAX_AREA = 0.005, 0.6  # fraction of the image a whole object may cove
 DUPLICATE_IOU = 0.7
 
 
-def propose_objects(image: np.ndarray, max_proposals: int, backend: str = "offline",
-                    checkpoint: str | None = None, model_type: str = "vit_b", device: str = "cpu",
-                    points_per_side: int = 16) -> list[np.ndarray]:
+def propose_objects(
+    image: np.ndarray,
+    max_proposals: int,
+    backend: str = "offline",
+    checkpoint: str | None = None,
+    model_type: str = "vit_b",
+    device: str = "cpu",
+    points_per_side: int = 16,
+) -> list[np.ndarray]:
     """Up to ``max_proposals`` bool masks (image-sized) of whole objects, best first.
 
     ``sam``: the model loads once per (checkpoint, device) per process (``device="auto"``: cuda if present);
@@ -54,8 +61,9 @@ def saliency(image: np.ndarray) -> np.ndarray:
     lab = cv2.cvtColor(cv2.GaussianBlur(image, (0, 0), 1.5), cv2.COLOR_RGB2LAB).astype(np.float32)
     h, w = lab.shape[:2]
     b = max(2, min(h, w) // 32)
-    border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3),
-                             lab[:, :b].reshape(-1, 3), lab[:, -b:].reshape(-1, 3)])
+    border = np.concatenate(
+        [lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3), lab[:, :b].reshape(-1, 3), lab[:, -b:].reshape(-1, 3)]
+    )
     k = min(8, len(border))
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 1.0)
     cv2.setRNGSeed(0)
@@ -81,8 +89,15 @@ def _grabcut(image: np.ndarray, seed: np.ndarray) -> np.ndarray:
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
         # the rect is unused with a mask (None); OpenCV's stubs do not allow None
-        cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, 3,  # type: ignore[call-overload]
-                    cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(
+            cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+            gc,
+            None,
+            bgd,
+            fgd,
+            3,  # type: ignore[call-overload]
+            cv2.GC_INIT_WITH_MASK,
+        )
     except cv2.error:  # degenerate colour model (flat region): keep the seed
         return seed
     out = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
@@ -123,11 +138,17 @@ def _mask_generator(checkpoint: str, model_type: str, device: str, points_per_si
 
     from stages.segmenters.sam_loader import load_sam
 
-    return SamAutomaticMaskGenerator(load_sam(checkpoint, model_type, resolve_device(device)), points_per_side=points_per_side,
-                                     pred_iou_thresh=0.8, stability_score_thresh=0.9)
+    return SamAutomaticMaskGenerator(
+        load_sam(checkpoint, model_type, resolve_device(device)),
+        points_per_side=points_per_side,
+        pred_iou_thresh=0.8,
+        stability_score_thresh=0.9,
+    )
 
 
-def sam_proposals(image: np.ndarray, checkpoint: str | None, model_type: str, device: str, points: int) -> list[np.ndarray]:
+def sam_proposals(
+    image: np.ndarray, checkpoint: str | None, model_type: str, device: str, points: int
+) -> list[np.ndarray]:
     """SAM's automatic masks from a local checkpoint, best first."""
     if checkpoint is None:
         raise ValueError("propose_objects(backend='sam') needs a local SAM checkpoint path")
@@ -136,7 +157,11 @@ def sam_proposals(image: np.ndarray, checkpoint: str | None, model_type: str, de
     return [r["segmentation"].astype(bool) for r in records]
 
 
-PROPOSERS: Registry = Registry("sources[].proposal_backend", "proposal backend", {
-    "offline": "stages.segmenters.proposals:offline_proposals",
-    "sam": "stages.segmenters.proposals:sam_proposals",
-})
+PROPOSERS: Registry = Registry(
+    "sources[].proposal_backend",
+    "proposal backend",
+    {
+        "offline": "stages.segmenters.proposals:offline_proposals",
+        "sam": "stages.segmenters.proposals:sam_proposals",
+    },
+)

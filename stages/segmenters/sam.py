@@ -7,6 +7,7 @@ With ``multimask`` SAM returns three candidate masks; the one kept maximises pre
 agreement with the annotation (IoU with its mask, else with its box), so an ambiguous prompt resolves
 to the annotated object rather than to a part of it or to its surroundings.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,8 +26,15 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 class SamSegmenter:
-    def __init__(self, checkpoint: str, model_type: str = "vit_b", device: str = "auto",
-                 dtype: str = "float32", embed_batch_size: int = 4, multimask: bool = True):
+    def __init__(
+        self,
+        checkpoint: str,
+        model_type: str = "vit_b",
+        device: str = "auto",
+        dtype: str = "float32",
+        embed_batch_size: int = 4,
+        multimask: bool = True,
+    ):
         self.device = torch.device(resolve_device(device, "masks.sam.device"))
         self.model = load_sam(checkpoint, model_type, str(self.device))
         self.transform = ResizeLongestSide(self.model.image_encoder.img_size)
@@ -81,8 +89,12 @@ class SamSegmenter:
             points = (self.transform.apply_coords_torch(coords, size), labels)
         sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=None)
         low_res, pred_iou = self.model.mask_decoder(
-            image_embeddings=feats, image_pe=self.model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=self.multimask)
+            image_embeddings=feats,
+            image_pe=self.model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=self.multimask,
+        )
         masks = self.model.postprocess_masks(low_res, input_size, size) > self.model.mask_threshold
         return choose(masks[0].cpu().numpy(), pred_iou[0].float().cpu().numpy(), p)
 

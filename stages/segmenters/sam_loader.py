@@ -5,6 +5,7 @@ which blocks use global attention) is fully determined by the tensor shapes, so 
 ``vit_b``/``vit_l``/``vit_h`` and the tiny encoders the tests train-free build and save. A named
 ``model_type`` is checked against the weights, so a mislabelled checkpoint fails at start-up, not mid-run.
 """
+
 from __future__ import annotations
 
 import re
@@ -45,8 +46,10 @@ def load_sam(checkpoint: str | Path, model_type: str = "vit_b", device: str = "c
     """The SAM model in eval mode on ``device``; ``model_type="auto"`` accepts any encoder geometry."""
     path = Path(checkpoint).expanduser()
     if not path.is_file():
-        raise SamCheckpointError(f"SAM checkpoint {path} does not exist (masks.sam.checkpoint); "
-                                 "download it once, e.g. sam_vit_b_01ec64.pth, and point the config at it")
+        raise SamCheckpointError(
+            f"SAM checkpoint {path} does not exist (masks.sam.checkpoint); "
+            "download it once, e.g. sam_vit_b_01ec64.pth, and point the config at it"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
@@ -55,8 +58,10 @@ def load_sam(checkpoint: str | Path, model_type: str = "vit_b", device: str = "c
         state = state["model"]
     geometry = encoder_geometry(state)
     if model_type != "auto" and geometry != REGISTRY[model_type]:
-        raise SamCheckpointError(f"SAM checkpoint {path} holds an encoder {geometry} (dim, depth, heads, "
-                                 f"global blocks), not {model_type} {REGISTRY[model_type]}")
+        raise SamCheckpointError(
+            f"SAM checkpoint {path} holds an encoder {geometry} (dim, depth, heads, "
+            f"global blocks), not {model_type} {REGISTRY[model_type]}"
+        )
     embed_dim, depth, heads, global_idx = geometry
     sam = _build_sam(embed_dim, depth, heads, list(global_idx), checkpoint=None)
     sam.load_state_dict(state)

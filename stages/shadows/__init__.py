@@ -1,10 +1,12 @@
-"""Shadow detectors: composite + object mask → the object's cast-shadow mask and a confidence, by ``masks.detector.backend``.
+"""Shadow detectors: composite + object mask → the object's cast-shadow mask and a confidence, by
+``masks.detector.backend``.
 
 The confidence says how sure a detector is that its mask holds the object's whole shadow (1: nothing
 shadow-like was left out). Stage 2 records it in ``meta.masks.shadow_confidence``; stage 4 rejects a row
 whose detected shadow is not trusted as ``lost_shadow`` (``curate.min_shadow_confidence``), because a
 shadow the detector missed stays in the background and the layer ships without it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,11 +40,15 @@ class ShadowDetector(Protocol):
         """Bool mask of the object's cast shadow (never overlapping ``obj``)."""
 
 
-DETECTORS: Registry[ShadowDetector] = Registry("masks.detector.backend", "shadow detector", {
-    "rule": "stages.shadows.rule:RuleShadowDetector",
-    "sam": "stages.shadows.sam:SamShadowDetector",
-    "exported": "stages.shadows.exported:ExportedShadowDetector",
-})
+DETECTORS: Registry[ShadowDetector] = Registry(
+    "masks.detector.backend",
+    "shadow detector",
+    {
+        "rule": "stages.shadows.rule:RuleShadowDetector",
+        "sam": "stages.shadows.sam:SamShadowDetector",
+        "exported": "stages.shadows.exported:ExportedShadowDetector",
+    },
+)
 
 
 def build_detector(opts: DetectorOptions) -> ShadowDetector:

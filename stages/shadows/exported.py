@@ -6,6 +6,7 @@ margin), so its cost does not grow with the photo. The mask is probability > 0.5
 confidence is how decided the model is near the object (mean of ``|2p − 1|`` within the search radius):
 a model that half-sees a shadow there is a model that may have missed it.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -12,6 +12,7 @@ search radius): a shadow larger than the window darkens the lit estimate and goe
 scale, but not at the wider one. Shadow-like ground the wider view finds and the rule left out is a shadow
 it may have missed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ import numpy as np
 from curation.core.config.masks import DetectorOptions
 from curation.core.morphology import bbox_of
 from stages.shadows import ShadowDetection
-
 
 CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # odd: an even kernel shifts the mask
 #: the wider view behind the confidence: median window and search radius times these
@@ -53,8 +53,13 @@ class RuleShadowDetector:
 
     @classmethod
     def from_options(cls, opts: DetectorOptions) -> RuleShadowDetector:
-        return cls(ratio=opts.ratio, chroma_tol=opts.chroma_tol, search=opts.search, base_band=opts.base_band,
-                   window=opts.window)
+        return cls(
+            ratio=opts.ratio,
+            chroma_tol=opts.chroma_tol,
+            search=opts.search,
+            base_band=opts.base_band,
+            window=opts.window,
+        )
 
     def detect(self, composite: np.ndarray, obj: np.ndarray) -> np.ndarray:
         return self._run(composite, obj, scored=False).mask
@@ -89,7 +94,9 @@ class RuleShadowDetector:
         floor = MISSED_FLOOR * o.sum()  # specks of dark ground are not a missed shadow
         return ShadowDetection(out, float(1.0 - missed / (missed + found.sum() + floor)))
 
-    def _touching_base(self, composite: np.ndarray, obj: np.ndarray, filled: np.ndarray, k: int, radius: int) -> np.ndarray:
+    def _touching_base(
+        self, composite: np.ndarray, obj: np.ndarray, filled: np.ndarray, k: int, radius: int
+    ) -> np.ndarray:
         """Dark, colour-keeping pixels within ``radius`` of the object, in regions that touch its base;
         "dark" against the lit surface, a median of ``k`` px over the photo with the object filled in."""
         box = bbox_of(obj)

@@ -9,6 +9,7 @@ minus any part that does not touch the rule's shadow. Where the rule finds nothi
 prompt and the rule's answer stands. The confidence is the rule's (did anything shadow-like go unseen?)
 times SAM's predicted IoU.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,8 +48,10 @@ class SamShadowDetector:
 
     @classmethod
     def from_options(cls, opts: DetectorOptions) -> SamShadowDetector:
-        return cls(RuleShadowDetector.from_options(opts),
-                   SamSegmenter(str(opts.checkpoint), opts.model_type, opts.device, embed_batch_size=1, multimask=True))
+        return cls(
+            RuleShadowDetector.from_options(opts),
+            SamSegmenter(str(opts.checkpoint), opts.model_type, opts.device, embed_batch_size=1, multimask=True),
+        )
 
     def detect(self, composite: np.ndarray, obj: np.ndarray) -> np.ndarray:
         return self.detect_scored(composite, obj).mask
@@ -61,10 +64,13 @@ class SamShadowDetector:
         if not points or seed_box is None:
             return seed
         inside = seed_points(obj, 1)
-        prompt = Prompt(image=composite, image_id=hashlib.blake2b(composite.tobytes(), digest_size=16).hexdigest(),
-                        box=(float(seed_box[0]), float(seed_box[1]), float(seed_box[2]), float(seed_box[3])),
-                        points=np.array([(x, y, 1) for x, y in points] + [(x, y, 0) for x, y in inside], np.float32),
-                        mask=seed.mask)
+        prompt = Prompt(
+            image=composite,
+            image_id=hashlib.blake2b(composite.tobytes(), digest_size=16).hexdigest(),
+            box=(float(seed_box[0]), float(seed_box[1]), float(seed_box[2]), float(seed_box[3])),
+            points=np.array([(x, y, 1) for x, y in points] + [(x, y, 0) for x, y in inside], np.float32),
+            mask=seed.mask,
+        )
         found = self.segmenter.segment([prompt])[0]
         if found.mask is None:
             return ShadowDetection(seed.mask, seed.confidence * 0.5)

@@ -11,6 +11,7 @@ The confidence's threshold for stage 4 (``curate.min_shadow_confidence``) is cho
 layer, a wrongly rejected one costs only a sample. The real instances then say how many real detections it
 would reject.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,16 +41,21 @@ MISSED, FOUND = 0.3, 0.5  # IoU below: a missed shadow; at or above: a found one
 def leave_one_photo_out(grid: dict[str, tuple[float, ...]] = GRID) -> dict:
     """Held-out IoU per instance, the parameters each fold chose, and the parameters chosen on all photos."""
     instances = real_instances()
-    combos: list[dict[str, Any]] = [dict(zip(grid, values, strict=True))
-                                    for values in itertools.product(*grid.values())]
-    scores = np.array([[iou(RuleShadowDetector(**c).detect(i.composite, i.mask), i.shadow) for i in instances]
-                       for c in combos])  # (combos, instances)
+    combos: list[dict[str, Any]] = [
+        dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())
+    ]
+    scores = np.array(
+        [[iou(RuleShadowDetector(**c).detect(i.composite, i.mask), i.shadow) for i in instances] for c in combos]
+    )  # (combos, instances)
     photos = np.array([i.photo for i in instances])
     held_out, folds = np.zeros(len(instances)), {}
     for photo in dict.fromkeys(photos):
         best = int(np.argmax(scores[:, photos != photo].mean(axis=1)))
         held_out[photos == photo] = scores[best, photos == photo]
-        folds[photo] = {"params": combos[best], "held_out_iou": [round(float(v), 3) for v in scores[best, photos == photo]]}
+        folds[photo] = {
+            "params": combos[best],
+            "held_out_iou": [round(float(v), 3) for v in scores[best, photos == photo]],
+        }
     final = int(np.argmax(scores.mean(axis=1)))
     shipped = RuleShadowDetector()
     return {
@@ -60,8 +66,9 @@ def leave_one_photo_out(grid: dict[str, tuple[float, ...]] = GRID) -> dict:
         "folds": folds,
         "chosen": combos[final],
         "chosen_in_sample_iou": round(float(scores[final].mean()), 4),
-        "shipped_defaults_in_sample_iou": round(float(np.mean([iou(shipped.detect(i.composite, i.mask), i.shadow)
-                                                                 for i in instances])), 4),
+        "shipped_defaults_in_sample_iou": round(
+            float(np.mean([iou(shipped.detect(i.composite, i.mask), i.shadow) for i in instances])), 4
+        ),
     }
 
 
@@ -80,14 +87,24 @@ def confidence_threshold(detector: RuleShadowDetector, keep: float = 0.8) -> dic
     ok = [t for t in candidates if (a[found, 1] >= t).mean() >= keep]
     t = float(max(ok)) if ok else 0.0
     real = [(i.name, detector.detect_scored(i.composite, i.mask).confidence) for i in real_instances()]
-    curve = {f"{c:.1f}": {"missed_rejected": round(float((a[missed, 1] < c).mean()), 3),
-                          "found_kept": round(float((a[found, 1] >= c).mean()), 3)} for c in (0.3, 0.5, 0.7)}
-    return {"threshold": round(t, 3), "synthetic_mean_iou": round(float(a[:, 0].mean()), 3), "curve": curve,
-            "synthetic_missed_rejected": round(float((a[missed, 1] < t).mean()), 3),
-            "synthetic_found_kept": round(float((a[found, 1] >= t).mean()), 3),
-            "synthetic_missed": int(missed.sum()), "synthetic_found": int(found.sum()),
-            "real_rejected": [n for n, c in real if c < t],
-            "real_confidence": {n: round(float(c), 3) for n, c in real}}
+    curve = {
+        f"{c:.1f}": {
+            "missed_rejected": round(float((a[missed, 1] < c).mean()), 3),
+            "found_kept": round(float((a[found, 1] >= c).mean()), 3),
+        }
+        for c in (0.3, 0.5, 0.7)
+    }
+    return {
+        "threshold": round(t, 3),
+        "synthetic_mean_iou": round(float(a[:, 0].mean()), 3),
+        "curve": curve,
+        "synthetic_missed_rejected": round(float((a[missed, 1] < t).mean()), 3),
+        "synthetic_found_kept": round(float((a[found, 1] >= t).mean()), 3),
+        "synthetic_missed": int(missed.sum()),
+        "synthetic_found": int(found.sum()),
+        "real_rejected": [n for n, c in real if c < t],
+        "real_confidence": {n: round(float(c), 3) for n, c in real},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,15 +114,20 @@ def main(argv: list[str] | None = None) -> int:
     loo = leave_one_photo_out()
     for name, v in zip(loo["instances"], loo["loo_iou"], strict=True):
         print(f"{name:40s} held-out IoU {v:.3f}")
-    print(f"leave-one-photo-out mean IoU {loo['loo_mean_iou']:.3f} (DESOBA only {loo['loo_mean_iou_desoba']:.3f}); "
-          f"chosen on all photos {loo['chosen']} (in-sample {loo['chosen_in_sample_iou']:.3f}, "
-          f"the shipped defaults {loo['shipped_defaults_in_sample_iou']:.3f} in-sample)")
+    print(
+        f"leave-one-photo-out mean IoU {loo['loo_mean_iou']:.3f} (DESOBA only {loo['loo_mean_iou_desoba']:.3f}); "
+        f"chosen on all photos {loo['chosen']} (in-sample {loo['chosen_in_sample_iou']:.3f}, "
+        f"the shipped defaults {loo['shipped_defaults_in_sample_iou']:.3f} in-sample)"
+    )
     conf = confidence_threshold(RuleShadowDetector(**loo["chosen"]))
-    print(f"confidence threshold {conf['threshold']} (in-sample: the shares below are on the seeds it was chosen on): "
-          f"synthetic missed shadows rejected {conf['synthetic_missed_rejected']} "
-          f"(n={conf['synthetic_missed']}), found kept {conf['synthetic_found_kept']} (n={conf['synthetic_found']}); "
-          f"real detections rejected: {conf['real_rejected'] or 'none'}; rendered scenes' mean IoU {conf['synthetic_mean_iou']}; "
-          f"other thresholds: {conf['curve']}")
+    print(
+        f"confidence threshold {conf['threshold']} (in-sample: the shares below are on the seeds it was chosen on): "
+        f"synthetic missed shadows rejected {conf['synthetic_missed_rejected']} "
+        f"(n={conf['synthetic_missed']}), found kept {conf['synthetic_found_kept']} (n={conf['synthetic_found']}); "
+        f"real detections rejected: {conf['real_rejected'] or 'none'}; rendered scenes' mean IoU "
+        f"{conf['synthetic_mean_iou']}; "
+        f"other thresholds: {conf['curve']}"
+    )
     if args.json:
         args.json.write_text(json.dumps({"leave_one_photo_out": loo, "confidence": conf}, indent=1))
     return 0

@@ -1,4 +1,5 @@
 """Source adapters: one module per dataset format, chosen by ``type`` in a ``sources:`` entry."""
+
 from __future__ import annotations
 
 from curation.core.config import SourceConfig
@@ -7,14 +8,18 @@ from stages.sources.base import Source, Unit, make_key
 
 __all__ = ["SOURCES", "Source", "Unit", "make_key", "build_source"]
 
-SOURCES: Registry[Source] = Registry("sources[].type", "source type", {
-    "synthetic": "stages.sources.synthetic:SyntheticSource",
-    "paired": "stages.sources.paired:PairedSource",
-    "coco": "stages.sources.coco:CocoSource",
-    "soba": "stages.sources.soba:SobaSource",
-    "folder": "stages.sources.folder:FolderSource",
-    "mulan": "stages.sources.mulan:MulanSource",
-})
+SOURCES: Registry[Source] = Registry(
+    "sources[].type",
+    "source type",
+    {
+        "synthetic": "stages.sources.synthetic:SyntheticSource",
+        "paired": "stages.sources.paired:PairedSource",
+        "coco": "stages.sources.coco:CocoSource",
+        "soba": "stages.sources.soba:SobaSource",
+        "folder": "stages.sources.folder:FolderSource",
+        "mulan": "stages.sources.mulan:MulanSource",
+    },
+)
 
 
 def build_source(cfg: SourceConfig) -> Source:

@@ -4,14 +4,16 @@ A source is read in two steps so that a huge dataset never sits in one process: 
 light :class:`Unit` descriptions (an image and its annotations, no pixels) into a parquet work list,
 and ingest workers turn each unit into candidate rows with :meth:`Source.load`.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -101,8 +103,12 @@ def downscale_rows(rows: list[Row], max_side: int | None) -> float:
         return done[key]
 
     for row in rows:
-        for col, resize in (("composite", resize_image), ("clean", resize_image), ("ann_mask", resize_mask),
-                            ("ann_effect", resize_mask)):
+        for col, resize in (
+            ("composite", resize_image),
+            ("clean", resize_image),
+            ("ann_mask", resize_mask),
+            ("ann_effect", resize_mask),
+        ):
             img = get_image(row, col)
             if img is not None:
                 set_image(row, col, shrink(img, resize))

@@ -10,10 +10,12 @@ rotation, the frame whose size matches decides: upright (annotations drawn on th
 stored (annotations drawn on the raw pixels, which are then rotated like the photo). Neither matching is
 ``size_mismatch``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -61,8 +63,13 @@ class CocoSource(Source):
                 ann_id = f"{ann_id}_dup{n}"  # keys must stay unique
             seen.add(ann_id)
             label = cats.get(id_key(ann.get("category_id")) or "", "")
-            inst = {"id": ann_id, "category": label, "iscrowd": int(bool(ann.get("iscrowd", 0))),
-                    "bbox": ann.get("bbox"), "segmentation": ann.get("segmentation")}
+            inst = {
+                "id": ann_id,
+                "category": label,
+                "iscrowd": int(bool(ann.get("iscrowd", 0))),
+                "bbox": ann.get("bbox"),
+                "segmentation": ann.get("segmentation"),
+            }
             if repeated:
                 inst["error"] = f"annotation id {ann.get('id')!r} is repeated"
             elif has_nonfinite(ann):
@@ -92,14 +99,24 @@ class CocoSource(Source):
             if not index.mark_seen(image_id):
                 yield bad_unit(f"{image_id}_dup{n}", f"image id {image_id} is listed twice", entry)
                 continue
-            yield Unit(unit_id=image_id, ref={
-                "file": entry["file_name"], "width": int(entry["width"]), "height": int(entry["height"]),
-                "image_id": entry["id"], "instances": self.instances(index.for_image(image_id), cats)})
+            yield Unit(
+                unit_id=image_id,
+                ref={
+                    "file": entry["file_name"],
+                    "width": int(entry["width"]),
+                    "height": int(entry["height"]),
+                    "image_id": entry["id"],
+                    "instances": self.instances(index.for_image(image_id), cats),
+                },
+            )
         for seq, ann in index.orphans():
             image_id = ann.get("image_id") if isinstance(ann, dict) else None
             ann_id = id_key(ann.get("id")) if isinstance(ann, dict) else None
-            yield bad_unit(f"annotation_{ann_id or f'seq{seq}'}",
-                           f"annotation refers to image_id {image_id!r}, which is not listed", ann)
+            yield bad_unit(
+                f"annotation_{ann_id or f'seq{seq}'}",
+                f"annotation refers to image_id {image_id!r}, which is not listed",
+                ann,
+            )
 
     def expected_keys(self, unit: Unit) -> list[str] | None:
         return [make_key(self.name, unit.unit_id, inst["id"]) for inst in unit.ref["instances"]]
@@ -119,8 +136,10 @@ class CocoSource(Source):
         elif orientation in (5, 6, 7, 8) and (w, h) == (H, W):
             reorient = orientation  # annotated on the stored pixels; rotate the masks like the photo
         else:
-            raise ImageError(Reason.SIZE_MISMATCH, f"{path} is {w}x{h} (EXIF orientation {orientation}) but the "
-                                              f"annotation file says {W}x{H}")
+            raise ImageError(
+                Reason.SIZE_MISMATCH,
+                f"{path} is {w}x{h} (EXIF orientation {orientation}) but the annotation file says {W}x{H}",
+            )
         th, tw, scale = fit_size(h, w, max_side)
         composite = resize_image(image, th, tw)
         del image
@@ -135,11 +154,26 @@ class CocoSource(Source):
         """The instance's effect (shadow) mask in the annotation frame; COCO has none."""
         return None
 
-    def _row(self, unit: Unit, path: Path, inst: dict[str, Any], composite: np.ndarray, H: int, W: int,
-             to_frame: Callable[[np.ndarray], np.ndarray], scale: float) -> Row:
+    def _row(
+        self,
+        unit: Unit,
+        path: Path,
+        inst: dict[str, Any],
+        composite: np.ndarray,
+        H: int,
+        W: int,
+        to_frame: Callable[[np.ndarray], np.ndarray],
+        scale: float,
+    ) -> Row:
         key = make_key(self.name, unit.unit_id, inst["id"])
-        ann = {"image_id": unit.ref["image_id"], "instance_id": inst["id"], "category": inst.get("category", ""),
-               "iscrowd": inst.get("iscrowd", 0), "source_bbox": inst.get("bbox"), "scale": round(scale, 5)}
+        ann = {
+            "image_id": unit.ref["image_id"],
+            "instance_id": inst["id"],
+            "category": inst.get("category", ""),
+            "iscrowd": inst.get("iscrowd", 0),
+            "source_bbox": inst.get("bbox"),
+            "scale": round(scale, 5),
+        }
         if inst.get("candidate") is False:
             ann["candidate"] = False
         row = new_row(key=key, source=self.name, source_ref=f"{path}#{inst['id']}", label=ann["category"], ann=ann)
@@ -152,6 +186,13 @@ class CocoSource(Source):
             return reject(row, StageName.INGEST, Reason.BAD_ANNOTATION, f"annotation {inst['id']}: {err}")
         ann["bbox"] = list(bbox_of(mask) or (0, 0, 0, 0))
         ann["effect_annotated"] = effect is not None
-        return new_row(key=key, source=self.name, source_ref=row["source_ref"], label=ann["category"],
-                       composite=composite, ann_mask=mask, ann_effect=None if effect is None else to_frame(effect),
-                       ann=ann)
+        return new_row(
+            key=key,
+            source=self.name,
+            source_ref=row["source_ref"],
+            label=ann["category"],
+            composite=composite,
+            ann_mask=mask,
+            ann_effect=None if effect is None else to_frame(effect),
+            ann=ann,
+        )

@@ -6,14 +6,16 @@ one streaming pass (``ijson``) writes each annotation, as compact JSON text, int
 indexed by image id; a second pass streams ``images`` and fetches each image's group from the index.
 The driver holds one image entry and its annotations at a time, plus SQLite's page cache (capped at 16 MB).
 """
+
 from __future__ import annotations
 
 import json
 import re
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import ijson
 import numpy as np
@@ -65,13 +67,13 @@ class LenientJSON:
                 break
             j = m.start()
             out += data[i:j]
-            c = data[j:j + 1]
+            c = data[j : j + 1]
             if self.in_string:
                 if c == b"\\":
                     if j + 1 >= n and not final:
                         self.carry = data[j:]
                         break
-                    out += data[j:j + 2]
+                    out += data[j : j + 2]
                     i = j + 2
                     continue
                 self.in_string = False
@@ -170,7 +172,9 @@ class AnnotationIndex:
     def orphans(self) -> Iterator[tuple[int, Any]]:
         """Annotations whose image id is missing, malformed, or not among the listed images."""
         rows = self.db.execute(
-            "SELECT seq, body FROM anns WHERE image_id IS NULL OR image_id NOT IN (SELECT image_id FROM seen) ORDER BY seq")
+            "SELECT seq, body FROM anns WHERE image_id IS NULL OR image_id NOT IN (SELECT image_id FROM seen) "
+            "ORDER BY seq"
+        )
         for seq, body in rows:
             yield seq, json.loads(body)
 
@@ -178,7 +182,7 @@ class AnnotationIndex:
         self.db.close()
         self._tmp.cleanup()
 
-    def __enter__(self) -> "AnnotationIndex":
+    def __enter__(self) -> AnnotationIndex:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,15 +6,16 @@ List files hold one path per line, relative to the list file's folder unless abs
 lines starting with ``#`` are skipped. Unit ids are the relative path plus a short hash of it, so keys
 stay stable when files are added and two paths that sanitise alike still differ.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from curation.core.morphology import bbox_of
 from curation.core.config.sources import FolderSourceConfig
 from curation.core.imageio import read_image, within
+from curation.core.morphology import bbox_of
 from curation.core.reasons import Reason
 from curation.core.schema import Row, new_row
 from stages.sources.base import Source, Unit, bad_unit, fit_size, make_key, path_id, resize_image
@@ -49,8 +50,10 @@ class FolderSource(Source):
                     yield bad_unit(f"line_{n}", f"{list_file.name} line {n} is not a readable path", entry)
                     continue
                 p = Path(entry).expanduser()
-                yield Unit(unit_id=path_id(entry), ref={"path": str(p if p.is_absolute() else list_file.parent / p),
-                                                        "rel": entry})
+                yield Unit(
+                    unit_id=path_id(entry),
+                    ref={"path": str(p if p.is_absolute() else list_file.parent / p), "rel": entry},
+                )
 
     def _walk(self, base: Path, root: Path) -> Iterator[tuple[str, Unit]]:
         """``(path, unit)`` for each image file below ``root`` (ids relative to the source's ``base``); a folder
@@ -59,8 +62,12 @@ class FolderSource(Source):
             entries = list(os.scandir(root))
         except OSError as err:
             rel = root.relative_to(base).as_posix()
-            yield str(root), bad_unit(path_id(f"{rel}/"), f"folder {root} cannot be listed: {err.strerror or err}",
-                                      rel, Reason.UNREADABLE)
+            yield (
+                str(root),
+                bad_unit(
+                    path_id(f"{rel}/"), f"folder {root} cannot be listed: {err.strerror or err}", rel, Reason.UNREADABLE
+                ),
+            )
             return
         for entry in entries:
             p = Path(entry.path)
@@ -81,16 +88,32 @@ class FolderSource(Source):
         image = read_image(unit.ref["path"], max_pixels)
         h, w, scale = fit_size(image.shape[0], image.shape[1], max_side)
         image = resize_image(image, h, w)
-        masks = propose_objects(image, self.cfg.max_proposals, backend=self.cfg.proposal_backend,
-                                checkpoint=None if self.cfg.checkpoint is None else str(self.cfg.checkpoint),
-                                model_type=self.cfg.model_type, device=self.cfg.device)
+        masks = propose_objects(
+            image,
+            self.cfg.max_proposals,
+            backend=self.cfg.proposal_backend,
+            checkpoint=None if self.cfg.checkpoint is None else str(self.cfg.checkpoint),
+            model_type=self.cfg.model_type,
+            device=self.cfg.device,
+        )
         rows = []
         for j, mask in enumerate(masks):
             mask = mask.astype(bool)
-            rows.append(new_row(
-                key=make_key(self.name, unit.unit_id, j), source=self.name, source_ref=unit.ref["path"],
-                label="object", composite=image, ann_mask=mask,
-                ann={"bbox": list(bbox_of(mask) or (0, 0, 0, 0)), "image_id": unit.ref["rel"], "instance_id": j,
-                     "proposal": self.cfg.proposal_backend, "scale": round(scale, 5)},
-            ))
+            rows.append(
+                new_row(
+                    key=make_key(self.name, unit.unit_id, j),
+                    source=self.name,
+                    source_ref=unit.ref["path"],
+                    label="object",
+                    composite=image,
+                    ann_mask=mask,
+                    ann={
+                        "bbox": list(bbox_of(mask) or (0, 0, 0, 0)),
+                        "image_id": unit.ref["rel"],
+                        "instance_id": j,
+                        "proposal": self.cfg.proposal_backend,
+                        "scale": round(scale, 5),
+                    },
+                )
+            )
         return rows, scale

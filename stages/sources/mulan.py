@@ -25,6 +25,7 @@ Each instance becomes a row: the photo, its visible mask, and as the clean plate
 instance layered back on it (``clean_kind: mulan``), so that stage 2 takes the real decomposition instead of a
 fill. MuLAn's captions travel in the row's annotation as ``source_captions``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -105,8 +106,9 @@ def _array(value: Any, what: str) -> np.ndarray:
 
 def _check_size(a: np.ndarray, what: str, shape: tuple[int, int]) -> None:
     if a.shape[:2] != shape:
-        raise ImageError(Reason.SIZE_MISMATCH, f"{what} is {a.shape[1]}x{a.shape[0]} but the photo is "
-                                               f"{shape[1]}x{shape[0]}")
+        raise ImageError(
+            Reason.SIZE_MISMATCH, f"{what} is {a.shape[1]}x{a.shape[0]} but the photo is {shape[1]}x{shape[0]}"
+        )
 
 
 def _field(record: Any, key: str, where: str) -> Any:
@@ -124,8 +126,13 @@ def _captions(record: Any, keys: tuple[str, ...] = ("llava", "blip2")) -> dict[s
 def instance_records(annotation: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(instance id, record) in stacking order: a dict keeps its keys, a list is numbered."""
     instances = _field(annotation, "instances", "the annotation")
-    items = list(instances.items()) if isinstance(instances, dict) else list(enumerate(instances)) \
-        if isinstance(instances, (list, tuple)) else None
+    items = (
+        list(instances.items())
+        if isinstance(instances, dict)
+        else list(enumerate(instances))
+        if isinstance(instances, (list, tuple))
+        else None
+    )
     if items is None:
         raise AnnotationError(f"instances is a {type(instances).__name__}, not a dict or list")
     out: list[tuple[str, dict[str, Any]]] = []
@@ -176,8 +183,9 @@ def layers_of(photo: np.ndarray, annotation: Any) -> tuple[np.ndarray, list[Laye
     return background, layers
 
 
-def clean_plates(background: np.ndarray, layers: list[Layer],
-                 finish: Callable[[np.ndarray], np.ndarray] = lambda plate: plate) -> list[np.ndarray]:
+def clean_plates(
+    background: np.ndarray, layers: list[Layer], finish: Callable[[np.ndarray], np.ndarray] = lambda plate: plate
+) -> list[np.ndarray]:
     """For each instance, the scene without it: the background with every other layer over it, in order;
     ``finish`` (a resize) is applied to each plate as soon as it is made.
 
@@ -228,16 +236,25 @@ class MulanSource(Source):
                 if not any(v.strip() for v in fields):
                     continue
                 if len(fields) != len(header):
-                    yield bad_unit(f"line_{n}", f"{csv_path.name} line {n} has {len(fields)} fields, expected "
-                                   f"{len(header)}", fields)
+                    yield bad_unit(
+                        f"line_{n}",
+                        f"{csv_path.name} line {n} has {len(fields)} fields, expected {len(header)}",
+                        fields,
+                    )
                     continue
                 rec = dict(zip(header, (v.strip() for v in fields), strict=True))
                 if not rec.get("image") or not rec.get("annotation"):
                     yield bad_unit(f"line_{n}", f"{csv_path.name} line {n} needs an image and an annotation", fields)
                     continue
                 ann = csv_path.parent / rec["annotation"]
-                yield Unit(unit_id=path_id(rec["annotation"]), ref={
-                    "annotation": str(ann), "image": str(csv_path.parent / rec["image"]), "root": str(csv_path.parent)})
+                yield Unit(
+                    unit_id=path_id(rec["annotation"]),
+                    ref={
+                        "annotation": str(ann),
+                        "image": str(csv_path.parent / rec["image"]),
+                        "root": str(csv_path.parent),
+                    },
+                )
 
     # -- worker side ---------------------------------------------------------------------------------
     def base_image(self, unit: Unit) -> Path:
@@ -252,8 +269,12 @@ class MulanSource(Source):
             rel = laion_relpath(image_id, self.cfg.laion_samples_per_shard)
             tried = [(folder, folder / rel) for folder in self.images] if rel else []
         else:
-            tried = [(folder, folder / sub / name) for folder in self.images for sub in ("", "train2017", "val2017")
-                     for name in coco_names(image_id)]
+            tried = [
+                (folder, folder / sub / name)
+                for folder in self.images
+                for sub in ("", "train2017", "val2017")
+                for name in coco_names(image_id)
+            ]
         for folder, path in tried:
             if path.is_file():
                 return within(folder, path)
@@ -282,10 +303,25 @@ class MulanSource(Source):
             visible = shown(rec, f"instances[{inst_id}]", photo.shape[:2])[..., 0] > 0.5
             mask = resize_mask(visible, th, tw)
             label = _captions(rec, ("blip2",)).get("blip2", "object")
-            ann = {"image_id": unit.unit_id, "instance_id": inst_id, "category": label, "clean_kind": "mulan",
-                   "bbox": list(bbox_of(mask) or (0, 0, 0, 0)), "scale": round(scale, 5),
-                   "source_captions": {**captions, "instance": _captions(rec, ("blip2",))}}
-            rows.append(new_row(key=make_key(self.name, unit.unit_id, inst_id), source=self.name,
-                                source_ref=f"{photo_path}#{ann_path.name}:{inst_id}", label=label, composite=composite,
-                                clean=plate, ann_mask=mask, ann=ann))
+            ann = {
+                "image_id": unit.unit_id,
+                "instance_id": inst_id,
+                "category": label,
+                "clean_kind": "mulan",
+                "bbox": list(bbox_of(mask) or (0, 0, 0, 0)),
+                "scale": round(scale, 5),
+                "source_captions": {**captions, "instance": _captions(rec, ("blip2",))},
+            }
+            rows.append(
+                new_row(
+                    key=make_key(self.name, unit.unit_id, inst_id),
+                    source=self.name,
+                    source_ref=f"{photo_path}#{ann_path.name}:{inst_id}",
+                    label=label,
+                    composite=composite,
+                    clean=plate,
+                    ann_mask=mask,
+                    ann=ann,
+                )
+            )
         return rows, scale

@@ -19,24 +19,25 @@ Or, with ``manifest:``, a CSV file (header row required) listing one sample per 
 breaks this (or repeats an id, or has the wrong number of fields) becomes a ``bad_manifest_row``.
 Both images (and the masks) must have the same size. One sample is one unit and one instance.
 """
+
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 
 from curation.core.compositing import to_float
-
-from curation.core.morphology import bbox_of
 from curation.core.config import PairedSourceConfig
 from curation.core.data import BUNDLED
-from curation.core.imageio import ImageError, read_bytes, read_image, read_mask, within
-from curation.core.schema import Reason, Row, new_row
 from curation.core.decompose import minimal_alpha
+from curation.core.imageio import ImageError, read_bytes, read_image, read_mask, within
+from curation.core.morphology import bbox_of
+from curation.core.schema import Reason, Row, new_row
 from stages.sources.base import Source, Unit, bad_unit, make_key
 
 EXTS = (".png", ".jpg", ".jpeg")
@@ -81,24 +82,38 @@ def manifest_units(path: Path, root: Path) -> Iterator[Unit]:
             if not any(v.strip() for v in fields):
                 continue
             if len(fields) != len(header):
-                yield bad_unit(f"line_{n}", f"{path.name} line {n} has {len(fields)} fields, expected {len(header)}", fields)
+                yield bad_unit(
+                    f"line_{n}", f"{path.name} line {n} has {len(fields)} fields, expected {len(header)}", fields
+                )
                 continue
             rec = {k: v.strip() for k, v in zip(header, fields, strict=True)}
             sid = rec["id"]
             clean = [k for k in ("background", "shadowfree") if rec.get(k)]
             problem = (
-                "no id" if not sid else f"id {sid!r} is repeated" if sid in seen else
-                "no composite" if not rec["composite"] else
-                "needs exactly one of background / shadowfree" if len(clean) != 1 else None
+                "no id"
+                if not sid
+                else f"id {sid!r} is repeated"
+                if sid in seen
+                else "no composite"
+                if not rec["composite"]
+                else "needs exactly one of background / shadowfree"
+                if len(clean) != 1
+                else None
             )
             if problem:
                 yield bad_unit(f"line_{n}", f"{path.name} line {n}: {problem}", fields)
                 continue
             seen.add(sid)
-            yield Unit(unit_id=sid, ref={
-                "composite": str(root / rec["composite"]), "clean": str(root / rec[clean[0]]), "clean_kind": clean[0],
-                **{k: str(root / rec[k]) if rec.get(k) else None for k in ("object_mask", "shadow_mask")},
-                "label": rec.get("label") or None})
+            yield Unit(
+                unit_id=sid,
+                ref={
+                    "composite": str(root / rec["composite"]),
+                    "clean": str(root / rec[clean[0]]),
+                    "clean_kind": clean[0],
+                    **{k: str(root / rec[k]) if rec.get(k) else None for k in ("object_mask", "shadow_mask")},
+                    "label": rec.get("label") or None,
+                },
+            )
 
 
 def folder_files(folder: Path) -> dict[str, Any]:
@@ -114,10 +129,14 @@ def folder_files(folder: Path) -> dict[str, Any]:
     if clean is None:
         raise ImageError(Reason.MISSING_FILE, f"{folder} has neither background.* nor shadowfree.*")
     label = folder / "label.txt"
-    return {"composite": str(comp), "clean": str(clean), "clean_kind": kind,
-            "object_mask": str(folder / "object_mask.png") if (folder / "object_mask.png").exists() else None,
-            "shadow_mask": str(folder / "shadow_mask.png") if (folder / "shadow_mask.png").exists() else None,
-            "label": read_bytes(label).decode(errors="replace").strip() if label.exists() else None}
+    return {
+        "composite": str(comp),
+        "clean": str(clean),
+        "clean_kind": kind,
+        "object_mask": str(folder / "object_mask.png") if (folder / "object_mask.png").exists() else None,
+        "shadow_mask": str(folder / "shadow_mask.png") if (folder / "shadow_mask.png").exists() else None,
+        "label": read_bytes(label).decode(errors="replace").strip() if label.exists() else None,
+    }
 
 
 class PairedSource(Source):
@@ -148,14 +167,20 @@ class PairedSource(Source):
         composite = read_image(comp_path, max_pixels)
         clean = read_image(bg_path, max_pixels)
         if clean.shape != composite.shape:
-            raise ImageError(Reason.SIZE_MISMATCH, f"{comp_path.name} is {composite.shape[1]}x{composite.shape[0]} but "
-                             f"{bg_path.name} is {clean.shape[1]}x{clean.shape[0]}")
+            raise ImageError(
+                Reason.SIZE_MISMATCH,
+                f"{comp_path.name} is {composite.shape[1]}x{composite.shape[0]} but "
+                f"{bg_path.name} is {clean.shape[1]}x{clean.shape[0]}",
+            )
         if files["object_mask"]:
             mask_path = Path(files["object_mask"])
             mask = read_mask(mask_path, max_pixels)
             if mask.shape != composite.shape[:2]:
-                raise ImageError(Reason.SIZE_MISMATCH, f"{mask_path.name} is {mask.shape[1]}x{mask.shape[0]} but the "
-                                 f"composite is {composite.shape[1]}x{composite.shape[0]}")
+                raise ImageError(
+                    Reason.SIZE_MISMATCH,
+                    f"{mask_path.name} is {mask.shape[1]}x{mask.shape[0]} but the "
+                    f"composite is {composite.shape[1]}x{composite.shape[0]}",
+                )
         elif kind == "background":
             mask = derived_object_mask(composite, clean)
         else:
@@ -164,9 +189,22 @@ class PairedSource(Source):
         if effect is not None and effect.shape != mask.shape:
             raise ImageError(Reason.SIZE_MISMATCH, f"{files['shadow_mask']} does not match the composite size")
         label = files["label"] or "object"
-        return [new_row(
-            key=make_key(self.name, unit.unit_id, 0), source=self.name, source_ref=str(comp_path), label=label,
-            composite=composite, clean=clean, ann_mask=mask, ann_effect=effect,
-            ann={"bbox": list(bbox_of(mask) or (0, 0, 0, 0)), "category": label, "image_id": unit.unit_id,
-                 "instance_id": 0, "clean_kind": kind},
-        )]
+        return [
+            new_row(
+                key=make_key(self.name, unit.unit_id, 0),
+                source=self.name,
+                source_ref=str(comp_path),
+                label=label,
+                composite=composite,
+                clean=clean,
+                ann_mask=mask,
+                ann_effect=effect,
+                ann={
+                    "bbox": list(bbox_of(mask) or (0, 0, 0, 0)),
+                    "category": label,
+                    "image_id": unit.unit_id,
+                    "instance_id": 0,
+                    "clean_kind": kind,
+                },
+            )
+        ]

@@ -7,6 +7,7 @@ in SOBA's release), and each object annotation shares the value of an associatio
 One row per object instance; its associated shadow mask(s) become ``ann_effect``. Shadows are not rows,
 and an object without a shadow has no effect annotation (``ann.effect_annotated`` is false).
 """
+
 from __future__ import annotations
 
 from typing import Any

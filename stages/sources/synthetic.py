@@ -3,9 +3,10 @@
 Half of the scenes (``paired_fraction``) come with their clean background, like a paired photo set; the
 rest go through the unpaired path. Deterministic from ``(seed, index)``.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -46,8 +47,14 @@ class SyntheticSource(Source):
                     clean=inst.background if paired else None,
                     ann_mask=inst.mask,
                     ann_effect=inst.effect,
-                    ann={"bbox": list(inst.bbox), "category": inst.label, "image_id": index, "instance_id": j,
-                         "paired": bool(paired), "seed": seed},
+                    ann={
+                        "bbox": list(inst.bbox),
+                        "category": inst.label,
+                        "image_id": index,
+                        "instance_id": j,
+                        "paired": bool(paired),
+                        "seed": seed,
+                    },
                 )
             )
         return rows

@@ -1,4 +1,5 @@
 """The run config: one YAML file validated into typed objects; a bad key fails at start with its path."""
+
 from __future__ import annotations
 
 import os
@@ -9,6 +10,11 @@ import yaml
 from pydantic import Field, ValidationError
 
 from curation.core.config.base import Resources, Strict
+from curation.core.config.caption import CaptionConfig
+from curation.core.config.curate import CurateConfig
+from curation.core.config.ingest import IngestConfig, SelectionConfig
+from curation.core.config.masks import MasksConfig
+from curation.core.config.output import ReportConfig, SinkConfig, VerifyConfig
 from curation.core.config.sources import (
     CocoSourceConfig,
     FolderSourceConfig,
@@ -18,17 +24,29 @@ from curation.core.config.sources import (
     SourceConfig,
     SyntheticSourceConfig,
 )
-from curation.core.config.caption import CaptionConfig
-from curation.core.config.curate import CurateConfig
-from curation.core.config.ingest import IngestConfig, SelectionConfig
-from curation.core.config.masks import MasksConfig
-from curation.core.config.output import ReportConfig, SinkConfig, VerifyConfig
 
 __all__ = [
-    "ConfigError", "RunConfig", "RunSection", "RaySection", "Resources", "SourceConfig",
-    "SyntheticSourceConfig", "PairedSourceConfig", "CocoSourceConfig", "SobaSourceConfig",
-    "FolderSourceConfig", "MulanSourceConfig", "IngestConfig", "SelectionConfig", "MasksConfig",
-    "CaptionConfig", "CurateConfig", "SinkConfig", "ReportConfig", "VerifyConfig", "load_config",
+    "ConfigError",
+    "RunConfig",
+    "RunSection",
+    "RaySection",
+    "Resources",
+    "SourceConfig",
+    "SyntheticSourceConfig",
+    "PairedSourceConfig",
+    "CocoSourceConfig",
+    "SobaSourceConfig",
+    "FolderSourceConfig",
+    "MulanSourceConfig",
+    "IngestConfig",
+    "SelectionConfig",
+    "MasksConfig",
+    "CaptionConfig",
+    "CurateConfig",
+    "SinkConfig",
+    "ReportConfig",
+    "VerifyConfig",
+    "load_config",
 ]
 
 

@@ -1,4 +1,5 @@
 """Shared pieces of the run config: strict models and the per-stage resource declaration."""
+
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -26,7 +27,9 @@ class Resources(Strict):
     max_concurrency: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
-    def _pool_bounds(self) -> "Resources":
+    def _pool_bounds(self) -> Resources:
         if self.max_concurrency is not None and self.max_concurrency < self.concurrency:
-            raise ValueError(f"max_concurrency ({self.max_concurrency}) must not be below concurrency ({self.concurrency})")
+            raise ValueError(
+                f"max_concurrency ({self.max_concurrency}) must not be below concurrency ({self.concurrency})"
+            )
         return self

@@ -1,4 +1,5 @@
 """Stage 3 config: captioning backend, its model options and the post-processing."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal

@@ -1,4 +1,5 @@
 """Stage 4 config: curator backend, its checkpoint and device, and the threshold."""
+
 from __future__ import annotations
 
 from pathlib import Path

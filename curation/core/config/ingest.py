@@ -1,4 +1,5 @@
 """Stage 1 config: validation limits and instance selection rules."""
+
 from __future__ import annotations
 
 from pydantic import Field, model_validator
@@ -26,7 +27,7 @@ class SelectionConfig(Strict):
     skip_crowd: bool = True
 
     @model_validator(mode="after")
-    def _bounds(self) -> "SelectionConfig":
+    def _bounds(self) -> SelectionConfig:
         if self.min_area_frac >= self.max_area_frac:
             raise ValueError("min_area_frac must be below max_area_frac")
         return self

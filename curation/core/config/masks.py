@@ -1,4 +1,5 @@
 """Stage 2 config: segmenter, effect source, decomposition and its checks."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -55,7 +56,7 @@ class DetectorOptions(Strict):
     device: str = "auto"
 
     @model_validator(mode="after")
-    def _models_have_weights(self) -> "DetectorOptions":
+    def _models_have_weights(self) -> DetectorOptions:
         if self.backend != "rule" and self.checkpoint is None:
             raise ValueError(f"shadow detector '{self.backend}' needs masks.detector.checkpoint (a local path)")
         return self
@@ -64,7 +65,9 @@ class DetectorOptions(Strict):
 class InpaintOptions(Strict):
     """How the object region of an unpaired image is filled: OpenCV, or a learned model from a local path."""
 
-    backend: Literal["telea", "navier_stokes", "fsr_fast", "fsr_best", "shiftmap", "fsr_texture", "exported"] = "fsr_texture"
+    backend: Literal["telea", "navier_stokes", "fsr_fast", "fsr_best", "shiftmap", "fsr_texture", "exported"] = (
+        "fsr_texture"
+    )
     radius: int = Field(5, ge=1)
     #: the xphoto fills work on the object's window reduced to at most this many pixels on its long side:
     #: lower it to bound stage 2's CPU on large photos, at the cost of the finest texture (docs/layers.md)
@@ -131,7 +134,7 @@ class MasksConfig(Strict):
     max_effect_gap_px: int = Field(24, ge=0)
 
     @model_validator(mode="after")
-    def _backends_have_weights(self) -> "MasksConfig":
+    def _backends_have_weights(self) -> MasksConfig:
         if self.segmenter == "sam" and self.sam.checkpoint is None:
             raise ValueError("segmenter 'sam' needs masks.sam.checkpoint (a local .pth path)")
         if self.inpaint.backend == "exported" and self.inpaint.checkpoint is None:

@@ -1,4 +1,6 @@
-"""Sink, report and verify config: shard size, PNG compression, rejects kept for review, the PSNR floor verify enforces."""
+"""Sink, report and verify config: shard size, PNG compression, rejects kept for review, the PSNR floor verify
+enforces."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -2,10 +2,11 @@
 
 Paths may be absolute or relative to the working directory; the bundled demo data is found by name.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -98,7 +99,7 @@ class FolderSourceConfig(Quota):
     device: str = "cpu"
 
     @model_validator(mode="after")
-    def _one_input(self) -> "FolderSourceConfig":
+    def _one_input(self) -> FolderSourceConfig:
         if (self.root is None) == (self.list_file is None):
             raise ValueError("give exactly one of root or list_file")
         return self
@@ -124,7 +125,7 @@ class MulanSourceConfig(Quota):
     max_annotation_bytes: int = Field(2 * 1024**3, ge=1024)
 
     @model_validator(mode="after")
-    def _one_input(self) -> "MulanSourceConfig":
+    def _one_input(self) -> MulanSourceConfig:
         if (self.annotations is None) == (self.pairs is None):
             raise ValueError("give exactly one of annotations or pairs")
         if self.annotations is not None and not self.images:
@@ -133,7 +134,11 @@ class MulanSourceConfig(Quota):
 
 
 SourceConfig = Annotated[
-    Union[SyntheticSourceConfig, PairedSourceConfig, CocoSourceConfig, SobaSourceConfig, FolderSourceConfig,
-          MulanSourceConfig],
+    SyntheticSourceConfig
+    | PairedSourceConfig
+    | CocoSourceConfig
+    | SobaSourceConfig
+    | FolderSourceConfig
+    | MulanSourceConfig,
     Field(discriminator="type"),
 ]
