@@ -114,7 +114,31 @@ def make_plan(cfg: RunConfig) -> Plan:
     except ConfigError as err:
         error = str(err)
     where = f"the cluster at {address}" if address else "an embedded local Ray (started by the run)"
-    return Plan(by_source, done, pools, total, largest, where, error)
+    return Plan(by_source, done, pools, total, largest, where, error, quota_sections(cfg))
+
+
+def quota_sections(cfg: RunConfig) -> list[Section]:
+    """Per source with a quota (``max_units`` / ``max_samples``): what it lists and what the quota takes."""
+    from curation.quota import plan_quotas
+
+    if not any(s.max_units is not None or s.max_samples is not None for s in cfg.sources):
+        return []
+
+    def counts(found: int | None, cap: int | None, taken: int | None, what: str) -> str:
+        known = "?" if found is None else str(found)
+        return (
+            f"{known} {what}"
+            + (f", quota {cap}" if cap is not None else "")
+            + (f" -> {taken} taken" if taken is not None else "")
+        )
+
+    lines = [
+        f"  {q.source:<16} {counts(q.units_found, q.max_units, q.units_selected, 'units')}; "
+        f"{counts(q.samples_found, q.max_samples, q.samples_selected, 'samples')}"
+        + (f"; {q.bad_entries} unreadable entries (reject rows)" if q.bad_entries else "")
+        for q in plan_quotas(cfg)
+    ]
+    return [Section("quotas (deterministic by hash: a rerun takes the same units)", lines)]
 
 
 def describe(plan: Plan, cfg: RunConfig) -> list[Section]:

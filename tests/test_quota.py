@@ -208,3 +208,19 @@ def test_unreadable_entries_pass_a_quota_to_become_their_rejects(tmp_path):
     assert (plan.units_found, plan.units_selected, plan.bad_entries) == (len(folders), 1, 1)
     units = list(quota_units(build_source(cfg.sources[0]), cfg.sources[0], "sources.0"))
     assert len(units) == 2 and sum("manifest_error" in u.ref for u in units) == 1
+
+
+def test_curate_plan_shows_each_sources_quota(tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from curation.cli import main
+
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(two_sources(tmp_path, {"max_samples": 7}, {"max_units": 3})))
+    assert main(["plan", str(config), "--json"]) == 0
+    quotas = next(v for k, v in json.loads(capsys.readouterr().out)["sections"].items() if k.startswith("quotas"))
+    coco, mulan = plan_quotas(parse_config(two_sources(tmp_path, {"max_samples": 7}, {"max_units": 3})))
+    assert f"quota 7 -> {coco.samples_selected} taken" in quotas[0] and quotas[0].split()[0] == "coco"
+    assert f"{mulan.units_found} units, quota 3 -> 3 taken" in quotas[1]
