@@ -358,7 +358,7 @@ def test_the_label_page_escapes_hostile_values_in_text_attributes_and_script(tmp
 
 
 def test_the_run_report_escapes_hostile_values(tmp_path):
-    from tests.fixtures.layered_shards import _rows
+    from devdata.layered_shards import _rows
 
     from curation.finalize import finalize
     from curation.layout import OutDir
