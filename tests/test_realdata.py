@@ -56,4 +56,6 @@ def test_every_real_instance_adds_the_held_out_desobav2_photos_and_leaves_the_cu
     v2 = everything[len(curators) :]
     assert {i.photo for i in v2} == {f"desobav2/{n}" for n in ("01", "02", "04", "06")} and len(v2) == 10
     assert all(i.composite.shape == (570, 570, 3) and i.mask.any() and not (i.mask & i.shadow).any() for i in v2)
-    assert [i.name for i in v2 if i.shadowfree is not None] == [f"desobav2/{n}/target" for n in ("01", "02", "04", "06")]
+    assert [i.name for i in v2 if i.shadowfree is not None] == [
+        f"desobav2/{n}/target" for n in ("01", "02", "04", "06")
+    ]

@@ -19,7 +19,7 @@ def test_the_prior_points_where_the_other_shadows_fall():
     # two posts whose shadows lie to their right along the ground
     a, b = _box(10, 40, 10, 16), _box(10, 40, 50, 56)
     sa, sb = _box(34, 40, 16, 34), _box(34, 40, 56, 70)
-    d, reach, area = shadow_vector(a, sa)  # type: ignore[misc]
+    d, reach, area = shadow_vector(a, sa)
     assert d[1] > 0.95 and reach > 0.3 and area > 0.5
     prior = prior_from([(a, ShadowDetection(sa, 0.9)), (b, ShadowDetection(sb, 0.8))])
     assert prior is not None and prior.n == 2 and prior.direction[1] > 0.95 and prior.strength > 0.99
@@ -58,3 +58,14 @@ def test_roc_auc_ranks_misses_below_hits():
     conf = np.array([0.9, 0.8, 0.2, 0.8])
     assert roc_auc(conf, np.array([False, False, True, True])) == 0.875  # one tie: half
     assert np.isnan(roc_auc(conf, np.zeros(4, bool)))
+
+
+def test_objects_cut_by_the_frame_neither_shape_the_prior_nor_get_one():
+    a, edge = _box(10, 40, 10, 16), _box(10, 64, 50, 56)  # the second runs off the bottom of the photo
+    assert prior_from([(edge, ShadowDetection(_box(40, 64, 56, 70), 1.0))]) is None
+    prior = prior_from([(a, ShadowDetection(_box(34, 40, 16, 34), 1.0))])
+    rng = np.random.default_rng(1)
+    image = (rng.uniform(120, 140, (64, 96, 3))).astype(np.uint8)
+    rule = RuleShadowDetector()
+    with_prior, own = detect_with_prior(rule, image, edge, prior), rule.detect_scored(image, edge)
+    assert np.array_equal(with_prior.mask, own.mask) and with_prior.confidence == own.confidence

@@ -21,11 +21,12 @@ import numpy as np
 from curation.core.morphology import iou
 from curation.core.realdata import RealInstance, every_real_instance
 from stages.shadows import ShadowDetection
-from stages.shadows.light import PriorKnobs, apply_prior, prior_from, reaching
+from stages.shadows.light import PriorKnobs, apply_prior, prior_from, reaching, touches_frame
 from stages.shadows.rule import RuleShadowDetector
 
 MISSED = 0.3  # IoU below: a missed shadow
-SEARCH_GRID = {"margin": (None, 0.0, 0.25, 0.5), "stretch": (0.0, 1.0, 1.5)}
+MARGINS: tuple[float | None, ...] = (None, 0.0, 0.25, 0.5)
+STRETCHES = (0.0, 1.0, 1.5)
 SMALL_GRID = (0.0, 0.25, 0.5)
 
 
@@ -42,25 +43,27 @@ def _scored(inst: RealInstance) -> bool:
     return bool(inst.shadow.any())
 
 
-def evaluate(detector: RuleShadowDetector = RuleShadowDetector()) -> dict:
+def evaluate(detector: RuleShadowDetector | None = None) -> dict:
+    """The per-instance table and the summaries before and after the prior (the shipped rule by default)."""
+    detector = detector or RuleShadowDetector()
     instances = every_real_instance()
     base = [detector.detect_scored(i.composite, i.mask) for i in instances]
     photos = [i.photo for i in instances]
     knobs = [
         PriorKnobs(margin=m, stretch=s, small=small)
-        for m, s in itertools.product(*SEARCH_GRID.values())
+        for m, s in itertools.product(MARGINS, STRETCHES)
         for small in SMALL_GRID
     ]
     after: dict[PriorKnobs, list[ShadowDetection]] = {k: [] for k in knobs}
     for k, inst in enumerate(instances):
         prior = prior_from([(j.mask, base[n]) for n, j in enumerate(instances) if j.photo == inst.photo and n != k])
-        if prior is None:  # today's answer, whatever the knobs
+        if prior is None or touches_frame(inst.mask):  # today's answer, whatever the knobs
             for kn in knobs:
                 after[kn].append(base[k])
             continue
         searched = {
             s: base[k] if not s else reaching(detector, prior, s).detect_scored(inst.composite, inst.mask)
-            for s in SEARCH_GRID["stretch"]
+            for s in STRETCHES
         }
         for kn in knobs:
             after[kn].append(apply_prior(searched[kn.stretch], inst.mask.astype(bool), prior, kn))
@@ -79,7 +82,13 @@ def evaluate(detector: RuleShadowDetector = RuleShadowDetector()) -> dict:
         folds[photo] = {"margin": best.margin, "stretch": best.stretch, "small": best.small}
     base_iou = np.array([iou(d.mask, i.shadow) for d, i in zip(base, instances, strict=True)])
     base_conf = np.array([d.confidence for d in base])
-    chosen = max(knobs, key=lambda kn: (round(float(ious[kn][scored].mean()), 6), roc_auc(confs[kn][scored], ious[kn][scored] < MISSED)))
+    chosen = max(
+        knobs,
+        key=lambda kn: (
+            round(float(ious[kn][scored].mean()), 6),
+            roc_auc(confs[kn][scored], ious[kn][scored] < MISSED),
+        ),
+    )
 
     def summary(v: np.ndarray, c: np.ndarray) -> dict:
         missed = v[scored] < MISSED

@@ -5,7 +5,7 @@ detector's confident shadows of the photo's *other* objects give that direction 
 the search keeps only shadow that lies on that side of its base (out to that reach), and the confidence drops
 for a shadow that points elsewhere, or for a shadow far smaller than the others' (an empty one included):
 the detector's own confidence cannot see a miss of that kind, the photo can. With no confident other
-shadow (a single-object photo) nothing changes.
+shadow (a single-object photo), or for an object cut by the photo's edge, nothing changes.
 
 Stage 2 sees one instance at a time: :func:`photo_prior` needs only the composite and the other objects'
 masks, so a row that carries its photo's other annotated masks can build it on its own.
@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TypeVar
 
 import cv2
 import numpy as np
 
 from curation.core.morphology import bbox_of
 from stages.shadows import ShadowDetection, ShadowDetector
+
+D = TypeVar("D")
 
 #: a shadow counts towards the prior only above this confidence
 MIN_CONFIDENCE = 0.5
@@ -53,6 +56,12 @@ def _base(obj: np.ndarray) -> tuple[np.ndarray, float]:
     return np.array([ys.mean() + y + int(0.8 * h), xs.mean()]), float(max(w, h))
 
 
+def touches_frame(mask: np.ndarray) -> bool:
+    """An object cut by the photo's edge: its base (or its shadow) may be out of frame, so its base-to-shadow
+    direction says nothing about the light."""
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
 def shadow_vector(obj: np.ndarray, shadow: np.ndarray) -> tuple[np.ndarray, float, float] | None:
     """Unit direction from the object's base to its shadow's centre, the shadow's reach along it (object sizes)
     and its area relative to the object's; None for an empty shadow or object."""
@@ -81,7 +90,8 @@ def prior_from(
     """:func:`photo_prior` from the other objects' detections already made."""
     vecs, weights, reach, area = [], [], [], []
     for other, det in found:
-        sv = shadow_vector(other.astype(bool), det.mask) if det.confidence >= min_confidence else None
+        trusted = det.confidence >= min_confidence and not touches_frame(other)
+        sv = shadow_vector(other.astype(bool), det.mask) if trusted else None
         if sv is not None:
             vecs.append(sv[0])
             weights.append(det.confidence)
@@ -106,13 +116,13 @@ def detect_with_prior(
     """The object's shadow searched where the photo's light casts it, and a confidence that also asks whether
     the shadow agrees with the others'. Without a prior: the detector's own answer."""
     obj = obj.astype(bool)
-    if prior is None or not obj.any():
+    if prior is None or not obj.any() or touches_frame(obj):
         return detector.detect_scored(composite, obj)
     found = reaching(detector, prior, knobs.stretch).detect_scored(composite, obj)
     return apply_prior(found, obj, prior, knobs)
 
 
-def reaching(detector: ShadowDetector, prior: LightPrior, stretch: float) -> ShadowDetector:
+def reaching(detector: D, prior: LightPrior, stretch: float) -> D:
     """The detector searching as far as ``stretch`` times the other shadows' reach, where it has a search radius
     (never less far than its own)."""
     search = getattr(detector, "search", None)
