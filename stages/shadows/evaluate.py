@@ -90,11 +90,16 @@ def evaluate(detector: RuleShadowDetector | None = None) -> dict:
         ),
     )
 
+    held = np.char.startswith(photo_arr, "desobav2/")
+
     def summary(v: np.ndarray, c: np.ndarray) -> dict:
         missed = v[scored] < MISSED
         return {
             "mean_iou": round(float(v[scored].mean()), 4),
             "n": int(scored.sum()),
+            # the photos no parameter of the rule was ever chosen on
+            "mean_iou_desobav2": round(float(v[scored & held].mean()), 4),
+            "n_desobav2": int((scored & held).sum()),
             "roc_auc": round(roc_auc(c[scored], missed), 4),
             "misses": int(missed.sum()),
             "hits": int((~missed).sum()),
@@ -134,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("before", "after_leave_one_photo_out"):
         s = report[key]
         print(
-            f"{key}: mean IoU {s['mean_iou']:.3f} (n={s['n']}); miss-vs-hit ROC-AUC {s['roc_auc']:.3f} "
+            f"{key}: mean IoU {s['mean_iou']:.3f} (n={s['n']}; DESOBAv2 {s['mean_iou_desobav2']:.3f}, "
+            f"n={s['n_desobav2']}); miss-vs-hit ROC-AUC {s['roc_auc']:.3f} "
             f"(misses {s['misses']}, hits {s['hits']})"
         )
     print(f"knobs per held-out photo: {report['folds']}; chosen on all photos: {report['chosen_on_all']}")

@@ -40,11 +40,12 @@ class LightPrior:
 
 @dataclass(frozen=True)
 class PriorKnobs:
-    """How strongly the prior acts; chosen leave-one-photo-out (``python -m stages.shadows.evaluate``)."""
+    """How the prior acts. The defaults are the choice on all photos of ``python -m stages.shadows.evaluate``
+    (leave-one-photo-out there; ties broken towards the first grid value: no stretch, no area test)."""
 
     margin: float | None = 0.25  # keep shadow beyond this far behind the base (object sizes); None: no cut
-    stretch: float = 1.5  # search out to this times the others' reach (never less than the detector's own)
-    small: float = 0.25  # a shadow below this share of the expected area loses confidence in proportion
+    stretch: float = 0.0  # search out to this times the others' reach (never less than the detector's own); 0: off
+    small: float = 0.0  # a shadow below this share of the expected area loses confidence in proportion; 0: off
 
 
 def _base(obj: np.ndarray) -> tuple[np.ndarray, float]:
