@@ -46,3 +46,16 @@ def test_the_bundled_photos_own_annotations_and_the_package_photos_load():
         photo = read_photo(name)
         assert photo.ndim == 3 and photo.shape[2] == 3 and min(photo.shape[:2]) >= 256, name
     assert read_photo("desoba/05:shadowfree").shape == (256, 256, 3)
+
+
+def test_every_real_instance_adds_the_held_out_desobav2_photos_and_leaves_the_curators_list_alone():
+    from curation.core.realdata import every_real_instance, real_instances
+
+    everything, curators = every_real_instance(), real_instances()
+    assert [i.name for i in everything[: len(curators)]] == [i.name for i in curators] and len(curators) == 12
+    v2 = everything[len(curators) :]
+    assert {i.photo for i in v2} == {f"desobav2/{n}" for n in ("01", "02", "04", "06")} and len(v2) == 10
+    assert all(i.composite.shape == (570, 570, 3) and i.mask.any() and not (i.mask & i.shadow).any() for i in v2)
+    assert [i.name for i in v2 if i.shadowfree is not None] == [
+        f"desobav2/{n}/target" for n in ("01", "02", "04", "06")
+    ]

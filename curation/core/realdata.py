@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from curation.core.data import BUNDLED, DESOBA
+from curation.core.data import BUNDLED, DESOBA, DESOBAV2
 from curation.core.imageio import read_image, read_mask
 from curation.core.morphology import dilate
 
@@ -70,11 +70,12 @@ def split_pairs(
     return [(labels == i, shadow_of[i]) for i in kept]
 
 
-def desoba_instances(root: Path = DESOBA) -> list[RealInstance]:
-    """Every real instance of the DESOBA samples under ``root``: the target first, then the others, per photo."""
+def desoba_instances(root: Path = DESOBA, prefix: str = "desoba") -> list[RealInstance]:
+    """Every real instance of the DESOBA samples under ``root``: the target first, then the others, per photo
+    (named ``<prefix>/<folder>``)."""
     out: list[RealInstance] = []
     for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()):
-        photo = f"desoba/{folder.name}"
+        photo = f"{prefix}/{folder.name}"
         composite = read_image(folder / "composite.png", MAX_PIXELS)
         target = read_mask(folder / "object_mask.png", MAX_PIXELS)
         objects = read_mask(folder / "other_objects_mask.png", MAX_PIXELS) & ~target
@@ -136,6 +137,15 @@ def annotated_instances(root: Path = ANNOTATED) -> list[RealInstance]:
 def real_instances() -> list[RealInstance]:
     """Every annotated real instance the project ships: DESOBA's, then the bundled photos' own."""
     return desoba_instances() + annotated_instances()
+
+
+def every_real_instance() -> list[RealInstance]:
+    """:func:`real_instances` and the held-out DESOBAv2 photos' instances: what a detector is evaluated on.
+
+    Separate from :func:`real_instances` because the curator's generator and its splits are built on that list;
+    DESOBAv2 stays out of every training set.
+    """
+    return real_instances() + desoba_instances(DESOBAV2, "desobav2")
 
 
 #: permissively licensed photos that ship inside installed packages (credits: curation/data/real/README.md);
