@@ -358,13 +358,12 @@ def test_the_label_page_escapes_hostile_values_in_text_attributes_and_script(tmp
 
 
 def test_the_run_report_escapes_hostile_values(tmp_path):
-    from devdata.layered_shards import _rows
-
     from curation.finalize import finalize
     from curation.layout import OutDir
     from curation.report import write_report
     from curation.runinfo import start_run
     from curation.sink import write_shard
+    from devdata.layered_shards import _rows
 
     out = OutDir(tmp_path / HOSTILE.replace("/", "_"))  # the OUT folder's name
     rows = _rows(3, (48,), 0)
