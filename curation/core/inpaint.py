@@ -209,8 +209,8 @@ class CoarseToFineInpainter:
 
     The frequency-selective reconstruction recovers a hole's low frequencies from a window reduced to
     ``structure_px``: they need no more pixels, and its cost grows fast with them. The detail above a
-    ``detail_sigma`` Gaussian is then laid in at full size from the ground: the hole's box is tiled with
-    overlapping blocks, each copying the detail of a block of known ground nearby whose own low frequencies
+    Gaussian of ``detail_sigma`` (or wider: the band the reduced structure lacks) is then laid in at full
+    size from the ground: the hole's box is tiled with overlapping blocks, each copying the detail of a block of known ground nearby whose own low frequencies
     are nearest the structure it lands on (a search among ``candidates`` positions, not over every patch),
     blended with windows whose squares sum to one, so the copied texture keeps its amplitude. Deterministic:
     the candidates come from a generator seeded per call, and no library state is read.
@@ -236,28 +236,33 @@ class CoarseToFineInpainter:
         box = bbox_of(region)
         if box is None:
             return image
-        structure = self._structure(image, region, box).astype(np.float32)
+        structure, scale = self._structure(image, region, box)
         ys, xs = window_around(image.shape, box, max(2 * self.block_px, max(box[2:]) // 2))
         hole = region[ys, xs]
-        detail = self._texture(image[ys, xs].astype(np.float32), structure[ys, xs], hole)
+        # the detail band starts where the reduced structure's resolution ends
+        sigma = max(self.detail_sigma, 0.5 / scale)
+        detail = self._texture(image[ys, xs].astype(np.float32), structure[ys, xs], hole, sigma)
         filled = structure.copy()
         filled[ys, xs] += detail
         return np.where(region[..., None], to_uint8(filled / 255.0), image)
 
-    def _structure(self, image: np.ndarray, region: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    def _structure(
+        self, image: np.ndarray, region: np.ndarray, box: tuple[int, int, int, int]
+    ) -> tuple[np.ndarray, float]:
         """The FSR fill on a window reduced so that the hole keeps at most ``structure_hole_px`` pixels (its
         cost grows faster than the hole's pixels) and the window at most ``structure_px`` on its long side."""
         ys, xs = window_around(image.shape, box, max(16, max(box[2:])))
         side = max(ys.stop - ys.start, xs.stop - xs.start)
         scale = min(1.0, self.structure_px / side, float(np.sqrt(self.structure_hole_px / region.sum())))
-        return BlockAlignedFSR(max(32, int(side * scale)))(image, region)
+        px = max(32, int(side * scale))
+        return BlockAlignedFSR(px)(image, region).astype(np.float32), min(1.0, px / side)
 
-    def _texture(self, window: np.ndarray, structure: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    def _texture(self, window: np.ndarray, structure: np.ndarray, hole: np.ndarray, sigma: float) -> np.ndarray:
         """The detail layer to add to ``structure`` inside ``hole``: blocks of the known ground's detail."""
         b, half = self.block_px, self.block_px // 2
         known = (~hole).astype(np.float32)
-        weight = np.maximum(cv2.GaussianBlur(known, (0, 0), self.detail_sigma), 1e-3)[..., None]
-        low = cv2.GaussianBlur(window * known[..., None], (0, 0), self.detail_sigma) / weight
+        weight = np.maximum(cv2.GaussianBlur(known, (0, 0), sigma), 1e-3)[..., None]
+        low = cv2.GaussianBlur(window * known[..., None], (0, 0), sigma) / weight
         source_detail = (window - low) * known[..., None]
         # where a source block may start: wholly on known ground
         inside = cv2.boxFilter(
