@@ -210,10 +210,11 @@ class CoarseToFineInpainter:
     The frequency-selective reconstruction recovers a hole's low frequencies from a window reduced to
     ``structure_px``: they need no more pixels, and its cost grows fast with them. The detail above a
     Gaussian of ``detail_sigma`` (or wider: the band the reduced structure lacks) is then laid in at full
-    size from the ground: the hole's box is tiled with overlapping blocks, each copying the detail of a block of known ground nearby whose own low frequencies
-    are nearest the structure it lands on (a search among ``candidates`` positions, not over every patch),
-    blended with windows whose squares sum to one, so the copied texture keeps its amplitude. Deterministic:
-    the candidates come from a generator seeded per call, and no library state is read.
+    size from the ground: the hole's box is tiled with overlapping blocks, each copying the detail of a
+    block of known ground nearby whose own low frequencies are nearest the structure it lands on (a search
+    among ``candidates`` positions, not over every patch), blended with windows whose squares sum to one, so
+    the copied texture keeps its amplitude. Deterministic: the candidates come from a generator seeded per
+    call, and no library state is read.
     """
 
     detail_sigma: ClassVar[float] = 1.0
