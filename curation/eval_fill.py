@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 #: every weight-free fill, cheapest first (fsr_best is slow: seconds per hole)
-METHODS = ("telea", "navier_stokes", "fsr_fast", "shiftmap", "fsr_texture", "fsr_best")
+METHODS = ("telea", "navier_stokes", "fsr_fast", "coarse_to_fine", "shiftmap", "fsr_texture", "fsr_best")
 
 
 def hole_metrics(truth: np.ndarray, filled: np.ndarray, hole: np.ndarray) -> dict[str, float]:

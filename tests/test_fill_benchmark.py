@@ -3,7 +3,9 @@ beats Telea there (PSNR, SSIM, and a gradient ratio nearer 1: no smear). Measure
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import pytest
 
 from curation.core.config import MasksConfig
 from curation.core.config.masks import InpaintOptions
@@ -23,7 +25,7 @@ def test_holes_lie_on_the_allowed_ground_and_tuning_photos_are_not_reporting_pho
 
 def test_every_weight_free_fill_changes_only_the_hole():
     h = cut_holes("report", 1)[0]
-    for name in ("telea", "navier_stokes", "fsr_fast", "shiftmap", "fsr_texture"):
+    for name in ("telea", "navier_stokes", "fsr_fast", "shiftmap", "fsr_texture", "coarse_to_fine"):
         out = INPAINTERS.get(name).from_options(InpaintOptions(backend=name))(h.photo, h.hole)
         assert np.array_equal(out[~h.hole], h.photo[~h.hole]), name
         assert not np.array_equal(out[h.hole], np.zeros_like(out[h.hole])), name
@@ -78,7 +80,8 @@ def test_window_px_bounds_the_window_a_fill_works_on_and_changes_only_the_region
     assert np.array_equal(full[~region], image[~region])
 
 
-def test_a_fill_gives_the_same_pixels_in_any_thread():
+@pytest.mark.parametrize("backend", ["fsr_texture", "coarse_to_fine"])
+def test_a_fill_gives_the_same_pixels_in_any_thread(backend):
     """Small windows: OpenCV's shift-map read heap memory past its offset list there (docs/layers.md), so
     the same hole filled in a fresh thread (Ray Data runs an actor's batches in threads) came out different."""
     import threading
@@ -90,7 +93,7 @@ def test_a_fill_gives_the_same_pixels_in_any_thread():
         (f"grass at {y},{x}", np.ascontiguousarray(photo[y : y + 56, x : x + 56]), hole)
         for y, x in ((0, 0), (100, 60), (180, 190))
     ]
-    fill = build_inpainter(MasksConfig().inpaint)
+    fill = build_inpainter(InpaintOptions(backend=backend))
     alone = [fill(p, h) for _, p, h in holes]
     got: dict[int, np.ndarray] = {}
 
@@ -106,3 +109,26 @@ def test_a_fill_gives_the_same_pixels_in_any_thread():
             t.join()
         differ = [name for i, (name, _, _) in enumerate(holes) if not np.array_equal(alone[i], got[i])]
         assert not differ, differ
+
+
+def test_coarse_to_fine_keeps_the_texture_and_a_blocky_reduced_fill_fails_the_smear_check():
+    """The coarse-to-fine fill keeps the grass's fine texture (the smear check passes it); the same fill run at
+    a third of the size and upscaled nearest-neighbour looks as smooth, and the check must reject it too:
+    issue 11 found block edges counting as detail could pass a blocky fill."""
+    from curation.core.config.masks import QualityOptions
+    from curation.core.inpaint import CoarseToFineInpainter
+    from curation.core.quality import failures, measure
+    from curation.core.reasons import Reason
+
+    h = cut_holes("report", 1)[0]  # grass: textured
+    composite = np.where(h.hole[..., None], np.uint8(200), h.photo)  # an object where the hole is
+    no_effect = np.zeros_like(h.hole)
+    fill = CoarseToFineInpainter()
+    full = fill(h.photo, h.hole)
+    assert not failures(measure(composite, full, h.hole, no_effect), QualityOptions())
+    small = cv2.resize(h.photo, None, fx=1 / 3, fy=1 / 3, interpolation=cv2.INTER_AREA)
+    small_hole = cv2.resize(h.hole.astype(np.uint8), small.shape[1::-1], interpolation=cv2.INTER_AREA) > 0
+    blocky = cv2.resize(fill(small, small_hole), h.photo.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    blocky = np.where(h.hole[..., None], blocky, h.photo)
+    reasons = [r for r, _ in failures(measure(composite, blocky, h.hole, no_effect), QualityOptions())]
+    assert Reason.FILL_SMEARED in reasons, reasons

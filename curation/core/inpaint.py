@@ -52,6 +52,12 @@ class NavierStokesInpainter(OpenCVInpainter):
     method, flag = "navier_stokes", cv2.INPAINT_NS
 
 
+def window_around(shape: tuple[int, ...], box: tuple[int, int, int, int], pad: int) -> tuple[slice, slice]:
+    """The box ``(x, y, w, h)`` grown by ``pad`` on every side, within an image of ``shape``."""
+    x, y, w, h = box
+    return slice(max(0, y - pad), min(shape[0], y + h + pad)), slice(max(0, x - pad), min(shape[1], x + w + pad))
+
+
 class XPhotoInpainter:
     """OpenCV contrib's ``cv2.xphoto.inpaint`` on a window around the region: no weights, CPU.
 
@@ -97,10 +103,7 @@ class XPhotoInpainter:
         box = bbox_of(region)
         if box is None:
             return image
-        x, y, w, h = box
-        pad = max(16, int(self.context * max(w, h)))
-        ys = slice(max(0, y - pad), min(image.shape[0], y + h + pad))
-        xs = slice(max(0, x - pad), min(image.shape[1], x + w + pad))
+        ys, xs = window_around(image.shape, box, max(16, int(self.context * max(box[2:]))))
         hole = region[ys, xs]
         filled = self._fill_within(np.ascontiguousarray(image[ys, xs]), hole)
         out = image.copy()
@@ -112,6 +115,22 @@ class FSRFastInpainter(XPhotoInpainter):
     """Frequency-selective reconstruction (Genser et al. 2018), the fast setting."""
 
     method, flag = "fsr_fast", cv2.xphoto.INPAINT_FSR_FAST
+
+
+class BlockAlignedFSR(FSRFastInpainter):
+    """The fast FSR on a window padded (mirrored, as known ground) to a multiple of ``block_px`` a side.
+
+    On a window whose side is not such a multiple, OpenCV's FSR can leave the pixels of the last partial
+    block of a hole unfilled: pure green columns of (0, g, 0) on a grey photo (docs/layers.md).
+    """
+
+    block_px: ClassVar[int] = 16
+
+    def _fill(self, window: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        h, w = valid.shape
+        pad_y, pad_x = -h % self.block_px, -w % self.block_px
+        padded = cv2.copyMakeBorder(window, 0, pad_y, 0, pad_x, cv2.BORDER_REFLECT)
+        return super()._fill(padded, np.pad(valid, ((0, pad_y), (0, pad_x)), mode="reflect"))[:h, :w]
 
 
 class FSRBestInpainter(XPhotoInpainter):
@@ -185,6 +204,127 @@ class TexturedFSRInpainter:
         return np.where(region[..., None], filled, image)
 
 
+class CoarseToFineInpainter:
+    """Structure from a cheap fill at reduced size, texture copied at full size from the ground around.
+
+    The frequency-selective reconstruction recovers a hole's low frequencies from a window reduced to
+    ``structure_px``: they need no more pixels, and its cost grows fast with them. The detail above a
+    Gaussian of ``detail_sigma`` (or wider: the band the reduced structure lacks) is then laid in at full
+    size from the ground: the hole's box is tiled with overlapping blocks, each copying the detail of a
+    block of known ground nearby whose own low frequencies are nearest the structure it lands on (a search
+    among ``candidates`` positions, not over every patch), blended with windows whose squares sum to one, so
+    the copied texture keeps its amplitude. Deterministic: the candidates come from a generator seeded per
+    call, and no library state is read.
+    """
+
+    detail_sigma: ClassVar[float] = 1.0
+    detail_clip: ClassVar[float] = 3.0
+    block_px: ClassVar[int] = 16
+    candidates: ClassVar[int] = 48
+    continuity: ClassVar[float] = 1.0
+
+    structure_hole_px: ClassVar[int] = 2500
+
+    def __init__(self, structure_px: int = 192):
+        self.name = "coarse-to-fine-texture"
+        self.structure_px = structure_px
+
+    @classmethod
+    def from_options(cls, opts: InpaintOptions) -> CoarseToFineInpainter:
+        return cls(min(opts.window_px, 192))
+
+    def __call__(self, image: np.ndarray, region: np.ndarray) -> np.ndarray:
+        box = bbox_of(region)
+        if box is None:
+            return image
+        structure, scale = self._structure(image, region, box)
+        ys, xs = window_around(image.shape, box, max(2 * self.block_px, max(box[2:]) // 2))
+        hole = region[ys, xs]
+        # the detail band starts where the reduced structure's resolution ends
+        sigma = max(self.detail_sigma, 0.5 / scale)
+        detail = self._texture(image[ys, xs].astype(np.float32), structure[ys, xs], hole, sigma)
+        filled = structure.copy()
+        filled[ys, xs] += detail
+        return np.where(region[..., None], to_uint8(filled / 255.0), image)
+
+    def _structure(
+        self, image: np.ndarray, region: np.ndarray, box: tuple[int, int, int, int]
+    ) -> tuple[np.ndarray, float]:
+        """The FSR fill on a window reduced so that the hole keeps at most ``structure_hole_px`` pixels (its
+        cost grows faster than the hole's pixels) and the window at most ``structure_px`` on its long side."""
+        ys, xs = window_around(image.shape, box, max(16, max(box[2:])))
+        side = max(ys.stop - ys.start, xs.stop - xs.start)
+        scale = min(1.0, self.structure_px / side, float(np.sqrt(self.structure_hole_px / region.sum())))
+        px = max(32, int(side * scale))
+        return BlockAlignedFSR(px)(image, region).astype(np.float32), min(1.0, px / side)
+
+    def _texture(self, window: np.ndarray, structure: np.ndarray, hole: np.ndarray, sigma: float) -> np.ndarray:
+        """The detail layer to add to ``structure`` inside ``hole``: blocks of the known ground's detail."""
+        b, half = self.block_px, self.block_px // 2
+        known = (~hole).astype(np.float32)
+        weight = np.maximum(cv2.GaussianBlur(known, (0, 0), sigma), 1e-3)[..., None]
+        low = cv2.GaussianBlur(window * known[..., None], (0, 0), sigma) / weight
+        source_detail = (window - low) * known[..., None]
+        # where a source block may start: wholly on known ground
+        inside = cv2.boxFilter(
+            hole.astype(np.float32), -1, (b, b), anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT
+        )
+        hh, ww = hole.shape
+        sy, sx = np.nonzero(inside[: hh - b + 1, : ww - b + 1] < 0.5)
+        if sy.size == 0:
+            return np.zeros_like(window)
+        # target blocks: a grid at half-block steps over the hole's box, padded by a half block
+        hy, hx = np.nonzero(hole)
+        ty = _steps(max(0, hy.min() - half), min(hh - b, hy.max()), half)
+        tx = _steps(max(0, hx.min() - half), min(ww - b, hx.max()), half)
+        gy, gx = (g.ravel() for g in np.meshgrid(ty, tx, indexing="ij"))
+        rng = np.random.default_rng(0)
+        pick = rng.integers(0, sy.size, (gy.size, self.candidates))
+        cy, cx = sy[pick], sx[pick]
+        offsets = np.array([0, b // 4, b // 2, 3 * b // 4])
+        oy, ox = (o.ravel() for o in np.meshgrid(offsets, offsets, indexing="ij"))
+        # matched on the low frequencies: a 4x4 grid of sub-block means, the ground's own against the
+        # structure's, plus a little distance (near ground first)
+        sub_src = cv2.blur(low, (b // 4, b // 4), anchor=(0, 0))
+        sub_dst = cv2.blur(structure, (b // 4, b // 4), anchor=(0, 0))
+        dst = sub_dst[gy[:, None] + oy, gx[:, None] + ox]  # (n, 16, 3)
+        src = sub_src[cy[..., None] + oy, cx[..., None] + ox]  # (n, k, 16, 3)
+        cost = ((src - dst[:, None]) ** 2).mean(axis=(2, 3))
+        cost += 0.05 * np.hypot(cy - gy[:, None], cx - gx[:, None])
+        by, bx = np.arange(b)[:, None], np.arange(b)[None, :]
+        # a block that overlaps known ground also continues the detail there (as image quilting does)
+        seen = known[gy[:, None, None] + by, gx[:, None, None] + bx]  # (n, b, b)
+        edge = np.nonzero(seen.mean(axis=(1, 2)) > 0.1)[0]
+        for part in np.array_split(edge, max(1, edge.size // 64)):
+            ky, kx = cy[part][..., None, None] + by, cx[part][..., None, None] + bx  # (m, k, b, b)
+            here = source_detail[gy[part, None, None] + by, gx[part, None, None] + bx]  # (m, b, b, 3)
+            err = ((source_detail[ky, kx] - here[:, None]) ** 2).sum(axis=-1) * seen[part, None]
+            cost[part] += self.continuity * err.sum(axis=(2, 3)) / seen[part].sum(axis=(1, 2))[:, None]
+        best = cost.argmin(axis=1)
+        src_y, src_x = cy[np.arange(gy.size), best], cx[np.arange(gx.size), best]
+        # blend with sine windows: at half-block steps their squares sum to one
+        ramp = np.sin(np.pi * (np.arange(b) + 0.5) / b).astype(np.float32)
+        win = np.outer(ramp, ramp)[..., None]
+        acc = np.zeros_like(window)
+        norm = np.zeros(hole.shape + (1,), np.float32)
+        patches = source_detail[src_y[:, None, None] + by, src_x[:, None, None] + bx]  # (n, b, b, 3)
+        for i in range(gy.size):
+            acc[gy[i] : gy[i] + b, gx[i] : gx[i] + b] += win * patches[i]
+            norm[gy[i] : gy[i] + b, gx[i] : gx[i] + b] += win**2
+        detail = acc / np.sqrt(np.maximum(norm, 1e-6))
+        ring = dilate(hole, 6) & ~hole
+        if ring.any():
+            limit = self.detail_clip * np.median(np.abs(source_detail[ring]), axis=0) + 1.0
+            detail = np.clip(detail, -limit, limit)
+        return detail * hole[..., None]
+
+
+def _steps(start: int, stop: int, step: int) -> np.ndarray:
+    """``start``, ``start + step``, ... up to ``stop``, with ``stop`` itself last: blocks that reach the end."""
+    out = np.arange(start, stop + 1, step)
+    return out if out.size and out[-1] == stop else np.append(out, stop)
+
+
 class ExportedInpainter:
     """A learned inpainter (e.g. LaMa) loaded once from a local ``torch.export`` program (``.pt2``).
 
@@ -213,7 +353,7 @@ class ExportedInpainter:
         return np.where(region[..., None], out, image)
 
 
-Fill = OpenCVInpainter | XPhotoInpainter | TexturedFSRInpainter | ExportedInpainter
+Fill = OpenCVInpainter | XPhotoInpainter | TexturedFSRInpainter | CoarseToFineInpainter | ExportedInpainter
 INPAINTERS: Registry[Fill] = Registry(
     "masks.inpaint.backend",
     "inpainter",
@@ -224,6 +364,7 @@ INPAINTERS: Registry[Fill] = Registry(
         "fsr_best": "curation.core.inpaint:FSRBestInpainter",
         "shiftmap": "curation.core.inpaint:ShiftMapInpainter",
         "fsr_texture": "curation.core.inpaint:TexturedFSRInpainter",
+        "coarse_to_fine": "curation.core.inpaint:CoarseToFineInpainter",
         "exported": "curation.core.inpaint:ExportedInpainter",
     },
 )

@@ -65,9 +65,9 @@ class DetectorOptions(Strict):
 class InpaintOptions(Strict):
     """How the object region of an unpaired image is filled: OpenCV, or a learned model from a local path."""
 
-    backend: Literal["telea", "navier_stokes", "fsr_fast", "fsr_best", "shiftmap", "fsr_texture", "exported"] = (
-        "fsr_texture"
-    )
+    backend: Literal[
+        "telea", "navier_stokes", "fsr_fast", "fsr_best", "shiftmap", "fsr_texture", "coarse_to_fine", "exported"
+    ] = "fsr_texture"
     radius: int = Field(5, ge=1)
     #: the xphoto fills work on the object's window reduced to at most this many pixels on its long side:
     #: lower it to bound stage 2's CPU on large photos, at the cost of the finest texture (docs/layers.md)
