@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from curation.core.errors import exception_chain
 from curation.shard_check import fsync_dir, fsync_file
 
 _WRITING = re.compile(r"\(writing (.+)\)$")
@@ -60,16 +61,9 @@ def write_atomic(path: Path, data: str | bytes) -> None:
 
 def disk_full(exc: BaseException) -> OSError | None:
     """The "no space left" error behind ``exc`` (itself, a cause, or one a Ray task raised), or None."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
+    for e in exception_chain(exc):
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return e
-        todo += [e.__cause__, e.__context__, getattr(e, "cause", None)]
     return None
 
 

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from curation.core.errors import exception_chain
 from curation.core.reasons import Reason
 
 #: characters of an error message kept for grouping and the final line
@@ -97,18 +98,11 @@ _REMOTE = re.compile(rf"{ErrorBudgetExceeded.__name__}: (.+)")
 def find_budget_error(exc: BaseException) -> ErrorBudgetExceeded | None:
     """The :class:`ErrorBudgetExceeded` an actor raised, from the exception Ray Data wraps it in: an object in
     the chain when Ray kept one, else the remote traceback's text (a remote cause arrives as text only)."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
+    for e in exception_chain(exc):
         if isinstance(e, ErrorBudgetExceeded):
             cause = getattr(e, "cause", None)  # Ray's RayTaskError subclass keeps the original as .cause
             return cause if isinstance(cause, ErrorBudgetExceeded) else e
         found = _REMOTE.search(str(e))
         if found:
             return ErrorBudgetExceeded(found.group(1).strip())
-        todo += [e.__cause__, e.__context__, getattr(e, "cause", None)]
     return None
