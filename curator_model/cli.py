@@ -36,6 +36,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(
         "test split (metrics only), at the threshold chosen on the calibration split:\n" + card["metrics"]["table_test"]
     )
+    print("\nwhat a run ships of the real photos, at that threshold:\n" + card["metrics"]["table_real_shipped"])
     print(
         f"\ncheckpoint {args.out / card['checkpoint']} ({card['size_bytes'] / 1e6:.1f} MB), threshold "
         f"{card['threshold']:.6g}, trained in {card['training']['train_seconds']:.0f} s; model card "

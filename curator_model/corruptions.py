@@ -14,20 +14,10 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from curation.core.config import MasksConfig
 from curation.core.decompose import Triplet
-from curation.core.decompose import decompose as decompose_with
-from curation.core.inpaint import build_inpainter
 from curation.core.morphology import dilate, erode
 from curation.core.scenes import SHAPES, silhouette
-
-STAGE2 = MasksConfig()  # stage 2's defaults: the curator learns from layers made the way a default run makes them
-inpaint = build_inpainter(STAGE2.inpaint)
-
-
-def decompose(composite: np.ndarray, background: np.ndarray, obj: np.ndarray) -> Triplet:
-    """Stage 2's layering (its default soft edge) for a given background and object mask."""
-    return decompose_with(composite, background, obj, STAGE2.soft_edge_px)
+from curator_model.layering import Layering
 
 
 def _scale(t: Triplet) -> float:
@@ -35,7 +25,7 @@ def _scale(t: Triplet) -> float:
     return float(np.sqrt(max((t.mask > 0).sum(), 1)))
 
 
-def ghost(t: Triplet, rng: np.random.Generator) -> Triplet | None:
+def ghost(t: Triplet, rng: np.random.Generator, lay: Layering) -> Triplet | None:
     """The object is faintly left in the background: a half-removed blend, or a too-tight inpaint that smears its
     rim inward."""
     obj = t.mask > 0
@@ -48,12 +38,12 @@ def ghost(t: Triplet, rng: np.random.Generator) -> Triplet | None:
         hole = erode(obj, px)
         if not hole.any():
             return None
-        smeared = inpaint(t.composite, hole)
+        smeared = lay.inpaint(t.composite, hole)
         bg = np.where(dilate(obj, 1)[..., None], smeared, t.background)
-    return decompose(t.composite, bg, obj)
+    return lay.decompose(t.composite, bg, obj)
 
 
-def lost_shadow(t: Triplet, rng: np.random.Generator) -> Triplet | None:
+def lost_shadow(t: Triplet, rng: np.random.Generator, lay: Layering) -> Triplet | None:
     """The shadow stays in the background: the foreground carries the object alone (or a faint rest of its shadow)."""
     obj = t.mask > 0
     shadow = (t.foreground[..., 3] > 0) & ~obj
@@ -62,10 +52,10 @@ def lost_shadow(t: Triplet, rng: np.random.Generator) -> Triplet | None:
     keep = rng.uniform(0.0, 0.3)  # fraction of the shadow that stays in the foreground
     w = shadow[..., None] * (1 - keep)
     bg = np.clip(t.background * (1 - w) + t.composite * w, 0, 255).round().astype(np.uint8)
-    return decompose(t.composite, bg, obj)
+    return lay.decompose(t.composite, bg, obj)
 
 
-def took_background(t: Triplet, rng: np.random.Generator) -> Triplet | None:
+def took_background(t: Triplet, rng: np.random.Generator, lay: Layering) -> Triplet | None:
     """The mask spills over a piece of ground next to the object: it is opaque in the foreground and missing
     (inpainted) from the background."""
     obj = t.mask > 0
@@ -81,11 +71,11 @@ def took_background(t: Triplet, rng: np.random.Generator) -> Triplet | None:
     chunk = blob.astype(bool) & ~obj
     if chunk.sum() < 0.08 * obj.sum():
         return None
-    bg = np.where(chunk[..., None], inpaint(t.background, dilate(chunk, 1)), t.background)
-    return decompose(t.composite, bg, obj | chunk)
+    bg = np.where(chunk[..., None], lay.inpaint(t.background, dilate(chunk, 1)), t.background)
+    return lay.decompose(t.composite, bg, obj | chunk)
 
 
-def truncated(t: Triplet, rng: np.random.Generator) -> Triplet | None:
+def truncated(t: Triplet, rng: np.random.Generator, lay: Layering) -> Triplet | None:
     """The photo's border cuts through the object: every layer is cropped 20-50 % into it from one side."""
     ys, xs = np.nonzero(t.mask > 0)
     if len(xs) == 0:
@@ -106,7 +96,7 @@ def truncated(t: Triplet, rng: np.random.Generator) -> Triplet | None:
     return crop(t, x0, y0, x1, y1)
 
 
-def occluded(t: Triplet, rng: np.random.Generator) -> Triplet | None:
+def occluded(t: Triplet, rng: np.random.Generator, lay: Layering) -> Triplet | None:
     """Another object overlaps this one: in front of it in the scene, or merged into its layer."""
     obj = t.mask > 0
     ys, xs = np.nonzero(obj)
@@ -137,8 +127,8 @@ def occluded(t: Triplet, rng: np.random.Generator) -> Triplet | None:
 
     comp = paint(t.composite)
     if rng.random() < 0.5:  # in front, part of the scene: the target's layer has a hole
-        return decompose(comp, paint(t.background), obj & (alpha < 0.5))
-    return decompose(comp, t.background, obj | (alpha > 0.5))  # merged with the target
+        return lay.decompose(comp, paint(t.background), obj & (alpha < 0.5))
+    return lay.decompose(comp, t.background, obj | (alpha > 0.5))  # merged with the target
 
 
 def _scene_texture(image: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
@@ -175,7 +165,7 @@ def safe_crop(t: Triplet, rng: np.random.Generator) -> Triplet:
     return crop(t, x0, y0, x1, y1)
 
 
-CORRUPTIONS: dict[str, Callable[[Triplet, np.random.Generator], Triplet | None]] = {
+CORRUPTIONS: dict[str, Callable[[Triplet, np.random.Generator, Layering], Triplet | None]] = {
     "ghost": ghost,
     "lost_shadow": lost_shadow,
     "took_background": took_background,

@@ -1,10 +1,12 @@
-"""Metrics for any scorer of P(good), the threshold rule, and ``python -m curator_model.evaluate``.
+"""Metrics for any scorer of P(good), the threshold rules, and ``python -m curator_model.evaluate``.
 
-Positive class = good. The threshold is chosen on the calibration split only (:func:`calibrate`): the
-highest one that keeps ``target_recall`` of the good samples of *every* kind there (composites on real
-photos, rendered scenes, real photos), so that the kind with the least confident good samples (usually
-the real photos) still keeps its share. Metrics are then read on the test split at that threshold, per
-kind: ROC-AUC, the share of good samples kept, precision, and per failure mode the share rejected.
+Positive class = good. The shipped threshold is chosen for precision on the *real* samples of the calibration
+split only (:func:`precision_threshold`, :func:`shipped`): among the real calibration samples that stage 2's
+quality checks let through (what reaches stage 4 in a run), the lowest threshold at which at least
+``target_precision`` of what the curator keeps is good, i.e. the most good ones shipped while nine in ten of
+those shipped are good. Precision and yield (good shipped / good) are then read, with their counts, on the real
+photos never trained or calibrated on (the test split's and the ``unseen`` DESOBAv2 photos'). The older rule,
+:func:`calibrate` (keep ``target_recall`` of the good samples of every kind), is kept as a comparison.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from curator_model.network import CLASSES, FAILURES
 
 if TYPE_CHECKING:
     from curator_model.generate import Arrays
-    from curator_model.network import Curator
 
 
 def threshold_at_recall(p_good: np.ndarray, good: np.ndarray, target_recall: float) -> float:
@@ -39,6 +40,47 @@ def calibrate(p_good: np.ndarray, y: np.ndarray, kind: np.ndarray, target_recall
         for k in np.unique(kind)
         if good[kind == k].any()
     )
+
+
+def precision_threshold(p_good: np.ndarray, good: np.ndarray, target_precision: float) -> tuple[float, bool]:
+    """The lowest threshold (one of the scores) at which the share of good among the samples kept
+    (``p_good >= threshold``) is at least ``target_precision``, and True; when no threshold reaches it, the one of
+    highest precision (the highest of those on a tie) and False. No sample at all: 1.0 (keep nothing), False."""
+    if not len(p_good):
+        return 1.0, False
+    order = np.argsort(-p_good, kind="stable")
+    scores, hits = p_good[order], np.cumsum(good[order])
+    last = np.r_[scores[1:] != scores[:-1], True]  # a threshold keeps every sample of its score
+    precision = hits[last] / (np.flatnonzero(last) + 1)
+    cuts = scores[last]
+    ok = np.flatnonzero(precision >= target_precision)
+    if len(ok):
+        return float(cuts[ok[-1]]), True
+    return float(cuts[int(np.argmax(precision))]), False
+
+
+def shipped(p_good: np.ndarray, arrays: Arrays, threshold: float) -> dict:
+    """What a run ships of ``arrays`` at ``threshold``: the samples stage 2's checks pass and the curator keeps.
+    Precision (good among shipped) and yield (good shipped / good that reach stage 4), each with its counts."""
+    reach = arrays.stage2_ok
+    good = arrays.y == 0
+    ship = reach & (p_good >= threshold)
+    n_ship, n_good_ship, n_good = int(ship.sum()), int((ship & good).sum()), int((reach & good).sum())
+    bad = {
+        c: int((ship & (arrays.y == i)).sum()) for i, c in enumerate(CLASSES) if i and (ship & (arrays.y == i)).any()
+    }
+    return {
+        "threshold": round(threshold, 6),
+        "samples": int(len(good)),
+        "reach_stage4": int(reach.sum()),
+        "good": n_good,
+        "shipped": n_ship,
+        "shipped_good": n_good_ship,
+        "shipped_bad_by_mode": bad,
+        "precision": round(n_good_ship / n_ship, 4) if n_ship else None,
+        "yield": round(n_good_ship / n_good, 4) if n_good else None,
+        "instances": sorted({str(s).removeprefix("real:") for s in arrays.scene}),
+    }
 
 
 def metrics(p_good: np.ndarray, y: np.ndarray, threshold: float) -> dict:
@@ -91,82 +133,67 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def real_photo_report(curator: Curator, split: str, views: int, threshold: float) -> dict:
-    """The split's real instances (:func:`generate.real_samples`, ``views`` views each) as a run would judge
-    them: the curator at ``threshold``, stage 2's quality checks (``masks.quality`` defaults), and the two
-    together (a sample either rejects never reaches the shards). Per label: samples and share rejected."""
-    from curation.core.config import MasksConfig
-    from curation.core.quality import failures, measure
-    from curator_model.features import features
-    from curator_model.generate import real_indices, real_samples
+def real_table(results: dict[str, dict]) -> str:
+    """A markdown table of :func:`shipped` results, one row per split."""
+    lines = [
+        "| real photos | threshold | reach stage 4 (good) | shipped | precision | yield | shipped bad by mode |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        bad = ", ".join(f"{m} {n}" for m, n in r["shipped_bad_by_mode"].items()) or "none"
 
-    opts = MasksConfig().quality
-    samples = [s for i in real_indices(split) for v in range(views) for s in real_samples(i, v)]
-    p = curator.predict(np.stack([features(s.triplet, curator.spec.input_size) for s in samples]))[:, 0]
-    stage2 = np.array(
-        [
-            bool(
-                failures(
-                    measure(s.triplet.composite, s.triplet.background, s.triplet.mask > 0, s.triplet.effect > 0), opts
-                )
-            )
-            for s in samples
-        ]
-    )
-    labels = np.array([s.label for s in samples])
-    curated = p < threshold
-    return {
-        c: {
-            "samples": int((labels == c).sum()),
-            "curator": round(float(curated[labels == c].mean()), 4),
-            "stage2_checks": round(float(stage2[labels == c].mean()), 4),
-            "either": round(float((curated | stage2)[labels == c].mean()), 4),
-        }
-        for c in CLASSES
-        if (labels == c).any()
-    }
+        def f(v: float | None) -> str:
+            return "–" if v is None else f"{v:.3f}"
+
+        lines.append(
+            f"| {name} | {r['threshold']:.4g} | {r['reach_stage4']} ({r['good']}) | {r['shipped']} | "
+            f"{f(r['precision'])} ({r['shipped_good']}/{r['shipped']}) | {f(r['yield'])} "
+            f"({r['shipped_good']}/{r['good']}) | {bad} |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Score a checkpoint on the calibration and test splits at its own threshold (before/after comparisons)."""
-    from curator_model.generate import build_split
+    """Score a checkpoint on the calibration, test and unseen splits at its own threshold (or ``--threshold``):
+    per kind, and what a run would ship of the real photos. The data are made with the checkpoint's recorded
+    stage-2 recipe (the training config's data sizes), from the same cache as training."""
+    from curator_model.generate import UNSEEN, build_split
+    from curator_model.layering import Stage2Recipe
     from curator_model.network import DEFAULT_CHECKPOINT, Curator
-    from curator_model.train import TrainConfig
+    from curator_model.train import load_train_config
 
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     p.add_argument("--threshold", type=float, help="default: the checkpoint's own")
+    p.add_argument("--config", type=Path, help="a train-curator YAML: its data sizes, cache and workers")
     p.add_argument("--json", type=Path, help="also write the results here")
-    p.add_argument(
-        "--real-views",
-        type=int,
-        default=0,
-        help="instead: the real test photos, this many views of each instance, layered by the current "
-        "code; share of each label rejected by the curator, by stage 2's checks, by either",
-    )
     args = p.parse_args(argv)
     curator = Curator(args.checkpoint, "cpu")
     threshold = curator.spec.threshold if args.threshold is None else args.threshold
-    if args.real_views:  # only the real test photos, layered now (no split to build)
-        report = real_photo_report(curator, "test", args.real_views, threshold)
-        print("| label | samples | rejected by the curator | by stage 2's checks | by either |\n|---|---|---|---|---|")
-        for label, r in report.items():
-            print(f"| {label} | {r['samples']} | {r['curator']:.3f} | {r['stage2_checks']:.3f} | {r['either']:.3f} |")
-        if args.json:
-            args.json.write_text(json.dumps(report, indent=1))
-        return 0
-    d = TrainConfig().data
-    results = {}
-    for split in ("calibration", "test"):
+    d = load_train_config(args.config).data
+    recipe = curator.spec.stage2 or Stage2Recipe()
+    results, real = {}, {}
+    for split in ("calibration", "test", UNSEEN):
         size = getattr(d, split)
         arrays = build_split(
-            split, size.synthetic, size.composite, size.real_views, curator.spec.input_size, d.workers, d.cache_dir
+            split,
+            size.synthetic,
+            size.composite,
+            size.real_views,
+            curator.spec.input_size,
+            recipe,
+            d.workers,
+            d.cache_dir,
         )
-        for kind, m in by_kind(curator.predict(arrays.x)[:, 0], arrays, threshold).items():
+        p_good = curator.predict(arrays.x)[:, 0]
+        for kind, m in by_kind(p_good, arrays, threshold).items():
             results[f"{split} / {kind}"] = m
+        real[split] = shipped(p_good[arrays.kind == "real"], arrays.only("real"), threshold)
     print(table(results))
+    print()
+    print(real_table(real))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        args.json.write_text(json.dumps({"per_kind": results, "real_shipped": real}, indent=1))
     return 0
 
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from curation.core.devices import resolve_device
 from curator_model.features import CHANNELS
+from curator_model.layering import Stage2Recipe
 
 #: the failure modes the generator produces and the network names (order = logit order after ``good``)
 FAILURES: tuple[str, ...] = ("ghost", "lost_shadow", "took_background", "truncated", "occluded")
@@ -46,8 +47,11 @@ class ModelSpec(BaseModel):
     input_size: int = Field(64, ge=16)
     channels: tuple[str, ...] = CHANNELS
     classes: tuple[str, ...] = CLASSES
-    #: P(good) below this is rejected; chosen on the held-out split at training time
+    #: P(good) below this is rejected; chosen on the calibration split at training time
     threshold: float = Field(0.5, ge=0, le=1)
+    #: stage 2's fill and settings the training data were layered and labelled with (None: not recorded); a run
+    #: that layers otherwise refuses the checkpoint (:func:`curator_model.layering.check_run`)
+    stage2: Stage2Recipe | None = None
 
 
 class CuratorNet(nn.Module):

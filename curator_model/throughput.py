@@ -15,6 +15,7 @@ import torch
 
 from curator_model.features import Triplet, features
 from curator_model.generate import scene_samples
+from curator_model.layering import Layering, Stage2Recipe
 from curator_model.network import DEFAULT_CHECKPOINT, Curator
 
 
@@ -30,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     curator = Curator(args.checkpoint, args.device)
     triplets: list[Triplet] = []
     seed = 30_000_000
+    lay = Layering(curator.spec.stage2 or Stage2Recipe())  # the layers the checkpoint was trained to judge
     while len(triplets) < args.samples:
-        triplets += [s.triplet for s in scene_samples(seed) if s.label == "good"]
+        triplets += [s.triplet for s in scene_samples(seed, lay) if s.label == "good"]
         seed += 1
     triplets = triplets[: args.samples]
     curator.predict(np.stack([features(t, curator.spec.input_size) for t in triplets[: args.batch_size]]))  # warm-up

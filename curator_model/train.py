@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +23,12 @@ import yaml
 from pydantic import Field, ValidationError
 
 from curation.core.config.base import Strict
-from curation.core.realdata import real_instances
 from curator_model import generate
-from curator_model.evaluate import by_kind, calibrate, table
+from curator_model.evaluate import by_kind, precision_threshold, real_table, shipped, table
 from curator_model.features import features
+from curator_model.generate import UNSEEN, real_instance
 from curator_model.labels import kept_rejects, read_labels, shard_samples
+from curator_model.layering import LABEL_DEFINITION, Stage2Recipe
 from curator_model.network import CLASSES, Curator, ModelSpec, build_model, save_checkpoint
 from curator_model.splits import PHOTO_SPLITS, SEED_BASE
 
@@ -54,9 +56,16 @@ class DataConfig(Strict):
     calibration: SplitSize = SplitSize(synthetic=100, composite=250, real_views=16)
     #: metrics only
     test: SplitSize = SplitSize(synthetic=150, composite=200, real_views=16)
-    #: generated arrays are cached here, so a rerun spends its time on the model
+    #: the real photos in no split (DESOBAv2): precision and yield only; real views only
+    unseen: SplitSize = SplitSize(synthetic=0, composite=0, real_views=16)
+    #: stage 2's fill and settings every sample is layered and labelled with (default: a default run's); the
+    #: checkpoint records them and a run that layers otherwise refuses it
+    stage2: Stage2Recipe = Field(default_factory=Stage2Recipe)
+    #: generated chunks are cached here under a key of everything that makes them, so a rerun or a resumed
+    #: run makes only what it lacks
     cache_dir: Path | None = Path("out/curator_cache")
-    workers: int = Field(2, ge=1)
+    #: processes making the data (default: one per CPU)
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
 
 class TrainConfig(Strict):
@@ -81,8 +90,8 @@ class TrainConfig(Strict):
     shards: list[Path] = []
     #: fraction of every epoch drawn from the human-labelled samples (with replacement)
     human_ratio: float = Field(0.3, ge=0, lt=1)
-    #: the shipped threshold keeps at least this fraction of the good calibration samples of every kind
-    target_recall: float = Field(0.9, gt=0, le=1)
+    #: the shipped threshold: the lowest at which this share of what ships of the real calibration photos is good
+    target_precision: float = Field(0.9, gt=0, le=1)
 
 
 def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -195,12 +204,12 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
     d = cfg.data
     splits = {
         name: generate.build_split(
-            name, size.synthetic, size.composite, size.real_views, cfg.input_size, d.workers, d.cache_dir
+            name, size.synthetic, size.composite, size.real_views, cfg.input_size, d.stage2, d.workers, d.cache_dir
         )
-        for name, size in (("train", d.train), ("calibration", d.calibration), ("test", d.test))
+        for name, size in (("train", d.train), ("calibration", d.calibration), ("test", d.test), (UNSEEN, d.unseen))
     }
     data_seconds = time.perf_counter() - started
-    train_set, calib, test = splits["train"], splits["calibration"], splits["test"]
+    train_set, calib, test, unseen = splits["train"], splits["calibration"], splits["test"], splits[UNSEEN]
     x, allowed = train_set.x, np.eye(len(CLASSES), dtype=bool)[train_set.y]
     if human["samples"]:
         x, allowed = np.concatenate([x, hx]), np.concatenate([allowed, hallowed])
@@ -218,9 +227,30 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     p_calib = curator.predict(calib.x)[:, 0]
     per_s = len(calib.x) / (time.perf_counter() - t0)
-    p_test = curator.predict(test.x)[:, 0]
-    threshold = calibrate(p_calib, calib.y, calib.kind, cfg.target_recall)  # the calibration split only
-    rule_threshold = calibrate(calib.physical, calib.y, calib.kind, cfg.target_recall)
+    p_test, p_unseen = curator.predict(test.x)[:, 0], curator.predict(unseen.x)[:, 0]
+    # the calibration split's real photos only, as far as stage 2's checks let them reach stage 4
+    real_calib = calib.only("real")
+    reach = real_calib.select(real_calib.stage2_ok)
+    threshold, met = precision_threshold(
+        p_calib[calib.kind == "real"][real_calib.stage2_ok], reach.y == 0, cfg.target_precision
+    )
+    rule_threshold, _ = precision_threshold(reach.physical, reach.y == 0, cfg.target_precision)
+    if not met:
+        log.warning(
+            "no threshold reaches precision %.2f on the real calibration photos: shipping the most precise (%.4g)",
+            cfg.target_precision,
+            threshold,
+        )
+    real = {
+        scorer: {
+            name: shipped(p[arrays.kind == "real"], arrays.only("real"), t)
+            for name, arrays, p in (("calibration", calib, pc), ("test", test, pt), (UNSEEN, unseen, pu))
+        }
+        for scorer, t, pc, pt, pu in (
+            ("curator", threshold, p_calib, p_test, p_unseen),
+            ("physical_rule", rule_threshold, calib.physical, test.physical, unseen.physical),
+        )
+    }
     results = {
         "curator": {"calibration": by_kind(p_calib, calib, threshold), "test": by_kind(p_test, test, threshold)},
         "physical_rule": {
@@ -238,7 +268,7 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
         )
         for split in ("test", "calibration")
     }
-    spec = spec.model_copy(update={"threshold": threshold})
+    spec = spec.model_copy(update={"threshold": threshold, "stage2": d.stage2})
     save_checkpoint(net, spec, ckpt)
     card = {
         "name": "layered-triplet curator",
@@ -249,16 +279,23 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
         "parameters": int(sum(p.numel() for p in net.parameters())),
         "spec": json.loads(spec.model_dump_json()),
         "threshold": spec.threshold,
-        "threshold_rule": f"chosen on the calibration split only: keeps >= {cfg.target_recall:.0%} of its good "
-        "samples of every kind",
+        "threshold_rule": f"chosen on the real photos of the calibration split only, among the samples stage 2's "
+        f"quality checks pass: the lowest P(good) at which >= {cfg.target_precision:.0%} of what ships is good"
+        + ("" if met else f" (not reached: the most precise threshold, {threshold:.4g})"),
+        "target_precision_met_on_calibration": met,
+        "fill": d.stage2.inpaint.backend,
+        "stage2": d.stage2.model_dump(mode="json"),
+        "label_definition": LABEL_DEFINITION,
+        "real_precision_yield": real["curator"],
         "train_config": json.loads(cfg.model_dump_json()),
         "data": {
             "generator_version": generate.GENERATOR_VERSION,
+            "content_key": generate.content_key(d.stage2, cfg.input_size),
             "splits": {
                 name: {
-                    "photos": list(PHOTO_SPLITS[name]),
-                    "real_instances": [real_instances()[i].name for i in generate.real_indices(name)],
-                    "scene_seed_base": SEED_BASE[name],
+                    "photos": list(PHOTO_SPLITS.get(name, generate.unseen_photos())),
+                    "real_instances": [real_instance(i).name for i in generate.real_indices(name)],
+                    "scene_seed_base": SEED_BASE.get(name),
                     "size": getattr(d, name).model_dump(),
                     "counts": splits[name].counts(),
                 }
@@ -268,7 +305,13 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
             "before/after",
             "human": human,
         },
-        "metrics": {"results": results, "table_test": tables["test"], "table_calibration": tables["calibration"]},
+        "metrics": {
+            "results": results,
+            "real_shipped": real,
+            "table_real_shipped": real_table(real["curator"]),
+            "table_test": tables["test"],
+            "table_calibration": tables["calibration"],
+        },
         "training": {
             "epochs": cfg.epochs,
             "loss_per_epoch": [round(v, 5) for v in losses],

@@ -15,8 +15,9 @@ from curation.core.realdata import real_instances
 from curation.core.schema import OK, REJECTED, new_row, set_image
 from curator_model import generate
 from curator_model.corruptions import CORRUPTIONS
-from curator_model.evaluate import calibrate, metrics
+from curator_model.evaluate import metrics, precision_threshold, shipped
 from curator_model.features import CHANNELS, features
+from curator_model.layering import Layering, Stage2Recipe
 from curator_model.network import (
     CLASSES,
     FAILURES,
@@ -31,13 +32,17 @@ from curator_model.splits import PHOTO_SPLITS, SPLITS, split_of
 from curator_model.train import DataConfig, TrainConfig, fit, set_loss, train
 
 # a tiny network so that tests train in seconds; same timm code path as the shipped one
-TINY = ModelSpec(arch="resnet10t", model_kwargs={"channels": [8, 16, 32, 64], "stem_width": 8}, input_size=32)
+RECIPE = Stage2Recipe()  # a default run's stage 2
+TINY = ModelSpec(
+    arch="resnet10t", model_kwargs={"channels": [8, 16, 32, 64], "stem_width": 8}, input_size=32, stage2=RECIPE
+)
 SEED = 10_000_001
+LAY = Layering(RECIPE)
 
 
 @pytest.fixture(scope="module")
 def scene():
-    return generate.scene_samples(SEED)
+    return generate.scene_samples(SEED, LAY)
 
 
 def test_every_failure_mode_recomposites_yet_differs_from_the_good_triplet(scene):
@@ -62,23 +67,24 @@ def test_every_failure_mode_recomposites_yet_differs_from_the_good_triplet(scene
 
 def test_corruptions_return_none_where_the_mode_does_not_apply(scene):
     good = next(s.triplet for s in scene if s.label == "good")
-    shadowless = generate.decompose(good.composite, good.composite, good.mask > 0)  # background = composite: no effect
-    assert CORRUPTIONS["lost_shadow"](shadowless, np.random.default_rng(0)) is None
+    shadowless = LAY.decompose(good.composite, good.composite, good.mask > 0)  # background = composite: no effect
+    assert CORRUPTIONS["lost_shadow"](shadowless, np.random.default_rng(0), LAY) is None
 
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
-    return cache, {split: generate.build_split(split, 2, 3, 1, 32, workers=1, cache_dir=cache) for split in SPLITS}
+    return cache, {
+        split: generate.build_split(split, 2, 3, 1, 32, RECIPE, workers=1, cache_dir=cache) for split in SPLITS
+    }
 
 
 def test_generated_splits_are_deterministic_cached_and_disjoint_by_photo(splits):
     cache, arrays = splits
     train = arrays["train"]
-    assert len(list(cache.glob("train-*.npz"))) == 1
-    again = generate.build_split("train", 2, 3, 1, 32, workers=1, cache_dir=cache)  # from the cache
+    again = generate.build_split("train", 2, 3, 1, 32, RECIPE, workers=1, cache_dir=cache)  # from the cache
     assert np.array_equal(again.x, train.x) and train.x.shape[1:] == (len(CHANNELS), 32, 32)
-    first, second = generate.scene_samples(SEED), generate.scene_samples(SEED)
+    first, second = generate.scene_samples(SEED, LAY), generate.scene_samples(SEED, LAY)
     assert [s.label for s in first] == [s.label for s in second]
     assert all(np.array_equal(a.triplet.foreground, b.triplet.foreground) for a, b in zip(first, second, strict=True))
     scenes = {s: set(a.scene) for s, a in arrays.items()}
@@ -113,9 +119,9 @@ def test_composites_use_only_their_split_photos_and_keep_clutter_off_the_target(
 
 def test_real_border_cut_instances_are_truncated_samples():
     names = [i.name for i in real_instances()]
-    cut = generate.real_samples(names.index("desoba/07/target"), 0)
+    cut = generate.real_samples(names.index("desoba/07/target"), 0, LAY)
     assert [s.label for s in cut] == ["truncated"] and cut[0].kind == "real"
-    whole = generate.real_samples(names.index("desoba/06/target"), 0)
+    whole = generate.real_samples(names.index("desoba/06/target"), 0, LAY)
     assert whole[0].label == "good" and {s.label for s in whole[1:]} <= set(FAILURES)
 
 
@@ -179,22 +185,43 @@ def test_pretrained_backbone_weights_load_from_a_local_file(tmp_path):
         build_model(TINY, tmp_path / "nope.safetensors")
 
 
-def test_metrics_at_a_threshold_and_the_calibration_rule():
+def test_metrics_at_a_threshold():
     y = np.array([0] * 10 + [1, 2, 3, 4, 5] * 2)
     p = np.r_[np.linspace(0.5, 1.0, 10), np.full(10, 0.2)]
     p[10] = 0.9  # one ghost scores like a good sample
-    kind = np.array(["synthetic"] * 20)
-    t = calibrate(p, y, kind, 0.9)
-    assert t == pytest.approx(np.linspace(0.5, 1.0, 10)[1])
+    t = float(np.linspace(0.5, 1.0, 10)[1])
     m = metrics(p, y, t)
     assert (
         m["good_kept"] == 0.9 and m["recall_per_failure"]["ghost"] == 0.5 and m["recall_per_failure"]["occluded"] == 1.0
     )
     assert m["precision"] == pytest.approx(9 / 10) and 0.9 < m["roc_auc"] < 1.0
-    # a second kind whose good samples score lower pulls the threshold down: each kind keeps its 90 %
-    real_p, real_y = np.r_[np.linspace(0.2, 0.4, 10), 0.1], np.r_[[0] * 10, 1]
-    both = calibrate(np.r_[p, real_p], np.r_[y, real_y], np.r_[kind, ["real"] * 11], 0.9)
-    assert both == pytest.approx(np.linspace(0.2, 0.4, 10)[1])
+
+
+def test_the_precision_rule_keeps_the_most_good_at_the_target_precision():
+    # scores high to low: good, bad, good x8, bad, good, bad x3
+    p = np.array([0.99, 0.95, *np.linspace(0.9, 0.6, 8), 0.55, 0.5, 0.4, 0.3, 0.2])
+    good = np.array([1, 0, *[1] * 8, 0, 1, 0, 0, 0], bool)
+    t, met = precision_threshold(p, good, 0.9)
+    assert met and t == pytest.approx(0.6)  # 9 of 10 kept are good; one lower adds a bad one (9/11)
+    t, met = precision_threshold(p, good, 0.8)
+    assert met and t == pytest.approx(0.5)  # 10 of 12
+    t, met = precision_threshold(p, good, 0.99)
+    assert met and t == pytest.approx(0.99)  # only the top one
+    t, met = precision_threshold(np.array([0.9, 0.5]), np.array([False, True]), 0.9)
+    assert not met and t == pytest.approx(0.5)  # unreachable: the most precise cut, and it says so
+    tie, met = precision_threshold(np.array([0.7, 0.7, 0.7, 0.1]), np.array([True, False, True, False]), 0.6)
+    assert met and tie == pytest.approx(0.7)  # a threshold keeps every sample of its score: 2 of 3
+    arrays = generate.Arrays(
+        np.zeros((4, len(CHANNELS), 8, 8), np.uint8),
+        np.array([0, 0, 1, 2]),
+        np.zeros(4, np.float32),
+        np.array(["real:a", "real:a", "real:b", "real:b"]),
+        np.array(["real"] * 4),
+        np.array([True, True, True, False]),  # stage 2's checks reject the took_background one
+    )
+    s = shipped(np.array([0.9, 0.2, 0.8, 0.95]), arrays, 0.5)
+    assert (s["reach_stage4"], s["good"], s["shipped"], s["shipped_good"]) == (3, 2, 2, 1)
+    assert s["precision"] == 0.5 and s["yield"] == 0.5 and s["shipped_bad_by_mode"] == {"ghost": 1}
 
 
 def test_the_threshold_comes_from_the_calibration_split_only(tmp_path, monkeypatch):
@@ -210,9 +237,10 @@ def test_the_threshold_comes_from_the_calibration_split_only(tmp_path, monkeypat
             r.random(n).astype(np.float32),
             np.array([f"s{i}" for i in range(n)]),
             np.array(["composite", "real"] * (n // 2)),
+            np.ones(n, bool),
         )
 
-    data = {"train": arrays(40, 1), "calibration": arrays(30, 2), "test": arrays(30, 3)}
+    data = {"train": arrays(40, 1), "calibration": arrays(30, 2), "test": arrays(30, 3), "unseen": arrays(10, 5)}
     monkeypatch.setattr(generate, "build_split", lambda split, *a, **k: data[split])
     cfg = TrainConfig(
         arch=TINY.arch,
@@ -226,7 +254,7 @@ def test_the_threshold_comes_from_the_calibration_split_only(tmp_path, monkeypat
     data["test"] = generate.Arrays(
         data["test"].x[::-1].copy(),
         rng.permutation(data["test"].y),
-        *(getattr(data["test"], f) for f in ("physical", "scene", "kind")),
+        *(getattr(data["test"], f) for f in ("physical", "scene", "kind", "stage2_ok")),
     )  # other test images and labels
     second = train(cfg, tmp_path / "b")
     assert second["threshold"] == first["threshold"] and second["sha256"] == first["sha256"]
@@ -234,7 +262,7 @@ def test_the_threshold_comes_from_the_calibration_split_only(tmp_path, monkeypat
     data["calibration"] = arrays(30, 4)
     third = train(cfg, tmp_path / "c")
     assert third["threshold"] != first["threshold"]
-    assert set(first["data"]["splits"]) == set(SPLITS) and first["data"]["splits"]["test"]["photos"] == list(
+    assert set(first["data"]["splits"]) == {*SPLITS, "unseen"} and first["data"]["splits"]["test"]["photos"] == list(
         PHOTO_SPLITS["test"]
     )
 
@@ -308,3 +336,62 @@ def test_the_curator_reads_the_same_input_the_stage_builds(scene):
     f = features(t, 32)
     valid = f[CHANNELS.index("valid")]
     assert valid.min() == 0 and valid.max() == 255  # the cut object's crop runs past the photo's border
+
+
+def _tiny_checkpoint(path, stage2):
+    save_checkpoint(build_model(TINY), TINY.model_copy(update={"stage2": stage2}), path)
+    return path
+
+
+def test_a_run_refuses_a_checkpoint_trained_on_another_fill_unless_told(tmp_path, scene, capsys):
+    """A run whose stage 2 fills (or layers) otherwise than the checkpoint's training data stops at start with one
+    line, before any Ray; ``curate.allow_fill_mismatch: true`` runs it anyway; a checkpoint that records no recipe
+    cannot be matched, so it is refused too."""
+    import yaml
+
+    from curation.cli import main
+    from curator_model.layering import FillMismatch
+    from stages.curate import Curate
+
+    other = "telea" if RECIPE.inpaint.backend != "telea" else "navier_stokes"
+    ckpt = _tiny_checkpoint(
+        tmp_path / "other.safetensors",
+        Stage2Recipe(inpaint=RECIPE.inpaint.model_copy(update={"backend": other}), soft_edge_px=2),
+    )
+    with pytest.raises(FillMismatch) as err:
+        Curate.preflight(_cfg(tmp_path, backend="model", checkpoint=str(ckpt)))
+    message = str(err.value)
+    assert "\n" not in message and "allow_fill_mismatch" in message
+    assert f"masks.inpaint.backend '{other}' (run: '{RECIPE.inpaint.backend}')" in message
+    assert "masks.soft_edge_px 2 (run: 1)" in message
+    with pytest.raises(FillMismatch):  # an actor refuses it too (a cluster run skips the driver's preflight)
+        Curate(_cfg(tmp_path, backend="model", checkpoint=str(ckpt), device="cpu"))
+    # the run's own stage 2 set to the checkpoint's recipe: accepted
+    same = _cfg(tmp_path, backend="model", checkpoint=str(ckpt))
+    fill = RECIPE.inpaint.model_copy(update={"backend": other})
+    same = same.model_copy(update={"masks": same.masks.model_copy(update={"inpaint": fill, "soft_edge_px": 2})})
+    Curate.preflight(same)
+    # told otherwise: it runs and scores
+    allowed = Curate(_cfg(tmp_path, backend="model", checkpoint=str(ckpt), device="cpu", allow_fill_mismatch=True))
+    rows = _rows(scene, 2)
+    allowed.process_isolated(rows)
+    assert all(0 <= r["score"] <= 1 for r in rows)
+    unknown = _tiny_checkpoint(tmp_path / "unknown.safetensors", None)
+    with pytest.raises(FillMismatch, match="records no stage-2 recipe"):
+        Curate.preflight(_cfg(tmp_path, backend="model", checkpoint=str(unknown)))
+    # the command line: one line on stderr, exit 2, before Ray starts, no OUT left behind
+    config = tmp_path / "run.yaml"
+    out = tmp_path / "out"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "sources": [{"type": "synthetic", "name": "s", "count": 1}],
+                "curate": {"backend": "model", "checkpoint": str(ckpt)},
+            }
+        )
+    )
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("curate run: curator checkpoint") and f"'{other}'" in lines[0]
+    assert not out.exists()

@@ -13,8 +13,10 @@ import pytest
 from curation.core.compositing import recomposite_psnr
 from curation.core.decompose import background_unpaired
 from curation.core.scenes import render_scene
-from curator_model.corruptions import decompose, inpaint
-from curator_model.generate import labelled_good
+from curator_model.layering import Layering, Stage2Recipe
+
+LAY = Layering(Stage2Recipe())  # a default run's stage 2
+decompose, labelled_good = LAY.decompose, LAY.labelled_good
 
 SEEDS = range(9)  # the held-out synthetic seeds of `curate eval-layers` (thresholds are chosen on 1000+)
 
@@ -52,7 +54,7 @@ def test_the_true_decomposition_and_the_default_fill_are_labelled_good():
     truth = [decompose(scene.composite, inst.background, inst.mask) for scene, inst in _instances()]
     assert sum(labelled_good(t) for t in truth) >= len(truth) - 1
     recipe = [
-        decompose(scene.composite, background_unpaired(scene.composite, inst.mask, inst.effect, inpaint), inst.mask)
+        decompose(scene.composite, LAY.unpaired(scene.composite, inst.mask, inst.effect), inst.mask)
         for scene, inst in _instances()
     ]
     assert sum(labelled_good(t) for t in recipe) >= len(recipe) // 2

@@ -17,6 +17,7 @@ from curation.sink import write_shard
 from curator_model import generate
 from curator_model.features import features
 from curator_model.labels import COLUMNS, Label, LabelsError, read_labels, shard_samples, to_csv
+from curator_model.layering import Layering, Stage2Recipe
 from curator_model.network import Curator, ModelSpec, build_model, save_checkpoint
 from curator_model.review import review_candidates, write_review
 from curator_model.train import DataConfig, SplitSize, TrainConfig, train
@@ -26,9 +27,12 @@ TINY_DATA = DataConfig(
     train=SplitSize(synthetic=1, composite=1, real_views=0),
     calibration=SplitSize(synthetic=1, composite=2, real_views=0),
     test=SplitSize(synthetic=1, composite=1, real_views=0),
+    unseen=SplitSize(synthetic=0, composite=0, real_views=0),
     cache_dir=None,
     workers=1,
 )
+
+LAY = Layering(Stage2Recipe())  # a default run's stage 2
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,7 @@ def run_dir(tmp_path_factory):
     """A run folder with one complete shard of real (generated) triplets, as the sink writes it."""
     out = tmp_path_factory.mktemp("run")
     rows = []
-    for i, s in enumerate(generate.scene_samples(10_000_002) + generate.scene_samples(10_000_003)):
+    for i, s in enumerate(generate.scene_samples(10_000_002, LAY) + generate.scene_samples(10_000_003, LAY)):
         row = new_row(
             key=f"synth-{i:06d}-0", source="synth", source_ref=f"synthetic:seed={i}:instance=0", psnr=60.0, score=0.5
         )
@@ -122,7 +126,7 @@ def test_export_picks_the_samples_closest_to_the_threshold(run_dir, checkpoint):
 def test_export_shows_real_photo_rejects_first(tmp_path, checkpoint):
     """Real-photo samples the curator rejects come first (lowest P(good) first), whatever their distance to
     the threshold; the page says which are real and rejected, and names the likeliest failure."""
-    samples = generate.scene_samples(10_000_002)[:6]
+    samples = generate.scene_samples(10_000_002, LAY)[:6]
     rows = []
     for i, s in enumerate(samples):
         real = i % 2 == 1
@@ -215,7 +219,7 @@ def test_kept_rejects_show_on_the_review_page_and_their_labels_train(checkpoint,
 
     out = tmp_path / "run"
     rows = []
-    for i, s in enumerate(generate.scene_samples(10_000_004)[:3]):
+    for i, s in enumerate(generate.scene_samples(10_000_004, LAY)[:3]):
         row = new_row(key=f"synth-{i:06d}-0", source="synth", source_ref="test", psnr=60.0, score=0.2)
         for name in ("composite", "background", "foreground", "mask", "effect"):
             set_image(row, name, getattr(s.triplet, name))

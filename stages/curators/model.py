@@ -8,7 +8,8 @@ from curation.core.config import RunConfig
 from curation.core.decompose import Triplet
 from curation.core.schema import LAYER_MEMBERS, Reason, Row, StageName, reject, require_image, update_meta
 from curator_model.features import features
-from curator_model.network import DEFAULT_CHECKPOINT, Curator, load_checkpoint
+from curator_model.layering import check_run
+from curator_model.network import DEFAULT_CHECKPOINT, Curator, ModelSpec, load_checkpoint
 from stages.curators.base import CuratorBackend
 
 
@@ -17,12 +18,20 @@ class ModelCurator(CuratorBackend):
         super().__init__(cfg)
         self.checkpoint = cfg.curate.checkpoint or DEFAULT_CHECKPOINT
         self.curator = Curator(self.checkpoint, cfg.curate.device)  # CheckpointError says which file and why
+        self._check_recipe(cfg, self.curator.spec)
         self.threshold = cfg.curate.threshold if cfg.curate.threshold is not None else self.curator.spec.threshold
 
     @classmethod
     def check(cls, cfg: RunConfig) -> None:
-        """A missing or unreadable checkpoint fails now, not in every actor."""
-        load_checkpoint(cfg.curate.checkpoint or DEFAULT_CHECKPOINT)
+        """A missing or unreadable checkpoint, or one trained on another fill, fails now, not in every actor."""
+        _, spec = load_checkpoint(cfg.curate.checkpoint or DEFAULT_CHECKPOINT)
+        cls._check_recipe(cfg, spec)
+
+    @staticmethod
+    def _check_recipe(cfg: RunConfig, spec: ModelSpec) -> None:
+        """The network judges the layers it was trained on: the run's stage 2 must layer as its data were."""
+        path = str(cfg.curate.checkpoint or DEFAULT_CHECKPOINT)
+        check_run(spec.stage2, cfg.masks, path, cfg.curate.allow_fill_mismatch)
 
     def score(self, rows: list[Row]) -> None:
         spec = self.curator.spec

@@ -20,6 +20,9 @@ class CurateConfig(Strict):
     device: str = "auto"
     #: P(good) below this is rejected; None = the checkpoint's own threshold (model) or 0.5 (physical)
     threshold: float | None = Field(None, ge=0, le=1)
+    #: ``model``: run a checkpoint whose training data were layered with another fill (or other stage-2 layering
+    #: settings) than this run's ``masks`` section; by default such a run is refused at start
+    allow_fill_mismatch: bool = False
     #: a shadow found by stage 2's detector with a confidence below this is taken as missed: ``lost_shadow``
     #: (0 disables; the default comes from ``python -m stages.shadows.tune``, docs/layers.md)
     min_shadow_confidence: float = Field(0.778, ge=0, le=1)
