@@ -6,7 +6,8 @@ quality checks let through (what reaches stage 4 in a run), the lowest threshold
 ``target_precision`` of what the curator keeps is good, i.e. the most good ones shipped while nine in ten of
 those shipped are good. Precision and yield (good shipped / good) are then read, with their counts, on the real
 photos never trained or calibrated on (the test split's and the ``unseen`` DESOBAv2 photos'). The older rule,
-:func:`calibrate` (keep ``target_recall`` of the good samples of every kind), is kept as a comparison.
+:func:`calibrate` (keep ``target_recall`` of the good samples of every kind), is recorded beside it in the model
+card as a comparison.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ def calibrate(p_good: np.ndarray, y: np.ndarray, kind: np.ndarray, target_recall
     """The shipped threshold, from calibration data only: keeps ``target_recall`` of the good samples of each kind."""
     good = y == 0
     return min(
-        threshold_at_recall(p_good[kind == k], good[kind == k], target_recall)
-        for k in np.unique(kind)
-        if good[kind == k].any()
+        (
+            threshold_at_recall(p_good[kind == k], good[kind == k], target_recall)
+            for k in np.unique(kind)
+            if good[kind == k].any()
+        ),
+        default=1.0,
     )
 
 
@@ -165,13 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     p.add_argument("--threshold", type=float, help="default: the checkpoint's own")
-    p.add_argument("--config", type=Path, help="a train-curator YAML: its data sizes, cache and workers")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="a train-curator YAML: its data sizes, cache, workers and stage-2 recipe (default: the checkpoint's)",
+    )
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
     curator = Curator(args.checkpoint, "cpu")
     threshold = curator.spec.threshold if args.threshold is None else args.threshold
     d = load_train_config(args.config).data
-    recipe = curator.spec.stage2 or Stage2Recipe()
+    # the config's recipe when given (e.g. to score an older checkpoint on the layers a run makes today)
+    recipe = d.stage2 if args.config else curator.spec.stage2 or Stage2Recipe()
     results, real = {}, {}
     for split in ("calibration", "test", UNSEEN):
         size = getattr(d, split)

@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError
 
 from curation.core.config.base import Strict
 from curator_model import generate
-from curator_model.evaluate import by_kind, precision_threshold, real_table, shipped, table
+from curator_model.evaluate import by_kind, calibrate, precision_threshold, real_table, shipped, table
 from curator_model.features import features
 from curator_model.generate import UNSEEN, real_instance
 from curator_model.labels import kept_rejects, read_labels, shard_samples
@@ -52,10 +52,10 @@ class DataConfig(Strict):
     """The generated data per split; splits are by photo (:mod:`curator_model.splits`)."""
 
     train: SplitSize = SplitSize(synthetic=600, composite=900, real_views=16)
-    #: the threshold is chosen on this split only
-    calibration: SplitSize = SplitSize(synthetic=100, composite=250, real_views=16)
+    #: the threshold is chosen on this split's real photos only (its rendered and composited scenes are scored)
+    calibration: SplitSize = SplitSize(synthetic=50, composite=100, real_views=48)
     #: metrics only
-    test: SplitSize = SplitSize(synthetic=150, composite=200, real_views=16)
+    test: SplitSize = SplitSize(synthetic=100, composite=150, real_views=16)
     #: the real photos in no split (DESOBAv2): precision and yield only; real views only
     unseen: SplitSize = SplitSize(synthetic=0, composite=0, real_views=16)
     #: stage 2's fill and settings every sample is layered and labelled with (default: a default run's); the
@@ -283,6 +283,8 @@ def train(cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
         f"quality checks pass: the lowest P(good) at which >= {cfg.target_precision:.0%} of what ships is good"
         + ("" if met else f" (not reached: the most precise threshold, {threshold:.4g})"),
         "target_precision_met_on_calibration": met,
+        # for comparison: the rule before issue 21 (keep 90 % of the good calibration samples of every kind)
+        "threshold_recall_rule": calibrate(p_calib, calib.y, calib.kind, 0.9),
         "fill": d.stage2.inpaint.backend,
         "stage2": d.stage2.model_dump(mode="json"),
         "label_definition": LABEL_DEFINITION,

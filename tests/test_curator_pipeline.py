@@ -25,6 +25,25 @@ def test_the_shipped_checkpoint_matches_its_model_card():
     assert all({"calibration", "test"} <= set(r) and "real" in r["test"] for r in results.values())
 
 
+def test_the_shipped_checkpoint_was_trained_on_the_default_fill_and_its_card_says_what_it_ships():
+    """Trained on the fill a default run uses (so a default run accepts it), with every stage-2 setting, the
+    label definition and the real photos' precision and yield, with their counts, in the card."""
+    from curation.core.config import MasksConfig
+    from curator_model.layering import Stage2Recipe, check_run
+
+    card = json.loads((DEFAULT_CHECKPOINT.parent / "model_card.json").read_text())
+    _, spec = load_checkpoint(DEFAULT_CHECKPOINT)
+    assert spec.stage2 is not None and card["fill"] == spec.stage2.inpaint.backend == MasksConfig().inpaint.backend
+    assert Stage2Recipe.model_validate(card["stage2"]) == spec.stage2
+    check_run(spec.stage2, MasksConfig(), str(DEFAULT_CHECKPOINT), allow=False)  # a default run accepts it
+    assert card["label_definition"] and card["data"]["generator_version"] and card["data"]["content_key"]
+    real = card["real_precision_yield"]
+    assert {"calibration", "test", "unseen"} <= set(real)
+    for r in real.values():
+        assert r["threshold"] == round(spec.threshold, 6) and r["shipped"] >= r["shipped_good"] and r["good"] > 0
+    assert card["target_precision_met_on_calibration"] and real["calibration"]["precision"] >= 0.9
+
+
 @pytest.fixture(scope="module")
 def model_run(ray_session, tmp_path_factory):
     cfg = small_config(
