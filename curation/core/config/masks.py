@@ -67,7 +67,7 @@ class InpaintOptions(Strict):
 
     backend: Literal[
         "telea", "navier_stokes", "fsr_fast", "fsr_best", "shiftmap", "fsr_texture", "coarse_to_fine", "exported"
-    ] = "fsr_texture"
+    ] = "coarse_to_fine"
     radius: int = Field(5, ge=1)
     #: the xphoto fills work on the object's window reduced to at most this many pixels on its long side:
     #: lower it to bound stage 2's CPU on large photos, at the cost of the finest texture (docs/layers.md)
