@@ -398,7 +398,7 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--fill-methods",
-        default="telea,navier_stokes,fsr_fast,shiftmap,fsr_texture,fsr_best",
+        default="telea,navier_stokes,fsr_fast,coarse_to_fine,shiftmap,fsr_texture,fsr_best",
         help="fills compared on the hole benchmark, comma-separated ('' = skip the benchmark)",
     )
     p.add_argument("--holes-per-photo", type=int, default=4, help="holes cut in each benchmark photo")

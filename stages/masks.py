@@ -18,7 +18,7 @@ import numpy as np
 
 from curation.core.compositing import recomposite_psnr
 from curation.core.config import RunConfig
-from curation.core.decompose import background_shadowfree, background_unpaired, decompose
+from curation.core.decompose import background_shadowfree, background_unpaired, decompose, paired_plate
 from curation.core.inpaint import build_inpainter
 from curation.core.morphology import bbox_of, box_iou, dilate, iou
 from curation.core.quality import failures, measure
@@ -123,11 +123,11 @@ class MasksAndLayers(RowStage):
         shadow_confidence = None
         kind = ann.get("clean_kind", "background")
         if clean is not None and kind in ("background", "mulan"):  # a real clean plate: the object and effects gone
-            background = clean
+            background = paired_plate(composite, clean, obj)
             method = effect_source = "paired" if kind == "background" else kind
         elif clean is not None:
             background, method, effect_source = (
-                background_shadowfree(clean, obj, self.inpainter),
+                background_shadowfree(paired_plate(composite, clean, obj), obj, self.inpainter),
                 f"shadowfree+{self.inpainter.name}",
                 "paired",
             )

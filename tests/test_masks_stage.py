@@ -57,7 +57,7 @@ def _unpaired_mae(mode: str, effects: str) -> list[float]:
         stage.process([row])
         assert row["status"] == OK and row["psnr"] >= 45
         expected = "source" if effects == "source" else "detector-rule"
-        assert _meta(row)["effects"] == expected and _meta(row)["background"] == "xphoto-fsr+shiftmap-texture+relight"
+        assert _meta(row)["effects"] == expected and _meta(row)["background"] == "coarse-to-fine-texture+relight"
         alpha = to_float(get_image(row, "foreground"))[..., 3]
         maes.append(float(np.abs(alpha - t.alpha)[t.effect].mean()))
     return maes

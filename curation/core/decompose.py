@@ -163,6 +163,39 @@ def background_unpaired(
     return background_shadowfree(relit, obj, inpainter)
 
 
+#: a real pair's noise level: this quantile of photo−plate differences far from the object (JPEG noise is
+#: heavy-tailed: a standard deviation or a median absolute difference sits far below its ringing at edges)
+PAIR_NOISE_QUANTILE = 99.5
+#: the pair's noise is measured this far (× the object's size) from the object, where only noise differs
+PAIR_NOISE_FAR = 1.0
+
+
+def pair_noise(composite: np.ndarray, plate: np.ndarray, obj: np.ndarray) -> float:
+    """The noise level (grey levels, largest channel) of a real pair, from where the photo is brighter than the
+    plate far from the object: 0 for a lossless pair (PNG, rendered), up to a dozen levels or more for JPEG."""
+    size = int(np.sqrt(max(int(obj.sum()), 1)))
+    far = ~dilate(obj, max(8, int(PAIR_NOISE_FAR * size)))
+    if far.sum() < 64:
+        far = ~dilate(obj, 8)
+    # the brightening side only: noise is symmetric, an effect (a shadow the plate lacks) only darkens, so a
+    # large shadow far from the object does not pass for noise
+    diff = (composite.astype(np.int16) - plate.astype(np.int16)).max(axis=2)[far]
+    return max(0.0, float(np.percentile(diff, PAIR_NOISE_QUANTILE))) if diff.size else 0.0
+
+
+def paired_plate(composite: np.ndarray, plate: np.ndarray, obj: np.ndarray) -> np.ndarray:
+    """The plate with the pair's noise taken out, so that compression noise never reads as an effect: where it
+    differs from the photo by no more than the pair's noise level, or only in specks (one or two pixels across),
+    it is the photo. A shadow darkens far more, over a region; a lossless pair comes back unchanged."""
+    level = pair_noise(composite, plate, obj)
+    if level <= 0:
+        return plate
+    changed = np.abs(composite.astype(np.int16) - plate.astype(np.int16)).max(axis=2) > level
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    kept = changed & cv2.dilate(cv2.morphologyEx(changed.astype(np.uint8), cv2.MORPH_OPEN, cross), cross).astype(bool)
+    return np.where(kept[..., None], plate, composite)
+
+
 def background_shadowfree(shadowfree: np.ndarray, obj: np.ndarray, inpainter: Inpainter) -> np.ndarray:
     """A shadow-free image with the object still present (DESOBA style): inpaint just the object."""
     return inpainter(shadowfree, dilate(obj, OBJECT_MARGIN_PX))

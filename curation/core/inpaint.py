@@ -270,7 +270,20 @@ class CoarseToFineInpainter:
             hole.astype(np.float32), -1, (b, b), anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT
         )
         hh, ww = hole.shape
-        sy, sx = np.nonzero(inside[: hh - b + 1, : ww - b + 1] < 0.5)
+        wholly_known = inside[: hh - b + 1, : ww - b + 1] < 0.5
+
+        # and not an outlier of the ground: a block across a cast shadow's edge, an object's outline or a lone
+        # pebble varies far more than the ground's texture does, and its detail copied into the hole shows as
+        # speckles; blocks whose variance is above the upper Tukey fence of the window's blocks are left out
+        def block_mean(a: np.ndarray) -> np.ndarray:
+            return cv2.boxFilter(a, -1, (b, b), anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+
+        energy = (block_mean(window**2) - block_mean(window) ** 2).sum(axis=-1)[: hh - b + 1, : ww - b + 1]
+        if wholly_known.any():
+            q1, q3 = np.percentile(energy[wholly_known], [25, 75])
+            ordinary = wholly_known & (energy <= q3 + 1.5 * (q3 - q1))
+            wholly_known = ordinary if ordinary.any() else wholly_known
+        sy, sx = np.nonzero(wholly_known)
         if sy.size == 0:
             return np.zeros_like(window)
         # target blocks: a grid at half-block steps over the hole's box, padded by a half block

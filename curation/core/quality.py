@@ -15,7 +15,11 @@ mask, effect mask), so that stage 2, ``curate eval-layers`` and the curator comp
   colour across its border, and does not repeat the removed object's edges;
 - ``effect_area`` / ``effect_foreign``: the effect is not many times the object's size, and holds no
   region whose shading ratio, smoothed, has another colour than the shadow's own (a piece of a
-  neighbouring object, not shadowed ground).
+  neighbouring object, not shadowed ground);
+- ``lost_shadow``: the background holds no shadow left behind: a region attached to the object's footprint
+  (the object and its effect), darker than the ground lit around it, whose ground texture and colour
+  continue beneath it (ground in shade, not another object). It reads the produced background alone, so it
+  catches a shadow that the effect mask (the detector's or the source's) missed wholly or in part.
 
 :func:`measure` computes every value; :func:`failures` compares them with the thresholds of
 ``masks.quality`` and names what failed, in a fixed order (the first is the row's reject reason).
@@ -29,7 +33,7 @@ import cv2
 import numpy as np
 
 from curation.core.config.masks import QualityOptions
-from curation.core.morphology import dilate, erode
+from curation.core.morphology import bbox_of, dilate, erode
 from curation.core.reasons import Reason
 
 #: colour-level differences (0..255) at or below this are noise: B and C of one photo, PNG-stored
@@ -40,6 +44,20 @@ DETAIL_FLOOR = 0.5
 SHADOW_FLOOR = 0.12
 #: distance (log-chroma units) of the smoothed shading ratio from the shadow's own line, and the smoothing (px)
 FOREIGN_CHROMA, FOREIGN_SIGMA, FOREIGN_OFFSET = 0.1, 3.0, 5.0
+#: the shadow left behind: darker than the lit ground by at least this luminance ratio, measured on luma
+#: smoothed by LOST_SIGMA px (the ground's fine texture averages out) against a grey closing of it that is
+#: as wide as LOST_WINDOW × the object's size (what the ground looks like lit: a shadow narrower than the
+#: window disappears in it)
+LOST_RATIO, LOST_SIGMA, LOST_WINDOW = 0.8, 2.0, 0.6
+#: a dark region is ground in shade when its fine log-luma detail is at least 1/LOST_TEXTURE of the lit
+#: ground's around it (the texture continues: a flat dark object or a dark smear has less; a shadow has as
+#: much or more, its sensor and JPEG noise grown by the log) and its mean colour ratio to that ground is within
+#: LOST_CHROMA (log units) of grey (loose: on a saturated red track the weak channels fall furthest)
+LOST_TEXTURE, LOST_CHROMA = 2.0, 0.6
+#: the object's footprint: its lowest fraction (of its height), where it meets the ground, and its effect
+LOST_BASE = 0.2
+#: how far (× the object's height) from the footprint a shadow left behind is looked for
+LOST_REACH = 0.6
 OBJECT_RING_PX = 2  # the object's edge ring belongs to the object's layer (decompose.OBJECT_MARGIN_PX)
 
 
@@ -56,6 +74,7 @@ class Quality:
     fill_ghost: float | None
     effect_area: float
     effect_foreign: float | None
+    lost_shadow: float | None = None
 
     def as_dict(self) -> dict[str, float | None]:
         return {k: (None if v is None else round(float(v), 4)) for k, v in asdict(self).items()}
@@ -98,6 +117,7 @@ def measure(composite: np.ndarray, background: np.ndarray, mask: np.ndarray, eff
         fill_ghost=ghost,
         effect_area=float(eff.sum() / max(obj.sum(), 1)),
         effect_foreign=foreign,
+        lost_shadow=lost_shadow(background, obj, eff),
     )
 
 
@@ -180,6 +200,56 @@ def _fill_values(
     return texture, seam, ghost
 
 
+def lost_shadow(background: np.ndarray, mask: np.ndarray, effect: np.ndarray) -> float | None:
+    """Area (× the object's) of the shadow left in ``background`` at the object's footprint; None without an
+    object. Independent of how the effect was found: it looks for shade in the produced background itself.
+
+    Candidates are pixels darker than the lit ground (a grey closing of smoothed log-luma) by LOST_RATIO,
+    within LOST_REACH object heights of the footprint (the object's base and its effect) and not above the
+    base (a cast shadow lies on the ground the object stands on; a neighbour's dark legs beside it do not).
+    A connected region of them counts when it touches the object's base, the lit ground's fine texture
+    continues in it and its colour ratio to that ground is near grey (shade dims every channel alike, give or
+    take the sky's blue).
+    """
+    obj = mask.astype(bool)
+    box = bbox_of(obj)
+    if box is None:
+        return None
+    size = int(np.sqrt(obj.sum()))
+    base = obj.copy()
+    base[: box[1] + int((1 - LOST_BASE) * box[3])] = False
+    foot = base | effect.astype(bool)
+    reach_px = max(4, int(LOST_REACH * box[3]))
+    window = max(5, int(LOST_WINDOW * size) | 1)
+    ys, xs = _crop(obj, foot, pad=max(window, reach_px) + 8)
+    b, o, f, base = background[ys, xs], obj[ys, xs], foot[ys, xs], base[ys, xs]
+    logs = np.log(b.astype(np.float32) + 4.0)  # per channel; +4: JPEG noise in the darkest levels
+    lum = logs.mean(axis=2)
+    smooth = cv2.GaussianBlur(lum, (0, 0), LOST_SIGMA)
+    lit = cv2.morphologyEx(smooth, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (window, window)))
+    hole = dilate(o, OBJECT_RING_PX)
+    reach = dilate(f, reach_px) & ~hole
+    reach[: max(0, box[1] + int((1 - LOST_BASE) * box[3]) - ys.start)] = False  # ground level, not above
+    dark = (smooth < lit + np.log(LOST_RATIO)) & reach
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(dark.astype(np.uint8))
+    touching = np.unique(labels[dilate(base, OBJECT_RING_PX + 3) & dark])  # where the object meets the ground
+    detail = np.abs(lum - cv2.GaussianBlur(lum, (0, 0), 1.0))
+    lit_ground = reach & ~dilate(dark, 2)
+    lost = 0
+    for i in touching[touching > 0]:
+        region = labels == i
+        inner = erode(region, 2)
+        around = dilate(region, max(3, size // 6)) & lit_ground
+        if inner.sum() < 16 or around.sum() < 16:
+            continue
+        texture = (detail[inner].mean() + 0.01) / (detail[around].mean() + 0.01)
+        ratio = logs[inner].mean(axis=0) - logs[around].mean(axis=0)
+        chroma = float(np.abs(ratio - ratio.mean()).max())
+        if texture >= 1 / LOST_TEXTURE and chroma <= LOST_CHROMA:
+            lost += int(stats[i, cv2.CC_STAT_AREA])
+    return float(lost / max(obj.sum(), 1))
+
+
 def failures(q: Quality, opts: QualityOptions) -> list[tuple[Reason, str]]:
     """The checks ``q`` fails, each as (reason, detail), in a fixed order; empty when the triplet passes. A
     detail names only the gates that failed, each with its value and bound, so a reviewer sees why."""
@@ -205,6 +275,10 @@ def failures(q: Quality, opts: QualityOptions) -> list[tuple[Reason, str]]:
             Reason.EFFECT_IMPLAUSIBLE,
             _over("effect area (× the object)", q.effect_area, opts.max_effect_area)
             + _over("effect foreign-coloured share", q.effect_foreign, opts.max_effect_foreign),
+        ),
+        (
+            Reason.LOST_SHADOW,
+            _over("shade left in the background at the footprint (× the object)", q.lost_shadow, opts.max_lost_shadow),
         ),
     ]
     return [(reason, ", ".join(failed)) for reason, failed in groups if failed]

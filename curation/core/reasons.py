@@ -57,6 +57,8 @@ class Reason(Code):
     EFFECT_NOT_SHADOW = "effect_not_shadow"
     FILL_SMEARED = "fill_smeared"
     EFFECT_IMPLAUSIBLE = "effect_implausible"
+    #: a shadow left in the background at the object's footprint (the effect missed it, wholly or in part)
+    LOST_SHADOW = "lost_shadow"
     # caption
     EMPTY_CAPTION = "empty_caption"
     # curate

@@ -67,7 +67,7 @@ class InpaintOptions(Strict):
 
     backend: Literal[
         "telea", "navier_stokes", "fsr_fast", "fsr_best", "shiftmap", "fsr_texture", "coarse_to_fine", "exported"
-    ] = "fsr_texture"
+    ] = "coarse_to_fine"
     radius: int = Field(5, ge=1)
     #: the xphoto fills work on the object's window reduced to at most this many pixels on its long side:
     #: lower it to bound stage 2's CPU on large photos, at the cost of the finest texture (docs/layers.md)
@@ -109,6 +109,9 @@ class QualityOptions(Strict):
     max_effect_area: float = Field(4.0, gt=0)
     #: share of the shadow whose smoothed shading ratio has another colour than the shadow's own
     max_effect_foreign: float = Field(0.05, ge=0, le=1)
+    #: area (× the object's) of shade left in the background at the object's footprint, ground texture
+    #: continuing beneath it: a shadow the effect missed (chosen leave-one-photo-out: docs/layers.md)
+    max_lost_shadow: float | None = Field(0.08, ge=0)
 
 
 class MasksConfig(Strict):
