@@ -95,7 +95,7 @@ def scene_samples(seed: int, lay: Layering, photos: tuple[str, ...] = PHOTOS) ->
     scene = render_scene(seed, size, max_objects=2, occlusion_rate=0.0, photos=photos)
     out: list[Sample] = []
     for j, inst in enumerate(scene.instances):
-        goods = [lay.decompose(scene.composite, inst.background, inst.mask)]
+        goods = [lay.decompose(scene.composite, lay.paired(scene.composite, inst.background, inst.mask), inst.mask)]
         unpaired = lay.decompose(scene.composite, lay.unpaired(scene.composite, inst.mask, inst.effect), inst.mask)
         if lay.labelled_good(unpaired):
             goods.append(unpaired)
@@ -110,8 +110,8 @@ def composite_samples(split: str, seed: int, lay: Layering) -> list[Sample]:
     if scene is None:
         return []
     ways: dict[str, Callable[[], np.ndarray]] = {
-        "paired": lambda: scene.plate,
-        "shadowfree": lambda: lay.shadowfree(scene.shadowfree, scene.mask),
+        "paired": lambda: lay.paired(scene.composite, scene.plate, scene.mask),
+        "shadowfree": lambda: lay.shadowfree(scene.composite, scene.shadowfree, scene.mask),
         "unpaired": lambda: lay.unpaired(scene.composite, scene.mask, scene.effect),
     }
     names = rng.choice(list(ways), size=2, replace=False)
@@ -141,7 +141,7 @@ def _around(inst: RealInstance, margin: float = 1.0) -> RealInstance:
 def recipe_good(inst: RealInstance, lay: Layering) -> Triplet:
     """A real instance layered the way a run would: its shadow-free photo, else inpaint + relight."""
     if inst.shadowfree is not None:
-        background = lay.shadowfree(inst.shadowfree, inst.mask)
+        background = lay.shadowfree(inst.composite, inst.shadowfree, inst.mask)
     else:
         background = lay.unpaired(inst.composite, inst.mask, inst.shadow)
     return lay.decompose(inst.composite, background, inst.mask)

@@ -15,7 +15,7 @@ from pydantic import Field
 from curation.core.config import ConfigError, MasksConfig
 from curation.core.config.base import Strict
 from curation.core.config.masks import InpaintOptions, QualityOptions
-from curation.core.decompose import Triplet, background_shadowfree, background_unpaired
+from curation.core.decompose import Triplet, background_shadowfree, background_unpaired, paired_plate
 from curation.core.decompose import decompose as decompose_with
 from curation.core.inpaint import Inpainter, build_inpainter
 from curation.core.quality import failures, measure
@@ -102,9 +102,14 @@ class Layering:
         """The background stage 2 makes without a plate: relight the shadow, fill the object."""
         return background_unpaired(composite, obj, effect, self.inpaint, self.recipe.relight_smooth_px)
 
-    def shadowfree(self, shadowfree: np.ndarray, obj: np.ndarray) -> np.ndarray:
-        """The background stage 2 makes from a shadow-free photo: fill the object."""
-        return background_shadowfree(shadowfree, obj, self.inpaint)
+    @staticmethod
+    def paired(composite: np.ndarray, plate: np.ndarray, obj: np.ndarray) -> np.ndarray:
+        """The background stage 2 makes from a clean plate: the plate, less the pair's noise."""
+        return paired_plate(composite, plate, obj)
+
+    def shadowfree(self, composite: np.ndarray, shadowfree: np.ndarray, obj: np.ndarray) -> np.ndarray:
+        """The background stage 2 makes from a shadow-free photo: less the pair's noise, the object filled."""
+        return background_shadowfree(paired_plate(composite, shadowfree, obj), obj, self.inpaint)
 
     def labelled_good(self, t: Triplet) -> bool:
         """Whether a decomposition made by this recipe may be labelled ``good``: stage 2's quality checks pass it

@@ -51,11 +51,11 @@ class SplitSize(Strict):
 class DataConfig(Strict):
     """The generated data per split; splits are by photo (:mod:`curator_model.splits`)."""
 
-    train: SplitSize = SplitSize(synthetic=600, composite=900, real_views=16)
-    #: the threshold is chosen on this split's real photos only (its rendered and composited scenes are scored)
-    calibration: SplitSize = SplitSize(synthetic=50, composite=100, real_views=48)
+    train: SplitSize = SplitSize(synthetic=150, composite=300, real_views=16)
+    #: the threshold is chosen on this split's real photos only (its composited scenes are scored)
+    calibration: SplitSize = SplitSize(synthetic=0, composite=30, real_views=48)
     #: metrics only
-    test: SplitSize = SplitSize(synthetic=100, composite=150, real_views=16)
+    test: SplitSize = SplitSize(synthetic=30, composite=50, real_views=16)
     #: the real photos in no split (DESOBAv2): precision and yield only; real views only
     unseen: SplitSize = SplitSize(synthetic=0, composite=0, real_views=16)
     #: stage 2's fill and settings every sample is layered and labelled with (default: a default run's); the
@@ -78,7 +78,7 @@ class TrainConfig(Strict):
     pretrained: Path | None = None
     input_size: int = Field(64, ge=16)
     data: DataConfig = DataConfig()
-    epochs: int = Field(12, ge=1)
+    epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(0.02, ge=0)
