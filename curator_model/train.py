@@ -51,13 +51,13 @@ class SplitSize(Strict):
 class DataConfig(Strict):
     """The generated data per split; splits are by photo (:mod:`curator_model.splits`)."""
 
-    train: SplitSize = SplitSize(synthetic=150, composite=300, real_views=16)
-    #: the threshold is chosen on this split's real photos only (its composited scenes are scored)
-    calibration: SplitSize = SplitSize(synthetic=0, composite=30, real_views=48)
+    train: SplitSize = SplitSize(synthetic=150, composite=60, real_views=8)
+    #: the threshold is chosen on this split's real photos only
+    calibration: SplitSize = SplitSize(synthetic=0, composite=0, real_views=32)
     #: metrics only
-    test: SplitSize = SplitSize(synthetic=30, composite=50, real_views=16)
+    test: SplitSize = SplitSize(synthetic=0, composite=20, real_views=8)
     #: the real photos in no split (DESOBAv2): precision and yield only; real views only
-    unseen: SplitSize = SplitSize(synthetic=0, composite=0, real_views=16)
+    unseen: SplitSize = SplitSize(synthetic=0, composite=0, real_views=8)
     #: stage 2's fill and settings every sample is layered and labelled with (default: a default run's); the
     #: checkpoint records them and a run that layers otherwise refuses it
     stage2: Stage2Recipe = Field(default_factory=Stage2Recipe)
