@@ -21,16 +21,20 @@ import ray
 
 from curation.core.config import RunConfig
 from curation.core.imageio import ImageError
+from curation.core.instance_labels import label_image
 from curation.core.schema import (
     ROW_SCHEMA,
     UNIT_SCHEMA,
     Reason,
     Row,
     StageName,
+    get_image,
+    get_json,
     is_ok,
     new_row,
     reject,
     require_image,
+    set_image,
     update_meta,
 )
 from curation.core.stage import Stage
@@ -40,6 +44,19 @@ from stages.sources.base import MANIFEST_ERROR
 from stages.sources.coco_json import AnnotationError
 
 log = logging.getLogger(__name__)
+
+
+def attach_photo_instances(rows: list[Row]) -> None:
+    """Give each row of one photo the label image of the photo's annotated instances (crowd regions left out: no
+    one object's shadow) and its own label in it (``curation/core/instance_labels.py``); one array for all."""
+    masks = [None if get_json(r, "ann").get("iscrowd") else get_image(r, "ann_mask") for r in rows]
+    labels, ids = label_image(masks)
+    if labels is None:
+        return
+    for row, k in zip(rows, ids, strict=True):
+        if k:
+            set_image(row, "ann_instances", labels)
+            get_json(row, "ann")["photo_instance"] = k
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -154,6 +171,7 @@ class Ingest(Stage):
                     update_meta(r, self.name, values)
                     reject(r, self.name, Reason.DUPLICATE_IMAGE, f"same pixels as {first}")
                 return rows
+        attach_photo_instances(live)  # before selection: a rejected instance still shows where the light comes from
         select_instances(live, self.cfg.ingest.selection)
         elapsed = round(time.perf_counter() - started, 5)
         for r in live:

@@ -20,6 +20,7 @@ from curation.core.compositing import recomposite_psnr
 from curation.core.config import RunConfig
 from curation.core.decompose import background_shadowfree, background_unpaired, decompose, paired_plate
 from curation.core.inpaint import build_inpainter
+from curation.core.instance_labels import other_masks
 from curation.core.morphology import bbox_of, box_iou, dilate, iou
 from curation.core.quality import failures, measure
 from curation.core.schema import (
@@ -28,6 +29,7 @@ from curation.core.schema import (
     StageName,
     get_image,
     get_json,
+    image_identity,
     reject,
     require_image,
     set_image,
@@ -35,7 +37,8 @@ from curation.core.schema import (
 )
 from curation.core.stage import RowStage
 from stages.segmenters import Prompt, build_segmenter, points_from_ann
-from stages.shadows import build_detector
+from stages.shadows import ShadowDetection, build_detector
+from stages.shadows.light import LightPrior, PriorKnobs, detect_with_prior, prior_from
 
 
 class LayerIntegrityError(RuntimeError):
@@ -45,7 +48,7 @@ class LayerIntegrityError(RuntimeError):
 
 class MasksAndLayers(RowStage):
     name = StageName.MASKS
-    reads = ("composite", "clean", "ann_mask", "ann_effect", "ann")
+    reads = ("composite", "clean", "ann_mask", "ann_effect", "ann_instances", "ann")
     writes = ("background", "foreground", "mask", "effect", "psnr")
 
     def __init__(self, cfg: RunConfig):
@@ -54,6 +57,8 @@ class MasksAndLayers(RowStage):
         self.segmenter = build_segmenter(m)
         self.detector = build_detector(m.detector)
         self.inpainter = build_inpainter(m.inpaint)
+        #: the detector's shadows of the photos' annotated instances, for the light prior (one batch's photos)
+        self._instance_shadows: dict[tuple, ShadowDetection] = {}
 
     @staticmethod
     def preflight(cfg: RunConfig) -> None:
@@ -83,17 +88,38 @@ class MasksAndLayers(RowStage):
             mask=None if mask is None else mask.astype(bool),
         )
 
-    def effect_mask(self, row: Row, composite: np.ndarray, obj: np.ndarray) -> tuple[np.ndarray, str, float | None]:
-        """The object's shadow region, where it came from (``source`` or the detector's name) and the
-        detector's confidence in it (None for a source annotation)."""
+    def effect_mask(
+        self, row: Row, composite: np.ndarray, obj: np.ndarray
+    ) -> tuple[np.ndarray, str, float | None, LightPrior | None]:
+        """The object's shadow region, where it came from (``source`` or the detector's name), the
+        detector's confidence in it (None for a source annotation) and the light prior it was searched with."""
         eff = get_image(row, "ann_effect")
         mode = self.cfg.masks.effects
         if mode == "source" or (mode == "auto" and eff is not None):
-            return (np.zeros_like(obj) if eff is None else (eff.astype(bool) & ~obj)), "source", None
-        found = self.detector.detect_scored(composite, obj)
-        return found.mask, f"detector-{self.detector.name}", round(found.confidence, 4)
+            return (np.zeros_like(obj) if eff is None else (eff.astype(bool) & ~obj)), "source", None, None
+        prior = self.light_prior(row, composite, obj)
+        opts = self.cfg.masks.detector.light
+        found = detect_with_prior(self.detector, composite, obj, prior, PriorKnobs.from_options(opts))
+        return found.mask, f"detector-{self.detector.name}", round(found.confidence, 4), prior
+
+    def light_prior(self, row: Row, composite: np.ndarray, obj: np.ndarray) -> LightPrior | None:
+        """The photo's light direction from the detector's shadows of its other annotated instances (each found
+        once per batch, whichever row asks first); None when the prior is off or the row's source annotates
+        one instance per photo."""
+        opts = self.cfg.masks.detector.light
+        labels, own = get_image(row, "ann_instances"), get_json(row, "ann").get("photo_instance")
+        if not opts.enabled or labels is None or not own or labels.shape != obj.shape:
+            return None
+        photo = (image_identity(labels), image_identity(composite))
+        found = []
+        for k, mask in other_masks(labels, own, opts.max_others):
+            if (photo, k) not in self._instance_shadows:
+                self._instance_shadows[photo, k] = self.detector.detect_scored(composite, mask)
+            found.append((mask, self._instance_shadows[photo, k]))
+        return prior_from(found)
 
     def process(self, rows: list[Row]) -> None:
+        self._instance_shadows.clear()  # keyed by the arrays' memory: valid while this batch holds them
         composites = [require_image(row, "composite") for row in rows]
         prompts = [self.prompt(row, c) for row, c in zip(rows, composites, strict=True)]
         results = self.segmenter.segment(prompts)
@@ -120,7 +146,7 @@ class MasksAndLayers(RowStage):
         if clean is not None and clean.shape != composite.shape:
             reject(row, self.name, Reason.SIZE_MISMATCH, f"clean {clean.shape} vs composite {composite.shape}")
             return
-        shadow_confidence = None
+        shadow_confidence, prior = None, None
         kind = ann.get("clean_kind", "background")
         if clean is not None and kind in ("background", "mulan"):  # a real clean plate: the object and effects gone
             background = paired_plate(composite, clean, obj)
@@ -132,7 +158,7 @@ class MasksAndLayers(RowStage):
                 "paired",
             )
         else:
-            effect_in, effect_source, shadow_confidence = self.effect_mask(row, composite, obj)
+            effect_in, effect_source, shadow_confidence, prior = self.effect_mask(row, composite, obj)
             background = background_unpaired(composite, obj, effect_in, self.inpainter, cfg.relight_smooth_px)
             method = f"{self.inpainter.name}+relight"
         layers = decompose(composite, background, obj, cfg.soft_edge_px)
@@ -148,7 +174,7 @@ class MasksAndLayers(RowStage):
             (reason, detail), more = failed[0], [f"{r}: {d}" for r, d in failed[1:]]
             reject(row, self.name, reason, detail + (f"; also {'; '.join(more)}" if more else ""))
             return
-        for col in ("clean", "ann_mask", "ann_effect"):  # consumed: keep blocks small downstream
+        for col in ("clean", "ann_mask", "ann_effect", "ann_instances"):  # consumed: keep blocks small downstream
             row[col] = None
         update_meta(
             row,
@@ -164,6 +190,8 @@ class MasksAndLayers(RowStage):
                 "effect_px": int(effect.sum()),
                 "quality": quality.as_dict(),
                 "shadow_confidence": shadow_confidence,
+                # the light prior's shadows of other instances it rested on (null: no prior)
+                "light_prior_n": None if prior is None else prior.n,
             },
         )
 

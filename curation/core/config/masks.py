@@ -34,6 +34,24 @@ class GrabCutOptions(Strict):
     band_px: int = Field(4, ge=1)
 
 
+class LightPriorOptions(Strict):
+    """The photo's light direction as a prior on each object's shadow (``stages/shadows/light.py``): read from the
+    detector's shadows of the photo's other annotated instances (a source that annotates several per photo).
+
+    The knobs are ``python -m stages.shadows.tune``'s choice on all real photos (docs/layers.md).
+    """
+
+    enabled: bool = True
+    #: keep shadow only beyond this far behind the object's base, against the light (object sizes); None: no cut
+    margin: float | None = Field(0.25, ge=0)
+    #: search out to this times the other shadows' reach (never less than the detector's own); 0: off
+    stretch: float = Field(0.0, ge=0)
+    #: a shadow below this share of the others' relative area loses confidence in proportion; 0: off
+    small: float = Field(0.0, ge=0)
+    #: the prior reads the shadows of at most this many other instances (the largest): its cost per row
+    max_others: int = Field(8, ge=1)
+
+
 class DetectorOptions(Strict):
     """The single-image shadow detector (``effects: detector`` or ``auto`` without a source effect).
 
@@ -54,6 +72,7 @@ class DetectorOptions(Strict):
     model_type: Literal["vit_b", "vit_l", "vit_h", "auto"] = "vit_b"
     #: ``auto`` = cuda when this actor has a GPU, else cpu
     device: str = "auto"
+    light: LightPriorOptions = LightPriorOptions()
 
     @model_validator(mode="after")
     def _models_have_weights(self) -> DetectorOptions:
