@@ -11,7 +11,8 @@ Its confidence compares it with itself at a wider view (a median window three ti
 search radius): a shadow larger than the window darkens the lit estimate and goes unseen at the rule's own
 scale, but not at the wider one. Shadow-like ground the wider view finds and the rule left out is a shadow
 it may have missed. It is then multiplied by how steady the answer is under a small change of the darkness
-ratio (IoU of the shadow found at ``ratio`` ± :data:`STEADY`): a cast shadow has an edge, so its mask barely
+ratio (the share of the shadow found at ``ratio`` ± :data:`STEADY` that only one of them finds, with the same
+floor as the missed share, so that specks do not count): a cast shadow has an edge, so its mask barely
 moves; ground merely a little darker than the lit estimate (tarmac, a soft gradient, the wrong region) grows or
 vanishes with the ratio. Neither needs the truth, so both hold on any photo.
 """
@@ -24,7 +25,7 @@ import cv2
 import numpy as np
 
 from curation.core.config.masks import DetectorOptions
-from curation.core.morphology import bbox_of, iou
+from curation.core.morphology import bbox_of
 from stages.shadows import ShadowDetection
 
 CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # odd: an even kernel shifts the mask
@@ -50,11 +51,11 @@ class RuleShadowDetector:
     (``python -m stages.shadows.tune``; figures in docs/layers.md).
     """
 
-    ratio: float = 0.84  # a shadow pixel is at most this bright relative to the lit surface
+    ratio: float = 0.88  # a shadow pixel is at most this bright relative to the lit surface
     chroma_tol: float = 0.45  # max change of normalised rgb between shadow and lit surface
-    search: float = 0.6  # search radius, in object heights
+    search: float = 1.2  # search radius, in object heights
     base_band: float = 0.2  # the object's lowest fraction (of its height) counts as its base
-    window: float = 0.8  # median window for the lit surface, in object sizes
+    window: float = 1.2  # median window for the lit surface, in object sizes
     name: str = "rule"
 
     @classmethod
@@ -99,7 +100,9 @@ class RuleShadowDetector:
         (loose,) = self._touching_base(c, o, filled, loose_k, loose_radius, (self.ratio,))
         missed = int((loose & ~cv2.dilate(found.astype(np.uint8), CROSS, iterations=2).astype(bool)).sum())
         floor = MISSED_FLOOR * o.sum()  # specks of dark ground are not a missed shadow
-        steady = iou(*around)
+        strict, lenient = around
+        changed = int((strict ^ lenient).sum())  # a speck that comes and goes is not an unsteady shadow
+        steady = 1.0 - changed / ((strict | lenient).sum() + floor)
         return ShadowDetection(out, float((1.0 - missed / (missed + found.sum() + floor)) * steady))
 
     def _touching_base(

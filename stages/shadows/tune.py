@@ -65,19 +65,17 @@ VARIANTS = ("without_prior", "with_prior")
 
 
 def scene_instances(seeds: Sequence[int]) -> list[RealInstance]:
-    """The rendered scenes' shadows worth losing (at least 5 % of their object), each scene a "photo" so that
-    the prior sees its other objects."""
+    """The rendered scenes' shadows worth losing (at least 5 % of their object). Each is a "photo" of its own:
+    a scene shears every object's shadow its own random way, so its objects say nothing about one light and
+    the prior must not read one there."""
     out = []
     for seed in seeds:
         scene = render_scene(seed, 256, 2, 0.0)
-        masks = [i.mask for i in scene.instances]
         for k, inst in enumerate(scene.instances):
             if inst.effect.sum() >= 0.05 * inst.mask.sum():
-                others = np.zeros_like(inst.mask)
-                for m in masks[:k] + masks[k + 1 :]:
-                    others |= m
-                photo = f"scene/{seed}"
-                out.append(RealInstance(photo, f"{photo}/{k}", scene.composite, inst.mask, inst.effect, None, others))
+                name = f"scene/{seed}/{k}"
+                none = np.zeros_like(inst.mask)
+                out.append(RealInstance(name, name, scene.composite, inst.mask, inst.effect, None, none))
     return out
 
 

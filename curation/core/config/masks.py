@@ -60,11 +60,12 @@ class DetectorOptions(Strict):
     """
 
     backend: Literal["rule", "sam", "exported"] = "rule"
-    ratio: float = Field(0.84, gt=0, lt=1)
+    #: the rule's parameters: ``python -m stages.shadows.tune``'s choice on every real photo (docs/layers.md)
+    ratio: float = Field(0.88, gt=0, lt=1)
     chroma_tol: float = Field(0.45, gt=0)
-    search: float = Field(0.6, gt=0)
+    search: float = Field(1.2, gt=0)
     base_band: float = Field(0.2, gt=0, le=1)
-    window: float = Field(0.8, gt=0)
+    window: float = Field(1.2, gt=0)
     #: ``sam``: a local SAM ``.pth``; ``exported``: a ``.pt2`` program
     #: ``model(image[1,3,H,W] 0..1, object[1,1,H,W] {0,1}) -> shadow probability[1,1,H,W]``, dynamic H, W
     checkpoint: Path | None = None
