@@ -44,8 +44,8 @@ class Recipe:
     base_steps: int = 800
     fold_samples: int = 800
     #: crops of every real training instance (search radius drawn, half mirrored)
-    real_views: int = 12
-    fold_steps: int = 150
+    real_views: int = 32
+    fold_steps: int = 300
     folds: int = 4
     batch: int = 24
     lr: float = 3e-3
@@ -126,6 +126,21 @@ def fine_tune(
     return fit(copy.deepcopy(base), data, recipe.fold_steps, recipe.lr / 3, seed, recipe.batch)
 
 
+def trained_base(spec: NetSpec, data: synth.Samples, recipe: Recipe, path: Path) -> ShadowNet:
+    """The base network, trained once per (data, spec, base recipe): a rerun that changes only the fine-tuning
+    reads its weights back from ``path``."""
+    model = ShadowNet(spec)
+    if path.exists():  # the card says so (base_from_cache): its training time is not in this run's minutes
+        model.load_state_dict(torch.load(path, weights_only=True))
+        log.info("base network read from %s", path)
+        return model.eval()
+    torch.manual_seed(recipe.seed)
+    model = fit(model, data, recipe.base_steps, recipe.lr, recipe.seed, recipe.batch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return model
+
+
 def run(out: Path, recipe: Recipe, cache: Path | None) -> dict:
     torch.set_num_threads(recipe.threads)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,8 +153,9 @@ def run(out: Path, recipe: Recipe, cache: Path | None) -> dict:
     base_data = synth.cached(
         cache, key, lambda: synth.synthesize(recipe.base_samples, recipe.seed, grounds, grounds, [])
     )
-    torch.manual_seed(recipe.seed)
-    base = fit(ShadowNet(spec), base_data, recipe.base_steps, recipe.lr, recipe.seed, recipe.batch)
+    base_key = synth.content_key(key, spec.as_dict(), recipe.seed, recipe.base_steps, recipe.lr, recipe.batch)
+    base_cached = (work / f"base-{base_key}.pt").exists()
+    base = trained_base(spec, base_data, recipe, work / f"base-{base_key}.pt")
     base_path = export(base, work / "base.pt2")
     fold = folds_of([i.photo for i in instances], recipe.folds)
     fold_paths = {}
@@ -153,6 +169,7 @@ def run(out: Path, recipe: Recipe, cache: Path | None) -> dict:
     held = score(instances, {i.photo: str(fold_paths[fold[i.photo]]) for i in instances})
     synthetic_only = score(instances, {i.photo: str(base_path) for i in instances})
     card = model_card(shipped, spec, recipe, fold, held, synthetic_only, minutes)
+    card["base_from_cache"] = base_cached
     (out / CARD_NAME).write_text(json.dumps(card, indent=1) + "\n")
     return card
 
