@@ -123,6 +123,8 @@ def test_stage2_serves_the_trained_network_on_ray(ray_session, tiny_checkpoint, 
 
 @pytest.mark.skipif(not (CHECKPOINT / CHECKPOINT_NAME).exists(), reason="no shipped checkpoint")
 def test_the_shipped_network_finds_a_real_shadow():
+    """A load-and-serve check (the shipped network was fine-tuned on every real photo; its quality figures are the
+    held-out folds' in the card)."""
     card = json.loads((CHECKPOINT / CARD_NAME).read_text())
     assert card["checkpoint"] == CHECKPOINT_NAME and card["held_out"]["folds"]["n"] >= 20
     det = build_detector(DetectorOptions(backend="exported", checkpoint=CHECKPOINT / CHECKPOINT_NAME, device="cpu"))
