@@ -199,10 +199,45 @@ def print_summary(key: str, s: dict) -> None:
     )
 
 
+def score_exported(checkpoint: Path, out: Path | None) -> int:
+    """An exported shadow network on every scored instance (no light prior): IoU, confidence, ROC-AUC.
+    Only a network that never saw these photos gives held-out figures (``shadow_model.evaluate`` pools folds)."""
+    from curation.core.config.masks import DetectorOptions
+    from stages.shadows import build_detector
+
+    detector = build_detector(DetectorOptions(backend="exported", checkpoint=checkpoint, device="cpu"))
+    instances = every_real_instance()
+    kept = [i for i, s in zip(instances, scored_instances(instances), strict=True) if s]
+    found = [detector.detect_scored(i.composite, i.mask) for i in kept]
+    ious = np.array([iou(d.mask, i.shadow) for d, i in zip(found, kept, strict=True)])
+    conf = np.array([d.confidence for d in found])
+    rows = [
+        {"instance": i.name, "iou": round(float(v), 3), "confidence": round(float(c), 3)}
+        for i, v, c in zip(kept, ious, conf, strict=True)
+    ]
+    for r in rows:
+        print(f"{r['instance']:34s} {r['iou']:6.3f} {r['confidence']:6.3f}")
+    missed = ious < MISSED
+    summary = {
+        "mean_iou": round(float(ious.mean()), 4),
+        "n": len(kept),
+        "roc_auc": round(roc_auc(conf, missed), 4),
+        "misses": int(missed.sum()),
+        "hits": int((~missed).sum()),
+    }
+    print(f"{detector.name}: {summary}")
+    if out:
+        out.write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", type=Path)
+    p.add_argument("--checkpoint", type=Path, help="score this exported network (backend: exported) instead")
     args = p.parse_args(argv)
+    if args.checkpoint:
+        return score_exported(args.checkpoint, args.json)
     report = evaluate()
     print_rows(report["rows"])
     for key in ("without_prior", "prior_leave_one_photo_out"):
