@@ -171,16 +171,18 @@ PAIR_NOISE_FAR = 1.0
 
 
 def pair_noise(composite: np.ndarray, plate: np.ndarray, obj: np.ndarray) -> float:
-    """The noise level (grey levels, largest channel) of a real pair, from where the photo is brighter than the
-    plate far from the object: 0 for a lossless pair (PNG, rendered), up to a dozen levels or more for JPEG."""
+    """The noise level (grey levels) of a real pair, from its differences far from the object: 0 for a lossless
+    pair (PNG, rendered), up to a dozen levels or more for JPEG. Measured around the differences' median
+    (another exposure is a bias, not noise) on the brightening side only: noise is symmetric, an effect (a
+    shadow the plate lacks) only darkens, so a large shadow far from the object does not pass for noise."""
     size = int(np.sqrt(max(int(obj.sum()), 1)))
     far = ~dilate(obj, max(8, int(PAIR_NOISE_FAR * size)))
     if far.sum() < 64:
         far = ~dilate(obj, 8)
-    # the brightening side only: noise is symmetric, an effect (a shadow the plate lacks) only darkens, so a
-    # large shadow far from the object does not pass for noise
-    diff = (composite.astype(np.int16) - plate.astype(np.int16)).max(axis=2)[far]
-    return max(0.0, float(np.percentile(diff, PAIR_NOISE_QUANTILE))) if diff.size else 0.0
+    diff = (composite.astype(np.int16) - plate.astype(np.int16))[far]
+    if not diff.size:
+        return 0.0
+    return max(0.0, float(np.percentile(diff - np.median(diff, axis=0), PAIR_NOISE_QUANTILE)))
 
 
 def paired_plate(composite: np.ndarray, plate: np.ndarray, obj: np.ndarray) -> np.ndarray:

@@ -131,7 +131,7 @@ class QualityOptions(Strict):
     max_effect_foreign: float = Field(0.05, ge=0, le=1)
     #: area (× the object's) of shade left in the background at the object's footprint, ground texture
     #: continuing beneath it: a shadow the effect missed (chosen leave-one-photo-out: docs/layers.md)
-    max_lost_shadow: float | None = Field(0.08, ge=0)
+    max_lost_shadow: float | None = Field(0.05, ge=0)
 
 
 class MasksConfig(Strict):
