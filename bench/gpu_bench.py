@@ -11,7 +11,7 @@ nothing):
 
 - stage 2's learned fill (``masks.inpaint.backend: exported``) as the pipeline runs it: a stand-in network of
   big-LaMa's size class (a conv encoder-decoder, 3 downsamplings, 9 residual blocks of 512 channels;
-  parameters: 46M) saved as a ``torch.export`` program with a dynamic batch, loaded and run by
+  46M parameters) saved as a ``torch.export`` program with a dynamic batch, loaded and run by
   ``curation.core.inpaint.ExportedInpainter.fill_many`` on 1024-px photos whose holes all take 512-px windows,
   fp32: windows/s (one window per sample that needs a fill, so also those samples/s).
 

@@ -109,7 +109,7 @@ def projection_table(p: dict[str, Any]) -> str:
     """The projection as the markdown docs/bench.md shows."""
     g = p["gpu"]
     lines = [
-        f"{p['triplets']:,} triplets in {p['hours']:g} h, from `make bench` at {p['git_revision'] or '?'} "
+        f"{p['triplets']:,} triplets in {p['hours']:g} h, from the bench run at {p['git_revision'] or '?'} "
         f"({p['workload']}, fill `{p['fill']}`): {p['acceptance']:.2f} of the samples accepted there, so "
         f"{p['samples']:,.0f} samples; stage code {p['stage_cpu_s_per_sample']:.3f} CPU s/sample (the fill "
         f"{p['fill_cpu_s_per_sample']:.3f}, on {p['fill_share']:.0%} of the samples) x {p['orchestration_factor']:.2f} "
