@@ -212,7 +212,7 @@ def build_dataset(
     # read task starts for it (a worker process importing Ray, and a sampling task before it, at every run)
     units = pq.read_table(units_path)
     step = -(-units.num_rows // blocks)
-    ds: ray.data.Dataset = ray.data.from_arrow([units.slice(i, step) for i in range(0, units.num_rows, step)])
+    ds = ray.data.from_arrow([units.slice(i, step) for i in range(0, units.num_rows, step)])
     options = {Ingest.name.value: {"done_keys": done_keys, "dedupe": registry.remote(out.claimed_digests)}}
     for pool in plan_pools(cfg):
         ds = ds.map_batches(
