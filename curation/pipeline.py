@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import ray
 
 from curation.core.config import ConfigError, Resources, RunConfig
@@ -208,11 +207,8 @@ def build_dataset(
     # named: an operator can find it (@ray.remote made the class an ActorClass; Ray's typing keeps the class)
     registry = DedupeRegistry.options(name=f"dedupe:{out.root.resolve()}:{seg}")  # type: ignore[attr-defined]
     blocks = max(1, min(1000, -(-n_units // cfg.ingest.resources.batch_size)))
-    # the work list is light and the driver has just written it: it goes to Ray Data as in-memory blocks, so no
-    # read task starts for it (a worker process importing Ray, and a sampling task before it, at every run)
-    units = pq.read_table(units_path)
-    step = -(-units.num_rows // blocks)
-    ds = ray.data.from_arrow([units.slice(i, step) for i in range(0, units.num_rows, step)])
+    # one read task at a time: units are light, and every extra reader is a worker process (memory, start-up)
+    ds = ray.data.read_parquet(str(units_path), override_num_blocks=blocks, concurrency=1)
     options = {Ingest.name.value: {"done_keys": done_keys, "dedupe": registry.remote(out.claimed_digests)}}
     for pool in plan_pools(cfg):
         ds = ds.map_batches(
@@ -287,6 +283,9 @@ def _run_segment(
         watcher.started(RunStart(seg, n_units, pools, info))
     ctx = ray.data.DataContext.get_current()
     ctx.target_max_block_size = cfg.ray.target_block_mb * 1024 * 1024
+    # the work list is one file the driver just wrote: Ray Data's v2 parquet reader would start actors to
+    # read its footer, which cost more CPU at start-up than reading the whole list
+    ctx.use_datasource_v2 = False
     ctx.execution_options.preserve_order = cfg.sink.deterministic
     if n_units:
         ds = build_dataset(cfg, units_path, n_units, done, out, seg, tally)
