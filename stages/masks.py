@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -47,15 +48,16 @@ class LayerIntegrityError(RuntimeError):
 @dataclass
 class _Job:
     """One row between planning and layering: its background is known (a clean plate), or filled from
-    ``fill_from`` together with the rest of the batch's fills."""
+    ``fill_from`` together with the rest of the batch's fills (``window``: how a learned fill ran)."""
 
     row: Row
     composite: np.ndarray
     obj: np.ndarray
-    meta: dict
+    meta: dict[str, Any]
     background: np.ndarray | None = None
     fill_from: np.ndarray | None = None
     shadow_confidence: float | None = None
+    window: dict[str, int] | None = None
 
 
 class MasksAndLayers(RowStage):
@@ -121,7 +123,7 @@ class MasksAndLayers(RowStage):
         to_fill = [(job, job.fill_from) for job in jobs if job.fill_from is not None]
         fills = fill_all(self.inpainter, [src for _, src in to_fill], [fill_region(job.obj) for job, _ in to_fill])
         for (job, _), filled in zip(to_fill, fills, strict=True):
-            job.background, job.meta["fill"] = filled.image, filled.window
+            job.background, job.window = filled.image, filled.window
         for job in jobs:
             self._layers(job)
 
@@ -149,7 +151,7 @@ class MasksAndLayers(RowStage):
         if clean is not None and clean.shape != composite.shape:
             reject(row, self.name, Reason.SIZE_MISMATCH, f"clean {clean.shape} vs composite {composite.shape}")
             return None
-        meta: dict = {
+        meta: dict[str, Any] = {
             "segmenter": self.segmenter.name,
             "segmenter_score": round(score, 4),
             "mask_agreement": None if agreement is None else round(agreement, 4),
@@ -186,7 +188,6 @@ class MasksAndLayers(RowStage):
             return
         for col in ("clean", "ann_mask", "ann_effect"):  # consumed: keep blocks small downstream
             row[col] = None
-        fill = job.meta.pop("fill", None)
         update_meta(
             row,
             self.name,
@@ -197,7 +198,7 @@ class MasksAndLayers(RowStage):
                 "effect_px": int(effect.sum()),
                 "quality": quality.as_dict(),
                 "shadow_confidence": job.shadow_confidence,
-                **({"fill": fill} if fill else {}),
+                **({"fill": job.window} if job.window else {}),
             },
         )
 
