@@ -12,11 +12,9 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import ray
 
 from curation.core.config import RunConfig
@@ -59,46 +57,16 @@ def attach_photo_instances(rows: list[Row]) -> None:
             get_json(row, "ann")["photo_instance"] = k
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
-class DedupeRegistry:
-    """Cluster-wide record of image content hashes, so duplicates are caught across ingest workers.
-
-    One actor serialises the claims, so of two workers holding the same pixels exactly one wins. A claim
-    is idempotent (a retried task re-claims with the same key and still wins), and ``seed`` carries the
-    winners already on disk (see :func:`claimed_digests`). Given as a function, it is called again when
-    Ray restarts the actor after a crash, so the registry is rebuilt from every shard written so far; only
-    claims of rows still in flight are forgotten (a duplicate among them may then pass, no row is lost).
-    """
-
-    def __init__(self, seed: dict[str, str] | Callable[[], dict[str, str]] | None = None) -> None:
-        self.first: dict[str, str] = dict((seed() if callable(seed) else seed) or {})
-
-    def claim(self, digest: str, key: str) -> str:
-        """The key that first claimed ``digest`` (``key`` itself if it is the first)."""
-        return self.first.setdefault(digest, key)
-
-
 def content_digest(image: np.ndarray) -> str:
     """Hash of the decoded pixels and their shape: the same photo re-encoded or renamed still matches."""
     return hashlib.sha1(str(image.shape).encode() + np.ascontiguousarray(image).tobytes()).hexdigest()
 
 
-def claimed_digests(index_files: list[str]) -> dict[str, str]:
-    """Digest → claiming unit of the images that earlier segments ingested (from the shards' parquet indexes)."""
-    seed: dict[str, str] = {}
-    for path in index_files:
-        table = pq.read_table(path, columns=["reject_reason", "meta"])
-        for reason, meta in zip(*(table.column(c).to_pylist() for c in ("reject_reason", "meta")), strict=True):
-            claim = json.loads(meta or "{}").get(Ingest.name.value, {})
-            if claim.get("digest") and reason != Reason.DUPLICATE_IMAGE.value:
-                seed.setdefault(claim["digest"], claim["unit"])
-    return seed
-
-
 class Ingest(Stage):
     """A batch of source units in, a batch of candidate rows out (one unit may give many rows).
 
-    ``done_keys`` are skipped (a resumed run); ``dedupe`` is the run's :class:`DedupeRegistry` handle.
+    ``done_keys`` are skipped (a resumed run); ``dedupe`` is the run's
+    :class:`~stages.dedupe.DedupeRegistry` handle.
     """
 
     name = StageName.INGEST

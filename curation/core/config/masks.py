@@ -92,9 +92,21 @@ class InpaintOptions(Strict):
     #: the xphoto fills work on the object's window reduced to at most this many pixels on its long side:
     #: lower it to bound stage 2's CPU on large photos, at the cost of the finest texture (docs/layers.md)
     window_px: int = Field(1024, ge=32)
-    #: a ``torch.export`` program (.pt2) ``(image[1,3,H,W] in 0..1, mask[1,1,H,W]) -> image``, e.g. LaMa
+    #: ``exported``: a ``torch.export`` program (.pt2) ``(image[B,3,S,S] in 0..1, mask[B,1,S,S]) -> image``, e.g.
+    #: LaMa; B dynamic (or static: partial batches are padded), S each of ``window_sizes`` (or one static side)
     checkpoint: Path | None = None
+    #: ``exported``: ``auto`` = cuda when the masks actor has a GPU (``masks.resources.num_gpus``), else cpu
     device: str = "auto"
+    #: ``exported``: the fixed window sides (px) the model runs at; each hole goes to the smallest that holds it
+    #: with its context (the largest, reduced, when none does), and the windows of one side in a stage batch
+    #: (``masks.resources.batch_size`` rows) share one forward pass
+    window_sizes: list[int] = Field(default_factory=lambda: [256, 512, 1024], min_length=1)
+
+    @model_validator(mode="after")
+    def _window_sizes(self) -> InpaintOptions:
+        if any(s < 32 for s in self.window_sizes) or len(set(self.window_sizes)) != len(self.window_sizes):
+            raise ValueError(f"window_sizes {self.window_sizes}: distinct sides of at least 32 px")
+        return self
 
 
 class QualityOptions(Strict):
