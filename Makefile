@@ -14,7 +14,7 @@ PIP      := PIP_CONSTRAINT=$(CURDIR)/$(LOCK) PIP_BUILD_CONSTRAINT=$(CURDIR)/$(LO
 CONFIG   ?= manifests/demo.yaml
 OUT      ?= out/demo
 
-.PHONY: venv curate test chaos lint lock bench train-curator monitor clean
+.PHONY: venv curate test chaos lint lock bench train-curator train-shadow monitor clean
 
 $(BIN)/curate: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,11 @@ curate: venv
 # the shipped curator checkpoint + model card (reproducible from the recipe's seed; see docs/curator.md)
 train-curator: venv
 	$(BIN)/curate train-curator --out curator_model/checkpoint
+
+# the shipped learned shadow detector + model card: base on synthetic shadows, leave-photos-out folds for its
+# held-out figures, then the shipped network (docs/layers.md); generated data is cached under out/shadow_cache
+train-shadow: venv
+	nice -n 10 $(BIN)/python -m shadow_model.train --out shadow_model/checkpoint
 
 test: venv
 	$(BIN)/python -m pytest -q tests

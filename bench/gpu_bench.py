@@ -1,6 +1,7 @@
-"""GPU throughput of the two production-size models, with random weights (speed does not depend on them).
+"""GPU throughput of the production-size models, with random weights (speed does not depend on them).
 
-Self-contained (imports only torch, segment-anything and transformers; downloads nothing):
+Self-contained (imports only torch, segment-anything, transformers and the project's exported-fill code; downloads
+nothing):
 
 - the SAM image encoder at ``vit_h`` size, built by ``segment_anything``'s registry without a checkpoint,
   on 1024x1024 inputs: images/s;
@@ -8,11 +9,19 @@ Self-contained (imports only torch, segment-anything and transformers; downloads
   tower), a 448x448 image (256 visual tokens) plus a short prompt, greedy decoding of a fixed number of new
   tokens: images/s and generated tokens/s, and the prefill time alone.
 
-Batch sizes 1, 4 and 16, bf16, transformers' default attention (SDPA; recorded in the results).
+- stage 2's learned fill (``masks.inpaint.backend: exported``) as the pipeline runs it: a stand-in network of
+  big-LaMa's size class (a conv encoder-decoder, 3 downsamplings, 9 residual blocks of 512 channels;
+  46M parameters) saved as a ``torch.export`` program with a dynamic batch, loaded and run by
+  ``curation.core.inpaint.ExportedInpainter.fill_many`` on 1024-px photos whose holes all take 512-px windows,
+  fp32: windows/s (one window per sample that needs a fill, so also those samples/s).
+
+Batch sizes 1, 4 and 16, bf16 for SAM and the VLM, transformers' default attention (SDPA; recorded in the results).
 Expected to take a few minutes on one H100 (estimated from the model sizes: it has not run on a GPU yet).
 
     python bench/gpu_bench.py                 # on the device machine; writes bench/gpu_results.json
     python bench/gpu_bench.py --cpu-smoke     # tiny models on the CPU: checks that the script runs
+
+Without a CUDA device (and without --cpu-smoke) it says so and exits 2: nothing is measured on a CPU.
 """
 
 from __future__ import annotations
@@ -22,12 +31,14 @@ import functools
 import json
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "gpu_results.json"
@@ -46,6 +57,7 @@ class Sizes:
     batches: tuple[int, ...]
     repeats: int
     special_ids: dict[str, Any] | None = None  # image/video/vision start/end token ids (None: Qwen2-VL's)
+    fill: tuple[int, int, int] = (64, 9, 512)  # learned fill: base channels, residual blocks, window side (px)
 
 
 # Qwen2-VL-2B-Instruct's published dimensions.
@@ -111,6 +123,7 @@ SMOKE = Sizes(
     batches=(1, 2),
     repeats=1,
     special_ids=dict(image_token_id=1000, video_token_id=1001, vision_start_token_id=1002, vision_end_token_id=1003),
+    fill=(8, 1, 64),
 )
 
 
@@ -240,8 +253,82 @@ def bench_vlm(sizes: Sizes, device: torch.device, dtype: torch.dtype) -> dict[st
     return out
 
 
+class FillStandIn(torch.nn.Module):
+    """A LaMa-sized inpainting network with random weights: only its cost matters here."""
+
+    def __init__(self, base: int, blocks: int):
+        super().__init__()
+        c = [base, base * 2, base * 4, base * 8]
+        act = torch.nn.ReLU
+        down: list[torch.nn.Module] = [torch.nn.Conv2d(4, c[0], 7, padding=3), act()]
+        for a, b in zip(c, c[1:], strict=False):
+            down += [torch.nn.Conv2d(a, b, 3, stride=2, padding=1), torch.nn.BatchNorm2d(b), act()]
+        self.down = torch.nn.Sequential(*down)
+        self.blocks = torch.nn.ModuleList(
+            torch.nn.Sequential(
+                torch.nn.Conv2d(c[3], c[3], 3, padding=1), torch.nn.BatchNorm2d(c[3]), act(),
+                torch.nn.Conv2d(c[3], c[3], 3, padding=1), torch.nn.BatchNorm2d(c[3]),
+            )
+            for _ in range(blocks)
+        )  # fmt: skip
+        up: list[torch.nn.Module] = []
+        for a, b in zip(c[::-1], c[::-1][1:], strict=False):
+            up += [
+                torch.nn.ConvTranspose2d(a, b, 3, stride=2, padding=1, output_padding=1),
+                torch.nn.BatchNorm2d(b),
+                act(),
+            ]
+        self.up = torch.nn.Sequential(*up, torch.nn.Conv2d(c[0], 3, 7, padding=3), torch.nn.Sigmoid())
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.down(torch.cat([image, mask], dim=1))
+        for block in self.blocks:
+            x = x + block(x)
+        return self.up(x)
+
+
+def bench_fill(sizes: Sizes, device: torch.device, folder: Path) -> dict[str, Any]:
+    """Windows/s of the learned fill through the pipeline's own batched path (fixed window side, dynamic batch)."""
+    from curation.core.inpaint import ExportedInpainter
+
+    base, blocks, side = sizes.fill
+    torch.manual_seed(0)
+    net = FillStandIn(base, blocks).eval()
+    batch = torch.export.Dim("batch", min=1, max=64)
+    program = torch.export.export(
+        net, (torch.rand(2, 3, side, side), torch.ones(2, 1, side, side)), dynamic_shapes=({0: batch}, {0: batch})
+    )
+    path = folder / "fill_standin.pt2"
+    torch.export.save(program, str(path))
+    fill = ExportedInpainter(str(path), str(device), (side,))
+    photo = 2 * side  # a hole of a fifth of the window's side, centred: every window is `side` px, not reduced
+    rng = np.random.default_rng(0)
+    out: dict[str, Any] = {
+        "model": f"LaMa-size stand-in ({base} base channels, {blocks} blocks), random weights",
+        "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
+        "window_px": side,
+        "batches": {},
+    }
+    for n in sizes.batches:
+        images = [rng.integers(0, 256, (photo, photo, 3), dtype=np.uint8) for _ in range(n)]
+        regions = []
+        for _ in range(n):
+            region = np.zeros((photo, photo), bool)
+            region[
+                photo // 2 - side // 10 : photo // 2 + side // 10, photo // 2 - side // 10 : photo // 2 + side // 10
+            ] = True
+            regions.append(region)
+        seconds = timed(functools.partial(fill.fill_many, images, regions), device, sizes.repeats)
+        out["batches"][n] = {"seconds_per_batch": seconds, "windows_per_s": n / seconds, "peak_gib": peak_gib(device)}
+        print(f"learned fill {side}px windows  batch {n:3d}: {n / seconds:8.2f} windows/s", flush=True)
+    best = max(out["batches"].values(), key=lambda b: b["windows_per_s"])
+    out["windows_per_s"] = best["windows_per_s"]
+    out["samples_per_s"] = best["windows_per_s"]  # one window per sample that needs a fill
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description="SAM vit_h and 2B-VLM throughput on one GPU, random weights, bf16.")
+    p = argparse.ArgumentParser(description="SAM vit_h, 2B-VLM and learned-fill throughput on one GPU, random weights.")
     p.add_argument("--cpu-smoke", action="store_true", help="tiny models on the CPU, to check that the script runs")
     p.add_argument("--results", type=Path, default=RESULTS)
     args = p.parse_args(argv)
@@ -250,7 +337,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     elif torch.cuda.is_available():
         sizes, device = FULL, torch.device("cuda")
     else:
-        p.error("no CUDA device: run this on the GPU machine, or use --cpu-smoke")
+        print(
+            "no GPU here (torch sees no CUDA device): nothing measured. Run this on a GPU machine, or use --cpu-smoke"
+        )
+        raise SystemExit(2)
     started = time.perf_counter()
     res: dict[str, Any] = {
         "mode": "cpu-smoke" if args.cpu_smoke else "gpu",
@@ -262,6 +352,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.empty_cache()
     res["vlm"] = bench_vlm(sizes, device, torch.bfloat16)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    with tempfile.TemporaryDirectory() as folder:
+        res["fill"] = bench_fill(sizes, device, Path(folder))
     res["wall_s"] = time.perf_counter() - started
     args.results.write_text(json.dumps(res, indent=1))
     print(f"total {res['wall_s']:.0f} s; results in {args.results}")

@@ -1,7 +1,8 @@
 """One end-to-end run of the real pipeline in a fresh process, so that its memory can be measured alone.
 
-``python -m bench.pipeline_child SIZE UNITS SEED OUT RESULT [BLOCK_MB]`` starts the embedded Ray, runs
-:func:`curation.pipeline.run` on the benchmark workload and writes its timings to the JSON file RESULT
+``python -m bench.pipeline_child WORKLOAD_JSON OUT RESULT [BLOCK_MB]`` starts the embedded Ray, runs
+:func:`curation.pipeline.run` on the benchmark workload (:meth:`bench.workload.Workload.to_json`) and writes its
+timings to the JSON file RESULT
 (a file, not stdout: Ray forwards worker output to stdout). BLOCK_MB, when given, sets Ray Data's
 ``target_max_block_size`` (default 128 MiB), the knob that bounds what each map task holds.
 A fresh process per run keeps one run's Ray workers and caches out of the next run's peak.
@@ -21,9 +22,9 @@ from curation.pipeline import init_ray, run
 
 
 def main(argv: list[str]) -> None:
-    size, units, seed, out, result_path = int(argv[0]), int(argv[1]), int(argv[2]), Path(argv[3]), Path(argv[4])
-    block_mb = float(argv[5]) if len(argv) > 5 else 0.0
-    cfg = Workload(size, units, seed).config(out)
+    work, out, result_path = Workload.from_json(argv[0]), Path(argv[1]), Path(argv[2])
+    block_mb = float(argv[3]) if len(argv) > 3 else 0.0
+    cfg = work.config(out)
     started = time.perf_counter()
     init_ray(cfg)
     ctx = ray.data.DataContext.get_current()

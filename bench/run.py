@@ -1,13 +1,15 @@
 """``make bench``: stage throughput, pipeline efficiency, speed-up and memory, measured side by side.
 
-For each workload (synthetic scenes at ``--size`` px, and a larger ``--big-size`` variant) it runs, in
-this order and in one invocation: the sequential loop (per-stage isolation timings and the baseline),
-the real Ray pipeline on the same samples, and (main workload only) the pipeline again at
-``--mem-factor`` times the units, for the memory comparison and the start-up fit. Then the other
-benchmarks under ``bench/`` that exist. Prints a table and writes ``bench/results.json``.
+The run config is ``bench/bench.yaml``: the default config (default fill, checks on) with the demo's pool sizes.
+For the main workload (synthetic scenes at ``--size`` px) it runs, in one invocation: the sequential loop
+(per-stage isolation timings and the baseline) and the real Ray pipeline on the same samples, at N and at
+``--mem-factor`` x N units (the speed-up at both, the memory comparison and the fit that splits start-up from the
+marginal rate); then the bundled real photos at their own size (loop and pipeline, once); then the other
+benchmarks under ``bench/`` that exist. Prints a table and the cluster projection, writes ``bench/results.json``.
 
-    python -m bench.run            # full: 512 px x 256 scenes (+ 4x), 1024 px x 48 scenes
-    python -m bench.run --quick    # smoke: 128 px x 8 scenes (+ 4x), 256 px x 4 scenes, about a minute
+    python -m bench.run            # full: 1024 px x 32 scenes and x 128, the real photos
+    python -m bench.run --quick    # smoke: 128 px x 8 scenes (+ 4x), no real photos, about a minute
+    python -m bench.run --set masks.inpaint.backend=coarse_to_fine   # another config value for every run
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ import psutil
 
 from bench import extras
 from bench.metrics import headline, summarise
-from bench.pipeline_run import run_pipeline
-from bench.sequential import run_sequential
+from bench.pipeline_run import PipelineRun, run_pipeline
+from bench.projection import project, projection_table
+from bench.sequential import SequentialResult, run_sequential
 from bench.workload import Workload
 from curation.runinfo import git_revision, versions
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
-FULL = {"size": 512, "units": 256, "big_size": 1024, "big_units": 48}
-QUICK = {"size": 128, "units": 8, "big_size": 256, "big_units": 4}
+FULL = {"size": 1024, "units": 32, "real": True}
+QUICK = {"size": 128, "units": 8, "real": False}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,11 +45,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny sizes, no other benchmarks: checks that it runs")
     p.add_argument("--size", type=int, help=f"scene side of the main workload, px (default {FULL['size']})")
     p.add_argument("--units", type=int, help=f"scenes in the main workload, N (default {FULL['units']})")
-    p.add_argument("--mem-factor", type=int, default=4, help="memory run at this many times N (0: skip)")
     p.add_argument(
-        "--big-size", type=int, help=f"scene side of the large-image variant (default {FULL['big_size']}; 0: skip)"
+        "--mem-factor", type=int, default=4, help="second run (loop and pipeline) at this many times N (0: skip)"
     )
-    p.add_argument("--big-units", type=int, help=f"scenes in the large-image variant (default {FULL['big_units']})")
+    p.add_argument(
+        "--real",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also the bundled real photos at their own size (default: not with --quick)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config key set on top of bench/bench.yaml for every run (YAML value), e.g. masks.inpaint.backend=telea",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--block-mb",
@@ -69,6 +84,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON results")
     p.add_argument("--scratch", type=Path, help="folder for the runs' shards (default: a temporary folder, removed)")
     args = p.parse_args(argv)
+    bad = [o for o in args.overrides if "=" not in o]
+    if bad:
+        p.error(f"--set takes KEY=VALUE, not {bad[0]!r}")
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -83,39 +101,37 @@ def cores() -> int:
 
 
 def measure(work: Workload, mem_factor: int, scratch: Path, block_mb: float, memory_limit: int) -> dict[str, Any]:
-    """Sequential loop, pipeline at N, pipeline at mem_factor x N; every figure for ``work``."""
-    tag = f"{work.size}px-{work.units}"
-    print(f"[bench] {work.label}: sequential loop ...", flush=True)
-    cfg = work.config(scratch / f"{tag}-pipeline")
-    shutil.rmtree(scratch / f"{tag}-sequential", ignore_errors=True)
-    seq = run_sequential(cfg, scratch / f"{tag}-sequential" / "shards")
-    print(f"[bench] {work.label}: pipeline ...", flush=True)
-    pipe = run_pipeline(
-        work, scratch / f"{tag}-pipeline", scratch / f"{tag}-pipeline.log", block_mb, memory_limit=memory_limit
-    )
-    big, stopped = None, None
-    if mem_factor > 1:
-        large = Workload(work.size, work.units * mem_factor, work.seed)
-        print(f"[bench] {large.label}: pipeline (memory) ...", flush=True)
+    """Sequential loop and pipeline at N, and (``mem_factor`` > 1) both again at mem_factor x N: every figure."""
+    tag = work.label.replace(" ", "")
+    runs: dict[int, tuple[SequentialResult, PipelineRun | None]] = {}
+    stopped = None
+    for factor in (1, mem_factor) if mem_factor > 1 else (1,):
+        w = work.scaled(factor)
+        print(f"[bench] {w.label}: sequential loop ...", flush=True)
+        folder = scratch / f"{tag}-x{factor}"
+        shutil.rmtree(folder, ignore_errors=True)
+        seq = run_sequential(w.config(folder / "pipeline"), folder / "sequential" / "shards")
+        print(f"[bench] {w.label}: pipeline ...", flush=True)
         try:
-            big = run_pipeline(
-                large,
-                scratch / f"{tag}-x{mem_factor}",
-                scratch / f"{tag}-x{mem_factor}.log",
-                block_mb,
-                memory_limit=memory_limit,
-            )
+            pipe = run_pipeline(w, folder / "pipeline", folder / "pipeline.log", block_mb, memory_limit=memory_limit)
         except MemoryError as err:  # the finding itself: memory grew with N until the guard stopped it
-            stopped = str(err)
+            if factor == 1:
+                raise
+            pipe, stopped = None, str(err)
+        runs[factor] = (seq, pipe)
+    (seq, pipe), (seq_big, big) = runs[1], runs.get(mem_factor, (None, None))
+    assert pipe is not None
     out = {
         "workload": {
+            "label": work.label,
             "size": work.size,
             "units": work.units,
             "seed": work.seed,
+            "real_photos": work.real,
             "mem_factor": mem_factor,
             "block_mb_override": block_mb or None,
         },
-        **summarise(cfg, seq, pipe, big, cores()),
+        **summarise(work.config(scratch / "config"), seq, pipe, big, cores(), seq_big),
     }
     if stopped:
         out["pipeline_large_stopped"] = stopped
@@ -124,90 +140,77 @@ def measure(work: Workload, mem_factor: int, scratch: Path, block_mb: float, mem
 
 
 def format_table(res: dict[str, Any]) -> str:
+    m = res["machine"]
     lines = [
-        f"layered-curation benchmark ({res['mode']}), {res['machine']['cores']} cores, "
-        f"load average at start {res['machine']['loadavg_start']:.2f}, at end {res['machine']['loadavg_end']:.2f}"
+        f"layered-curation benchmark ({res['mode']}), {m['cores']} cores, load average at start "
+        f"{m['loadavg_start']:.2f}, at end {m['loadavg_end']:.2f}; config: bench/bench.yaml"
+        + (f" with {', '.join(res['overrides'])}" if res["overrides"] else " (the defaults)")
+        + f"; fill {res['config']['masks']['inpaint']['backend']}, checks "
+        + ("on" if res["config"]["masks"]["quality"]["enabled"] else "off")
     ]
-    if res["machine"]["loadavg_start"] > 0.5 * res["machine"]["cores"]:
-        lines.append("  WARNING: the machine was busy before the run; the figures are distorted by other work")
+    if m["loadavg_start"] > 0.5 * m["cores"] or m["loadavg_end"] > m["cores"]:
+        lines.append(
+            "  WARNING: the machine was busy; wall-clock figures are distorted by other work, CPU seconds less so"
+        )
     for w in res["workloads"]:
         wl, p = w["workload"], w["pipeline"]
         lines += [
             "",
-            f"== synthetic {wl['size']} px, {wl['units']} scenes (seed {wl['seed']}) -> {w['samples']} samples "
-            f"(candidate rows), {p['accepted']} accepted",
-            f"{'step (alone, 1 process)':26s}{'samples/s':>11s}{'CPU s/sample':>14s}{'wall s':>9s}",
+            f"== {wl['label']} (seed {wl['seed']}) -> {w['samples']} samples (candidate rows), "
+            f"{p['accepted']} accepted",
+            f"{'step (alone, 1 process)':26s}{'samples/s':>11s}{'CPU s/sample':>14s}{'wall s':>9s}"
+            f"   (loop over {w['stages_samples']} samples)",
         ]
-        for name, s in w["stages"].items():
+        for name, st in w["stages"].items():
             lines.append(
-                f"  {name + (' [gpu]' if s['num_gpus'] else ''):24s}{s['samples_per_s']:11.2f}"
-                f"{s['cpu_s_per_sample']:14.4f}{s['wall_s']:9.2f}"
+                f"  {name + (' [gpu]' if st['num_gpus'] else ''):24s}{st['samples_per_s']:11.2f}"
+                f"{st['cpu_s_per_sample']:14.4f}{st['wall_s']:9.2f}"
             )
+        lines.append(f"    {'of which the fill':22s}{'':11s}{w['fill_cpu_s_per_sample']:14.4f}")
         ideal = w["ideal"]
         lines.append(
-            f"  {'sum / ideal':24s}{ideal['samples_per_s']:11.2f}{ideal['cpu_s_per_sample_sum']:14.4f}"
-            f"   ideal = {ideal['cores']} cores / sum (limited by {ideal['limited_by']})"
+            f"  {'sum / physical limit':24s}{ideal['samples_per_s']:11.2f}{ideal['cpu_s_per_sample_sum']:14.4f}"
+            f"   limit = {ideal['cores']} cores / sum (limited by {ideal['limited_by']})"
         )
-        lines.append(f"  shard write (sink alone): {w['shard_write_mb_s']:.1f} MB/s")
-        sq = w["sequential"]
-        lines.append(f"sequential loop            {sq['samples_per_s']:11.2f} samples/s   {sq['wall_s']:.1f} s")
-        runs = [("pipeline, N", p)] + (
-            [(f"pipeline, {wl['mem_factor']}N", w["pipeline_large"])] if "pipeline_large" in w else []
-        )
-        for label, r in runs:
+        runs = [("N", w["sequential"], p, w["speedup_vs_sequential"])]
+        if "pipeline_large" in w:
+            runs.append((f"{wl['mem_factor']}N", w["sequential_large"], w["pipeline_large"], w["speedup_at_4n"]))
+        for label, sq, r, speedup in runs:
             lines.append(
-                f"{label:26s}{r['samples_per_s']:11.2f} samples/s   {r['run_s']:.1f} s  efficiency "
-                f"{r['efficiency']:.2f}  output {r['output_mb_s']:.1f} MB/s"
+                f"{label:>3s}: loop {sq['samples']} samples {sq['wall_s']:.1f} s ({sq['samples_per_s']:.2f}/s); "
+                f"pipeline {r['run_s']:.1f} s ({r['samples_per_s']:.2f}/s, efficiency {r['efficiency']:.2f}); "
+                f"speed-up {speedup:.2f}"
             )
             lines.append(
-                f"{'':26s}CPU of the whole process tree: {r['cpu_s_per_sample']:.3f} s/sample "
-                f"= {r['cpu_vs_stage_code']:.2f} x the stage code's (Ray init and start-up included)"
+                f"     CPU of the process tree {r['cpu_s']:.1f} s = {r['cpu_vs_stage_code']:.2f} x the stage code's; "
+                f"beyond the stage code {100 * r['orchestration_share']:.0f} %; Ray init {r['ray_init_s']:.1f} s"
             )
-            top = ", ".join(f"{k} {v:.1f}" for k, v in list(r["cpu_s_by_process"].items())[:5])
-            lines.append(f"{'':26s}CPU s by process: {top}")
-            m = r["peak_memory"]
+            top = ", ".join(f"{k} {v:.1f}" for k, v in list(r["cpu_s_by_process"].items())[:8])
+            lines.append(f"     CPU s by process: {top}")
+            mem = r["peak_memory"]
             lines.append(
-                f"{'':26s}peak memory: PSS {m['pss_mb']:.0f} MB, USS {m['uss_mb']:.0f} MB, RSS sum "
-                f"{m['rss_mb']:.0f} MB over {m['processes']} processes (Ray Data blocks <= "
-                f"{r['target_max_block_mb']:.0f} MiB)"
+                f"     peak memory: PSS {mem['pss_mb']:.0f} MB over {mem['processes']} processes "
+                f"(USS {mem['uss_mb']:.0f}, RSS sum {mem['rss_mb']:.0f})"
             )
-        if "steady_state" in w and not w["steady_state"]["valid"]:
-            lines.append(
-                f"{'pipeline, steady state':26s}not measurable: start-up swamps the N/{wl['mem_factor']}N "
-                "difference at this N"
-            )
-            lines.append(f"start-up: Ray init {p['ray_init_s']:.1f} s (outside the run)")
-            lines.append(f"peak memory {wl['mem_factor']}N / N: {w['memory_ratio_large_vs_small']:.2f}")
-        elif "steady_state" in w:
+        if "steady_state" in w:
             ss = w["steady_state"]
             lines.append(
-                f"{'pipeline, steady state':26s}{ss['samples_per_s']:11.2f} samples/s   efficiency "
-                f"{ss['efficiency']:.2f}  (fit over N and {wl['mem_factor']}N)"
-            )
-            lines.append(
-                f"{'':26s}marginal CPU {ss['cpu_s_per_sample']:.3f} s/sample = {ss['cpu_vs_stage_code']:.2f} x "
-                f"the stage code's; start-up CPU {ss['fixed_cpu_s']:.1f} s"
-            )
-            lines.append(
-                f"start-up: Ray init {p['ray_init_s']:.1f} s (outside the run), fixed cost inside the run "
-                f"{ss['fixed_s']:.1f} s (actor pools, first blocks, finalize)"
+                f"fit over N and {wl['mem_factor']}N: marginal {ss['samples_per_s']:.2f} samples/s = efficiency "
+                f"{ss['efficiency']:.2f}, marginal CPU {ss['cpu_s_per_sample']:.3f} s/sample = "
+                f"{ss['cpu_vs_stage_code']:.2f} x the stage code's; start-up {ss['fixed_cpu_s']:.1f} CPU s, "
+                f"{ss['fixed_s']:.1f} s inside the run" + ("" if ss["valid"] else "  (NOT valid: N too small)")
             )
             lines.append(
                 f"peak memory {wl['mem_factor']}N / N: {w['memory_ratio_large_vs_small']:.2f} "
                 f"({w['memory_growth_mb_per_sample']:+.1f} MB per extra sample)"
             )
-        else:
-            lines.append(f"start-up: Ray init {p['ray_init_s']:.1f} s (outside the run)")
         if "pipeline_large_stopped" in w:
             lines.append(f"pipeline, {wl['mem_factor']}N: STOPPED, {w['pipeline_large_stopped']}")
-        lines.append(
-            f"speed-up over the sequential loop: {w['speedup_vs_sequential']:.2f} "
-            f"({w['speedup_vs_sequential_incl_ray_init']:.2f} counting Ray init)"
-            + ("" if w["same_samples"] else "  WARNING: sample counts differ")
-        )
+        if not w["same_samples"] or not w.get("same_samples_large", True):
+            lines.append("WARNING: the loop and the pipeline counted different samples")
     main = res["workloads"][0] if res["workloads"] else None
     if main:
-        lines += ["", f"== the issue-15 table ({main['workload']['size']} px, N = {main['samples']} samples)"]
+        lines += ["", f"== targets ({main['workload']['label']})"]
         for t in main["targets"].values():
             verdict = "" if "target" not in t else f"  target {t['target']}: {'met' if t['met'] else 'NOT met'}"
             lines.append(f"  {t['figure']:58s}{t['value']:8.2f}{verdict}")
@@ -233,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="curation-bench-"))
     res: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
-        "command": " ".join(["python -m bench.run", *(argv or sys.argv[1:])]),
+        "command": " ".join(["python -m bench.run", *(sys.argv[1:] if argv is None else argv)]),
         "machine": {"cores": cores(), "platform": platform.platform(), "loadavg_start": os.getloadavg()[0]},
         "versions": versions(),
         "git_revision": git_revision(),
@@ -241,14 +244,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "workloads": [],
         "extras": {},
         "results_path": str(args.results),
+        "overrides": args.overrides,
     }
     limit = int(args.memory_limit * psutil.virtual_memory().total)
     try:
-        main_work = Workload(args.size, args.units, args.seed)
+        overrides = tuple(tuple(o.split("=", 1)) for o in args.overrides)
+        main_work = Workload(args.size, args.units, args.seed, overrides)
+        res["config"] = json.loads(main_work.config(scratch / "config").model_dump_json())
         res["workloads"].append(measure(main_work, args.mem_factor, scratch, args.block_mb, limit))
-        if args.big_size:
-            big_work = Workload(args.big_size, args.big_units, args.seed)
-            res["workloads"].append(measure(big_work, 0, scratch, args.block_mb, limit))
+        if args.real:
+            real = Workload(0, 0, args.seed, overrides, real=True)
+            res["workloads"].append(measure(real, 0, scratch, args.block_mb, limit))
     finally:
         if args.scratch is None:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -259,9 +265,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res["machine"]["loadavg_end"] = os.getloadavg()[0]
     res["wall_s"] = time.perf_counter() - started
     res["targets"] = res["workloads"][0]["targets"] if res["workloads"] else {}
+    res["projection"] = project(res)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(res, indent=1))
     print(format_table(res))
+    print()
+    print(projection_table(res["projection"]))
     return res
 
 

@@ -65,6 +65,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 #: modules that add more sub-commands: each defines ``register(subparsers)`` (imports stay lazy inside)
 PLUGINS: tuple[str, ...] = (
     "curation.eval_layers",
+    "curation.eval_real",
     "curation.shards",
     "curation.report",
     "curator_model.cli",

@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from curation.shard_check import shard_problem
+from stages.dedupe import claimed_digests
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,12 @@ class OutDir:
     def create(self) -> None:
         self.shards.mkdir(parents=True, exist_ok=True)
         self.work.mkdir(parents=True, exist_ok=True)
+
+    def claimed_digests(self) -> dict[str, str]:
+        """The image digests that the complete shards hold: the duplicate registry's state on disk (the registry
+        calls this when it starts and when Ray restarts it; its process imports only this module and the
+        registry's)."""
+        return claimed_digests([str(self.shards / f"{n}.parquet") for n in self.complete_shards()])
 
     def complete_shards(self) -> list[str]:
         """Names of shards whose stats file marks them complete, sorted."""

@@ -20,7 +20,6 @@ import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,8 @@ from curation.watch import (
 from curation.worklist import write_units
 from stages.caption import Caption
 from stages.curate import Curate
-from stages.ingest import DedupeRegistry, Ingest, claimed_digests
+from stages.dedupe import DedupeRegistry
+from stages.ingest import Ingest
 from stages.masks import MasksAndLayers
 
 log = logging.getLogger(__name__)
@@ -195,12 +195,6 @@ def init_ray(cfg: RunConfig, verbose: bool = True, processes: Path | None = None
     return ray_info(embedded=True, context=context, cluster=describe_cluster(True, None))
 
 
-def claimed_in(root: Path) -> dict[str, str]:
-    """The image digests that the complete shards of ``root`` hold (the dedupe registry's state on disk)."""
-    out = OutDir(root)
-    return claimed_digests([str(out.shards / f"{n}.parquet") for n in out.complete_shards()])
-
-
 def build_dataset(
     cfg: RunConfig, units_path: Path, n_units: int, done_keys: frozenset[str], out: OutDir, seg: str, tally: Any = None
 ) -> ray.data.Dataset:
@@ -215,7 +209,7 @@ def build_dataset(
     blocks = max(1, min(1000, -(-n_units // cfg.ingest.resources.batch_size)))
     # one read task at a time: units are light, and every extra reader is a worker process (memory, start-up)
     ds = ray.data.read_parquet(str(units_path), override_num_blocks=blocks, concurrency=1)
-    options = {Ingest.name.value: {"done_keys": done_keys, "dedupe": registry.remote(partial(claimed_in, out.root))}}
+    options = {Ingest.name.value: {"done_keys": done_keys, "dedupe": registry.remote(out.claimed_digests)}}
     for pool in plan_pools(cfg):
         ds = ds.map_batches(
             chain_class(pool.stages),

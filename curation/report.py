@@ -354,9 +354,9 @@ def _is_real(source_ref: str) -> bool:
 
 
 def gallery_picks(index: pa.Table, n: int = GALLERY) -> list[tuple[dict[str, Any], str]]:
-    """Up to ``n`` accepted rows, each with why it is shown: real photos first, then the lowest and the highest
-    curator scores, then every source's first rows in turn, so a page of 16 shows the run's range rather than
-    the first shard's start."""
+    """Up to ``n`` accepted rows, each with why it is shown: every real photo first (lowest P(good) first, as many
+    as leave room for the extremes), then the lowest and the highest curator scores, then every source's first
+    rows in turn, so a page of 16 shows the run's range rather than the first shard's start."""
     cols = [c for c in ("key", "source", "source_ref", "score", "meta", "shard", "status") if c in index.column_names]
     rows = [r for r in index.select(cols).to_pylist() if r["status"] == "ok"]
     picked: dict[str, tuple[dict[str, Any], str]] = {}
@@ -372,8 +372,11 @@ def gallery_picks(index: pa.Table, n: int = GALLERY) -> list[tuple[dict[str, Any
     def score(r: dict[str, Any]) -> float:
         return r["score"] if r.get("score") is not None and math.isfinite(r["score"]) else float("nan")
 
-    take([r for r in rows if _is_real(r.get("source_ref", ""))], "real photo", n // 4)
     scored = sorted((r for r in rows if math.isfinite(score(r))), key=score)
+    # every shipped real-photo triplet first (the most doubtful first), so that precision can be checked by eye;
+    # room is left only for the extremes of the score
+    real = [r for r in scored + [r for r in rows if not math.isfinite(score(r))] if _is_real(r.get("source_ref", ""))]
+    take(real, "real photo", n - 2 * (n // 8 or 1))
     take(scored, "lowest score", n // 8 or 1)
     take(scored[::-1], "highest score", n // 8 or 1)
     by_source: dict[str, list[dict[str, Any]]] = {}
@@ -432,7 +435,8 @@ def _gallery(run: Run) -> str:
     real = sum(why == "real photo" for _, why in picks)
     return (
         f"<p>{len(cells)} of {sum(1 for s in run.index.column('status').to_pylist() if s == 'ok')} accepted "
-        f"samples: {real} from real photos first, then the lowest and highest curator scores, then each source "
+        f"samples: {real} from real photos first (lowest P(good) first, each with its top failure), then the "
+        f"lowest and highest curator scores, then each source "
         f"in turn.</p>" + "".join(cells)
     )
 

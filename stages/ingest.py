@@ -12,25 +12,27 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import ray
 
 from curation.core.config import RunConfig
 from curation.core.imageio import ImageError
+from curation.core.instance_labels import label_image
 from curation.core.schema import (
     ROW_SCHEMA,
     UNIT_SCHEMA,
     Reason,
     Row,
     StageName,
+    get_image,
+    get_json,
     is_ok,
     new_row,
     reject,
     require_image,
+    set_image,
     update_meta,
 )
 from curation.core.stage import Stage
@@ -42,23 +44,17 @@ from stages.sources.coco_json import AnnotationError
 log = logging.getLogger(__name__)
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
-class DedupeRegistry:
-    """Cluster-wide record of image content hashes, so duplicates are caught across ingest workers.
-
-    One actor serialises the claims, so of two workers holding the same pixels exactly one wins. A claim
-    is idempotent (a retried task re-claims with the same key and still wins), and ``seed`` carries the
-    winners already on disk (see :func:`claimed_digests`). Given as a function, it is called again when
-    Ray restarts the actor after a crash, so the registry is rebuilt from every shard written so far; only
-    claims of rows still in flight are forgotten (a duplicate among them may then pass, no row is lost).
-    """
-
-    def __init__(self, seed: dict[str, str] | Callable[[], dict[str, str]] | None = None) -> None:
-        self.first: dict[str, str] = dict((seed() if callable(seed) else seed) or {})
-
-    def claim(self, digest: str, key: str) -> str:
-        """The key that first claimed ``digest`` (``key`` itself if it is the first)."""
-        return self.first.setdefault(digest, key)
+def attach_photo_instances(rows: list[Row]) -> None:
+    """Give each row of one photo the label image of the photo's annotated instances (crowd regions left out: no
+    one object's shadow) and its own label in it (``curation/core/instance_labels.py``); one array for all."""
+    masks = [None if get_json(r, "ann").get("iscrowd") else get_image(r, "ann_mask") for r in rows]
+    labels, ids = label_image(masks)
+    if labels is None:
+        return
+    for row, k in zip(rows, ids, strict=True):
+        if k:
+            set_image(row, "ann_instances", labels)
+            get_json(row, "ann")["photo_instance"] = k
 
 
 def content_digest(image: np.ndarray) -> str:
@@ -66,22 +62,11 @@ def content_digest(image: np.ndarray) -> str:
     return hashlib.sha1(str(image.shape).encode() + np.ascontiguousarray(image).tobytes()).hexdigest()
 
 
-def claimed_digests(index_files: list[str]) -> dict[str, str]:
-    """Digest → claiming unit of the images that earlier segments ingested (from the shards' parquet indexes)."""
-    seed: dict[str, str] = {}
-    for path in index_files:
-        table = pq.read_table(path, columns=["reject_reason", "meta"])
-        for reason, meta in zip(*(table.column(c).to_pylist() for c in ("reject_reason", "meta")), strict=True):
-            claim = json.loads(meta or "{}").get(Ingest.name.value, {})
-            if claim.get("digest") and reason != Reason.DUPLICATE_IMAGE.value:
-                seed.setdefault(claim["digest"], claim["unit"])
-    return seed
-
-
 class Ingest(Stage):
     """A batch of source units in, a batch of candidate rows out (one unit may give many rows).
 
-    ``done_keys`` are skipped (a resumed run); ``dedupe`` is the run's :class:`DedupeRegistry` handle.
+    ``done_keys`` are skipped (a resumed run); ``dedupe`` is the run's
+    :class:`~stages.dedupe.DedupeRegistry` handle.
     """
 
     name = StageName.INGEST
@@ -154,6 +139,7 @@ class Ingest(Stage):
                     update_meta(r, self.name, values)
                     reject(r, self.name, Reason.DUPLICATE_IMAGE, f"same pixels as {first}")
                 return rows
+        attach_photo_instances(live)  # before selection: a rejected instance still shows where the light comes from
         select_instances(live, self.cfg.ingest.selection)
         elapsed = round(time.perf_counter() - started, 5)
         for r in live:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO
 
-PRODUCT = ("curation", "stages", "curator_model")
+PRODUCT = ("curation", "stages", "curator_model", "shadow_model")
 #: what each layer may import besides itself; anything not listed is forbidden
 ALLOWED = {
     "core": {"core"},

@@ -11,6 +11,7 @@ import pytest
 from bench.memory import TreeUsage
 from bench.metrics import ideal_throughput, steady_state
 from bench.pipeline_run import PipelineRun
+from bench.projection import project
 from tests.conftest import REPO
 
 
@@ -59,8 +60,9 @@ def test_quick_bench_runs_the_real_pipeline_and_writes_results(tmp_path):
         "96",
         "--mem-factor",
         "0",
-        "--big-size",
-        "0",
+        "--no-real",
+        "--set",
+        "masks.inpaint.backend=telea",
         "--results",
         str(results),
     ]
@@ -74,7 +76,30 @@ def test_quick_bench_runs_the_real_pipeline_and_writes_results(tmp_path):
     assert w["pipeline"]["peak_memory"]["pss_mb"] > 100  # driver + Ray workers, not just the driver's imports
     assert 0 < w["pipeline"]["efficiency"] and w["speedup_vs_sequential"] > 0
     assert w["pipeline"]["cpu_vs_stage_code"] > 1  # the tree also starts Ray and imports the stages
-    assert "speed-up over the sequential loop" in done.stdout
+    assert (
+        res["overrides"] == ["masks.inpaint.backend=telea"] and res["config"]["masks"]["inpaint"]["backend"] == "telea"
+    )
+    assert res["config"]["masks"]["quality"]["enabled"]  # bench.yaml pins nothing of stage 2: the checks are on
+    assert "speed-up" in done.stdout and "CPU cores per GPU" in done.stdout
+
+
+def test_projection_follows_the_measured_cpu_and_gpu_figures(tmp_path):
+    w = {
+        "workload": {"label": "1024px x 4"},
+        "ideal": {"cpu_s_per_sample_sum": 0.8},
+        "fill_cpu_s_per_sample": 0.3,
+        "fill_share": 0.5,
+        "pipeline": {"accepted": 50, "samples": 100, "cpu_vs_stage_code": 1.5},
+        "steady_state": {"valid": True, "cpu_vs_stage_code": 1.25},
+    }
+    p = project({"workloads": [w]}, triplets=48_000, hours=2.0, gpu_results=tmp_path / "none.json")
+    assert p["samples"] == pytest.approx(96_000) and p["orchestration_factor"] == pytest.approx(1.25)
+    on_cpu, on_gpu = p["scenarios"]["fill on CPU"], p["scenarios"]["fill on GPU"]
+    assert on_cpu["cpu_s_per_sample"] == pytest.approx(1.0) and on_gpu["cpu_s_per_sample"] == pytest.approx(0.625)
+    assert on_cpu["gpu_s_per_sample"] == pytest.approx(0.22)
+    assert on_gpu["gpu_s_per_sample"] == pytest.approx(0.22 + 0.5 / p["gpu"]["fill_windows_per_s"])
+    assert on_cpu["gpus"] == 3 and on_cpu["cores_per_gpu"] == pytest.approx(1.0 / 0.22)  # 96K x 0.22 s / 7200 s
+    assert "assumed" in p["gpu"]["fill_source"]
 
 
 def test_gpu_bench_cpu_smoke(tmp_path):
@@ -88,6 +113,7 @@ def test_gpu_bench_cpu_smoke(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     res = json.loads(results.read_text())
-    for model, figure in (("sam", "images_per_s"), ("vlm", "tokens_per_s")):
+    assert res["fill"]["windows_per_s"] > 0 and res["fill"]["window_px"] == 64
+    for model, figure in (("sam", "images_per_s"), ("vlm", "tokens_per_s"), ("fill", "windows_per_s")):
         assert {int(b) for b in res[model]["batches"]} == {1, 2}
         assert all(b[figure] > 0 for b in res[model]["batches"].values())

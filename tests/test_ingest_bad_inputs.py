@@ -21,7 +21,8 @@ from curation.core.imageio import ImageError, decode_image
 from curation.core.schema import IMAGE_COLUMNS, OK, REJECTED, get_image, rows_to_table, table_rows
 from curation.worklist import write_units
 from devdata.coco_synth import encode, write_dataset
-from stages.ingest import DedupeRegistry, Ingest, claimed_digests
+from stages.dedupe import DedupeRegistry, claimed_digests
+from stages.ingest import Ingest
 from tests.conftest import small_config
 
 

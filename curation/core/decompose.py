@@ -147,20 +147,29 @@ def relight(composite: np.ndarray, lit_estimate: np.ndarray, region: np.ndarray,
 def background_unpaired(
     composite: np.ndarray, obj: np.ndarray, effect: np.ndarray, inpainter: Inpainter, smooth_px: float = 0.0
 ) -> np.ndarray:
-    """No clean plate: relight the object's shadow from the lit surroundings, then fill the object.
+    """No clean plate: relight the object's shadow from the lit surroundings, then fill the object
+    (:func:`shadow_relit`, then :func:`background_shadowfree`)."""
+    return background_shadowfree(shadow_relit(composite, obj, effect, smooth_px), obj, inpainter)
 
-    The lit surface under a shadow comes from Telea, a smooth local fill, whatever ``inpainter`` fills the
-    object with: ``B = lit`` there is a low-frequency estimate, and a textured fill only adds detail that
-    does not match the ground (measured in docs/layers.md). The object is then filled from the relit image,
-    as from a shadow-free photo.
+
+def shadow_relit(composite: np.ndarray, obj: np.ndarray, effect: np.ndarray, smooth_px: float = 0.0) -> np.ndarray:
+    """The photo with the object's shadow relit and the object still present: what the object is filled from.
+
+    The lit surface under a shadow comes from Telea, a smooth local fill, whatever fills the object: ``B = lit``
+    there is a low-frequency estimate, and a textured fill only adds detail that does not match the ground
+    (measured in docs/layers.md). The object is then filled from the relit image, as from a shadow-free photo.
     """
-    obj_region = dilate(obj, OBJECT_MARGIN_PX)
+    obj_region = fill_region(obj)
     effect_region = dilate(effect, 2) & ~obj_region
-    relit = composite
-    if effect_region.any():
-        lit = cv2.inpaint(composite, (obj_region | effect_region).astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
-        relit = relight(composite, lit, effect_region, smooth_px)
-    return background_shadowfree(relit, obj, inpainter)
+    if not effect_region.any():
+        return composite
+    lit = cv2.inpaint(composite, (obj_region | effect_region).astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+    return relight(composite, lit, effect_region, smooth_px)
+
+
+def fill_region(obj: np.ndarray) -> np.ndarray:
+    """The pixels the background fill replaces: the object and its ring (:data:`OBJECT_MARGIN_PX`)."""
+    return dilate(obj, OBJECT_MARGIN_PX)
 
 
 #: a real pair's noise level: this quantile of photo−plate differences far from the object (JPEG noise is
@@ -171,16 +180,18 @@ PAIR_NOISE_FAR = 1.0
 
 
 def pair_noise(composite: np.ndarray, plate: np.ndarray, obj: np.ndarray) -> float:
-    """The noise level (grey levels, largest channel) of a real pair, from where the photo is brighter than the
-    plate far from the object: 0 for a lossless pair (PNG, rendered), up to a dozen levels or more for JPEG."""
+    """The noise level (grey levels) of a real pair, from its differences far from the object: 0 for a lossless
+    pair (PNG, rendered), up to a dozen levels or more for JPEG. Measured around the differences' median
+    (another exposure is a bias, not noise) on the brightening side only: noise is symmetric, an effect (a
+    shadow the plate lacks) only darkens, so a large shadow far from the object does not pass for noise."""
     size = int(np.sqrt(max(int(obj.sum()), 1)))
     far = ~dilate(obj, max(8, int(PAIR_NOISE_FAR * size)))
     if far.sum() < 64:
         far = ~dilate(obj, 8)
-    # the brightening side only: noise is symmetric, an effect (a shadow the plate lacks) only darkens, so a
-    # large shadow far from the object does not pass for noise
-    diff = (composite.astype(np.int16) - plate.astype(np.int16)).max(axis=2)[far]
-    return max(0.0, float(np.percentile(diff, PAIR_NOISE_QUANTILE))) if diff.size else 0.0
+    diff = (composite.astype(np.int16) - plate.astype(np.int16))[far]
+    if not diff.size:
+        return 0.0
+    return max(0.0, float(np.percentile(diff - np.median(diff, axis=0), PAIR_NOISE_QUANTILE)))
 
 
 def paired_plate(composite: np.ndarray, plate: np.ndarray, obj: np.ndarray) -> np.ndarray:
@@ -198,4 +209,4 @@ def paired_plate(composite: np.ndarray, plate: np.ndarray, obj: np.ndarray) -> n
 
 def background_shadowfree(shadowfree: np.ndarray, obj: np.ndarray, inpainter: Inpainter) -> np.ndarray:
     """A shadow-free image with the object still present (DESOBA style): inpaint just the object."""
-    return inpainter(shadowfree, dilate(obj, OBJECT_MARGIN_PX))
+    return inpainter(shadowfree, fill_region(obj))

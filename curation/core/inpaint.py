@@ -7,6 +7,7 @@ from a local ``torch.export`` program, for GPU clusters.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import cv2
@@ -338,32 +339,150 @@ def _steps(start: int, stop: int, step: int) -> np.ndarray:
     return out if out.size and out[-1] == stop else np.append(out, stop)
 
 
-class ExportedInpainter:
-    """A learned inpainter (e.g. LaMa) loaded once from a local ``torch.export`` program (``.pt2``).
+@dataclass(frozen=True)
+class Window:
+    """Where one hole is filled by a learned model: a square of ``side`` px of the photo at ``(y, x)`` (clipped to
+    the photo, mirrored beyond it), resized to the fixed ``size`` the model runs at."""
 
-    Contract: ``model(image[1,3,H,W] float 0..1, mask[1,1,H,W] float {0,1}) -> image[1,3,H,W] 0..1``,
-    exported with dynamic H and W; only the masked pixels of its output are used, so known pixels stay exact.
+    y: int
+    x: int
+    side: int
+    size: int
+
+
+@dataclass
+class Filled:
+    """An inpainter's output for one image; ``window`` says how a learned model filled it (else None): the window's
+    side in the photo, the fixed size it ran at, and how many windows shared its forward pass."""
+
+    image: np.ndarray
+    window: dict[str, int] | None = None
+
+
+def hole_window(shape: tuple[int, ...], region: np.ndarray, sizes: tuple[int, ...], context: float) -> Window:
+    """The square window a learned fill of ``region`` runs on: the hole's box grown by ``context`` times its long
+    side (at least 16 px) on every side, widened to the smallest of ``sizes`` that holds it (more real ground
+    for the model, no resizing), or reduced to the largest when none does. Centred on the hole, moved inside
+    the photo where the photo is large enough."""
+    box = bbox_of(region)
+    assert box is not None
+    x, y, w, h = box
+    need = max(w, h) + 2 * max(16, int(context * max(w, h)))
+    size = next((s for s in sizes if s >= need), sizes[-1])
+    side = max(size, need)
+    cy, cx = y + h // 2, x + w // 2
+    y0 = min(max(0, cy - side // 2), max(0, shape[0] - side))
+    x0 = min(max(0, cx - side // 2), max(0, shape[1] - side))
+    return Window(y0, x0, side, size)
+
+
+class ExportedInpainter:
+    """A learned inpainter (e.g. LaMa) loaded once from a local ``torch.export`` program (``.pt2``), run on windows
+    of a few fixed sizes, many per forward pass.
+
+    Contract: ``model(image[B,3,S,S] float 0..1, mask[B,1,S,S] float {0,1}) -> image[B,3,S,S] 0..1`` for each side S
+    of ``window_sizes`` (exported with dynamic B, or a static B: partial batches are padded; dynamic or static
+    S: a static side is the only window size used). Each hole is filled in its own square window
+    (:func:`hole_window`); :meth:`fill_many` stacks the windows of one size from every image it is given into one
+    pass, so the stage's batch of rows (``masks.resources.batch_size``) is the GPU's batch. Only the hole's pixels
+    of the output are used, so known pixels stay exact.
     """
 
-    def __init__(self, checkpoint: str, device: str = "cpu"):
+    #: the ground around a hole that its window holds, as a multiple of the hole's long side, each way
+    context: ClassVar[float] = 0.5
+
+    def __init__(self, checkpoint: str, device: str = "cpu", window_sizes: tuple[int, ...] = (256, 512, 1024)):
         import torch
 
         path = str(checkpoint)
         self.model = load_exported(path, device, "inpainting model", "masks.inpaint.checkpoint")
         self.device, self.torch, self.name = device, torch, f"exported:{path.rsplit('/', 1)[-1]}"
+        self.static_batch, static_side = exported_input_dims(self.model)
+        self.sizes = (static_side,) if static_side else tuple(sorted(window_sizes))
 
     @classmethod
     def from_options(cls, opts: InpaintOptions) -> ExportedInpainter:
-        return cls(str(opts.checkpoint), resolve_device(opts.device, "masks.inpaint.device"))
+        return cls(str(opts.checkpoint), resolve_device(opts.device, "masks.inpaint.device"), tuple(opts.window_sizes))
 
     def __call__(self, image: np.ndarray, region: np.ndarray) -> np.ndarray:
+        return self.fill_many([image], [region])[0].image
+
+    def fill_many(self, images: list[np.ndarray], regions: list[np.ndarray]) -> list[Filled]:
+        """Fill each image's region; the windows of one size go through the model together, in passes of at most
+        the program's static batch (all of them when it is dynamic)."""
+        out = [Filled(image) for image in images]
+        windows = {
+            i: hole_window(image.shape, region, self.sizes, self.context)
+            for i, (image, region) in enumerate(zip(images, regions, strict=True))
+            if region.any()
+        }
+        for size in self.sizes:
+            todo = [i for i, w in windows.items() if w.size == size]
+            step = self.static_batch or max(1, len(todo))
+            for start in range(0, len(todo), step):
+                part = todo[start : start + step]
+                crops = [_cut(images[i], regions[i], windows[i]) for i in part]
+                filled = self._forward([c for c, _ in crops], [m for _, m in crops])
+                for i, result in zip(part, filled, strict=True):
+                    info = {"window_px": size, "window_side_px": windows[i].side, "windows_in_pass": len(part)}
+                    out[i] = Filled(_paste(images[i], regions[i], windows[i], result), info)
+        return out
+
+    def _forward(self, crops: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
+        """One pass of the model over same-size windows (uint8 RGB, bool masks) -> filled windows, uint8."""
         torch = self.torch
-        x = torch.from_numpy(to_float(image)).permute(2, 0, 1)[None].to(self.device)
-        m = torch.from_numpy(region.astype(np.float32))[None, None].to(self.device)
+        n = len(crops)
+        pad = (self.static_batch or n) - n
+        x = np.stack(crops + [crops[0]] * pad)
+        m = np.stack(masks + [masks[0]] * pad).astype(np.float32)
+        xt = torch.from_numpy(to_float(x)).permute(0, 3, 1, 2).to(self.device)
+        mt = torch.from_numpy(m)[:, None].to(self.device)
         with torch.inference_mode():
-            y = self.model(x * (1 - m), m)
-        out = to_uint8(y[0].permute(1, 2, 0).clamp(0, 1).float().cpu().numpy())
-        return np.where(region[..., None], out, image)
+            y = self.model(xt * (1 - mt), mt)
+        return to_uint8(y[:n].permute(0, 2, 3, 1).clamp(0, 1).float().cpu().numpy())
+
+
+def exported_input_dims(model) -> tuple[int | None, int | None]:
+    """The exported program's static batch size and static square side, each None where the dimension is
+    dynamic (read from its first input's recorded shape)."""
+    first = next(n for n in model.graph.nodes if n.op == "placeholder")
+    shape = first.meta["val"].shape
+    static = [d if isinstance(d, int) else None for d in shape]
+    side = static[2] if static[2] is not None and static[2] == static[3] else None
+    return static[0], side
+
+
+def _cut(image: np.ndarray, region: np.ndarray, win: Window) -> tuple[np.ndarray, np.ndarray]:
+    """The window's pixels and hole at the model's size: mirrored past the photo's edge (known ground to the
+    model), reduced when the window is larger than its size (a reduced pixel that touches the hole is hole)."""
+    ys, xs = slice(win.y, win.y + win.side), slice(win.x, win.x + win.side)
+    crop, hole = image[ys, xs], region[ys, xs]
+    pad = ((0, win.side - crop.shape[0]), (0, win.side - crop.shape[1]))
+    crop = np.pad(crop, (*pad, (0, 0)), mode="symmetric")
+    hole = np.pad(hole, pad, constant_values=False)
+    if win.side == win.size:
+        return crop, hole
+    crop = cv2.resize(crop, (win.size, win.size), interpolation=cv2.INTER_AREA)
+    hole = cv2.resize(hole.astype(np.float32), (win.size, win.size), interpolation=cv2.INTER_AREA) > 0
+    return crop, hole
+
+
+def _paste(image: np.ndarray, region: np.ndarray, win: Window, filled: np.ndarray) -> np.ndarray:
+    """``image`` with its hole pixels taken from the filled window (brought back to the window's side)."""
+    if win.side != win.size:
+        filled = cv2.resize(filled, (win.side, win.side), interpolation=cv2.INTER_CUBIC)
+    ys, xs = slice(win.y, win.y + win.side), slice(win.x, win.x + win.side)
+    out = image.copy()
+    h, w = out[ys, xs].shape[:2]
+    out[ys, xs] = np.where(region[ys, xs][..., None], filled[:h, :w], image[ys, xs])
+    return out
+
+
+def fill_all(inpainter: Inpainter, images: list[np.ndarray], regions: list[np.ndarray]) -> list[Filled]:
+    """Every image's region filled: in batched passes by an inpainter that runs a model, one by one otherwise."""
+    if isinstance(inpainter, ExportedInpainter):
+        return inpainter.fill_many(images, regions)
+    return [Filled(inpainter(image, region)) for image, region in zip(images, regions, strict=True)]
 
 
 Fill = OpenCVInpainter | XPhotoInpainter | TexturedFSRInpainter | CoarseToFineInpainter | ExportedInpainter

@@ -42,22 +42,30 @@ NOISE_LEVEL = 6
 DETAIL_FLOOR = 0.5
 #: luminance ratio C/B below which a pixel is darker than a cast shadow gets (skylight still reaches it)
 SHADOW_FLOOR = 0.12
-#: distance (log-chroma units) of the smoothed shading ratio from the shadow's own line, and the smoothing (px)
-FOREIGN_CHROMA, FOREIGN_SIGMA, FOREIGN_OFFSET = 0.1, 3.0, 5.0
+#: distance (log-chroma units) of the smoothed shading ratio from the shadow's own line, and the smoothing: at
+#: least FOREIGN_SIGMA px, and 1/FOREIGN_SCALE of the object's size (a larger photo of the same scene has
+#: larger texture and larger JPEG chroma blocks, and a neighbour's piece is larger with it)
+FOREIGN_CHROMA, FOREIGN_SIGMA, FOREIGN_OFFSET, FOREIGN_SCALE = 0.1, 3.0, 5.0, 24.0
 #: the shadow left behind: darker than the lit ground by at least this luminance ratio, measured on luma
 #: smoothed by LOST_SIGMA px (the ground's fine texture averages out) against a grey closing of it that is
 #: as wide as LOST_WINDOW × the object's size (what the ground looks like lit: a shadow narrower than the
 #: window disappears in it)
 LOST_RATIO, LOST_SIGMA, LOST_WINDOW = 0.8, 2.0, 0.6
-#: a dark region is ground in shade when its fine log-luma detail is at least 1/LOST_TEXTURE of the lit
-#: ground's around it (the texture continues: a flat dark object or a dark smear has less; a shadow has as
-#: much or more, its sensor and JPEG noise grown by the log) and its mean colour ratio to that ground is within
-#: LOST_CHROMA (log units) of grey (loose: on a saturated red track the weak channels fall furthest)
+#: ... and, as a whole, at most this bright relative to the lit ground around it: a cast shadow halves the
+#: light or more, the dark patches of a textured ground (grass, foliage, cobbles) dim it far less
+LOST_DEPTH = 0.6
+#: a dark region is ground in shade when its fine log-luma detail is at least LOST_TEXTURE × the lit ground's
+#: around it (the ground's texture continues beneath, and with fewer photons its noise grows relative to the
+#: light: a darker material, foliage or a neighbour has only its own detail, a smear less) and its mean colour
+#: ratio to that ground is within LOST_CHROMA (log units) of grey (loose: on a saturated red track the weak
+#: channels fall furthest)
 LOST_TEXTURE, LOST_CHROMA = 2.0, 0.6
 #: the object's footprint: its lowest fraction (of its height), where it meets the ground, and its effect
 LOST_BASE = 0.2
-#: how far (× the object's height) from the footprint a shadow left behind is looked for
-LOST_REACH = 0.6
+#: how far (× the object's height) from the footprint a shadow left behind is looked for; a dark region
+#: covering more than LOST_EDGE of that reach's rim goes on beyond it: the shade of something larger (a
+#: building, a car's floor), not this object's shadow
+LOST_REACH, LOST_EDGE = 0.6, 0.2
 OBJECT_RING_PX = 2  # the object's edge ring belongs to the object's layer (decompose.OBJECT_MARGIN_PX)
 
 
@@ -105,7 +113,7 @@ def measure(composite: np.ndarray, background: np.ndarray, mask: np.ndarray, eff
     ys, xs = _crop(obj, eff, pad=size // 2 + 8)
     c, b, o, e = composite[ys, xs], background[ys, xs], obj[ys, xs], eff[ys, xs]
     drift = max(_unexplained(composite, background, obj, eff), _unexplained(c, b, o, e))
-    brightened, too_dark, roughness, foreign = _shadow_values(c, b, e)
+    brightened, too_dark, roughness, foreign = _shadow_values(c, b, e, max(FOREIGN_SIGMA, size / FOREIGN_SCALE))
     texture, seam, ghost = _fill_values(c, b, o, e, size)
     return Quality(
         drift=drift,
@@ -131,7 +139,7 @@ def _unexplained(c: np.ndarray, b: np.ndarray, o: np.ndarray, e: np.ndarray) -> 
     return float((changed & ~shadowed)[away].mean()) if away.any() else 0.0
 
 
-def _shadow_values(c: np.ndarray, b: np.ndarray, e: np.ndarray) -> tuple[float | None, ...]:
+def _shadow_values(c: np.ndarray, b: np.ndarray, e: np.ndarray, sigma: float) -> tuple[float | None, ...]:
     """Inside the effect: share brightened, share darker than any shadow, roughness of the log shading
     ratio, and the share whose smoothed ratio has another colour than the shadow's own."""
     if not e.any():
@@ -150,11 +158,11 @@ def _shadow_values(c: np.ndarray, b: np.ndarray, e: np.ndarray) -> tuple[float |
     if dark.sum() >= 16:
         # a few grey levels of offset: in a deep shadow on a saturated ground (a red track) a weak channel
         # holds a dozen levels, and JPEG noise there would swing its log ratio
-        foreign = _foreign_share(np.log(cf + FOREIGN_OFFSET) - np.log(bf + FOREIGN_OFFSET), lum, dark)
+        foreign = _foreign_share(np.log(cf + FOREIGN_OFFSET) - np.log(bf + FOREIGN_OFFSET), lum, dark, sigma)
     return brightened, too_dark, roughness, foreign
 
 
-def _foreign_share(log_s: np.ndarray, lum: np.ndarray, dark: np.ndarray) -> float:
+def _foreign_share(log_s: np.ndarray, lum: np.ndarray, dark: np.ndarray, sigma: float) -> float:
     """Share of the shadow whose shading ratio has a colour no shadow of this light gives.
 
     Across a penumbra the ratio runs from 1 (lit) to the umbra's, and its colour with it (sun and sky
@@ -166,8 +174,8 @@ def _foreign_share(log_s: np.ndarray, lum: np.ndarray, dark: np.ndarray) -> floa
     umbra = dark & (lum <= np.percentile(lum[dark], 25))
     u = np.median(chroma[umbra], axis=0)
     w = dark.astype(np.float32)
-    norm = np.maximum(cv2.GaussianBlur(w, (0, 0), FOREIGN_SIGMA), 1e-3)[..., None]
-    smooth = cv2.GaussianBlur(chroma * w[..., None], (0, 0), FOREIGN_SIGMA) / norm
+    norm = np.maximum(cv2.GaussianBlur(w, (0, 0), sigma), 1e-3)[..., None]
+    smooth = cv2.GaussianBlur(chroma * w[..., None], (0, 0), sigma) / norm
     length = float(np.linalg.norm(u))
     if length > 1e-3:
         direction = u / length
@@ -207,9 +215,10 @@ def lost_shadow(background: np.ndarray, mask: np.ndarray, effect: np.ndarray) ->
     Candidates are pixels darker than the lit ground (a grey closing of smoothed log-luma) by LOST_RATIO,
     within LOST_REACH object heights of the footprint (the object's base and its effect) and not above the
     base (a cast shadow lies on the ground the object stands on; a neighbour's dark legs beside it do not).
-    A connected region of them counts when it touches the object's base, the lit ground's fine texture
-    continues in it and its colour ratio to that ground is near grey (shade dims every channel alike, give or
-    take the sky's blue).
+    A connected region of them counts when it touches the object's base, ends within the reach, is between
+    SHADOW_FLOOR and LOST_DEPTH as bright as the lit ground around it, holds the lit ground's texture with the
+    relative noise of shade (LOST_TEXTURE) and its colour ratio to that ground is near grey (shade dims every
+    channel alike, give or take the sky's blue).
     """
     obj = mask.astype(bool)
     box = bbox_of(obj)
@@ -235,6 +244,7 @@ def lost_shadow(background: np.ndarray, mask: np.ndarray, effect: np.ndarray) ->
     touching = np.unique(labels[dilate(base, OBJECT_RING_PX + 3) & dark])  # where the object meets the ground
     detail = np.abs(lum - cv2.GaussianBlur(lum, (0, 0), 1.0))
     lit_ground = reach & ~dilate(dark, 2)
+    rim = reach & ~erode(reach, 1)
     lost = 0
     for i in touching[touching > 0]:
         region = labels == i
@@ -245,7 +255,9 @@ def lost_shadow(background: np.ndarray, mask: np.ndarray, effect: np.ndarray) ->
         texture = (detail[inner].mean() + 0.01) / (detail[around].mean() + 0.01)
         ratio = logs[inner].mean(axis=0) - logs[around].mean(axis=0)
         chroma = float(np.abs(ratio - ratio.mean()).max())
-        if texture >= 1 / LOST_TEXTURE and chroma <= LOST_CHROMA:
+        shade = np.log(SHADOW_FLOOR) <= ratio.mean() <= np.log(LOST_DEPTH)  # a black material is darker still
+        ends = (region & rim).sum() <= LOST_EDGE * max(int(rim.sum()), 1)  # this object's shadow ends in reach
+        if shade and ends and texture >= LOST_TEXTURE and chroma <= LOST_CHROMA:
             lost += int(stats[i, cv2.CC_STAT_AREA])
     return float(lost / max(obj.sum(), 1))
 

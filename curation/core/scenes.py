@@ -112,16 +112,24 @@ def silhouette(rng: np.random.Generator, shape: str, h: int, w: int) -> np.ndarr
     return cv2.resize(canvas.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_AREA)
 
 
-def cast_shadow(alpha: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """Project the silhouette onto the ground plane: anchored at its base, sheared and squashed."""
+def project_shadow(alpha: np.ndarray, shear: float, squash: float) -> np.ndarray:
+    """The silhouette laid on the ground plane from its footprint (lowest row), which stays fixed.
+
+    ``x' = x + shear·(base − y)``, ``y' = base − squash·(base − y)``: ``shear`` sets the sideways lean and
+    ``squash`` the length (positive: the shadow falls behind the object, negative: towards the camera).
+    """
     h, w = alpha.shape
     ys = np.nonzero(alpha.max(axis=1) > 0.5)[0]
     base = float(ys.max()) if len(ys) else h - 1.0
+    m = np.array([[1.0, -shear, shear * base], [0.0, squash, base * (1 - squash)]], np.float32)
+    return cv2.warpAffine(alpha, m, (w, h), flags=cv2.INTER_LINEAR)
+
+
+def cast_shadow(alpha: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Project the silhouette onto the ground plane: anchored at its base, sheared and squashed."""
     shear = rng.uniform(-1.6, 1.6)
     squash = rng.uniform(0.3, 0.7) * rng.choice([-1.0, 1.0]) if rng.random() < 0.3 else rng.uniform(0.3, 0.7)
-    # x' = x + shear·(base − y), y' = base − squash·(base − y): the base row stays fixed.
-    m = np.array([[1.0, -shear, shear * base], [0.0, squash, base * (1 - squash)]], np.float32)
-    sh = cv2.warpAffine(alpha, m, (w, h), flags=cv2.INTER_LINEAR)
+    sh = project_shadow(alpha, shear, squash)
     softness = float(rng.choice([0.0, rng.uniform(1.0, 2.5), rng.uniform(2.5, 6.0)]))
     if softness > 0:
         sh = cv2.GaussianBlur(sh, (0, 0), softness)

@@ -8,7 +8,8 @@ Only where rows cross between actors do they become an Arrow table of exactly :d
 In the table an image is a ``.npy`` blob (shape + dtype + raw bytes): one memcpy to pack, no compression
 cost, and read back as a numpy view of the Arrow buffer without a copy. The photo column (``composite``)
 is dictionary-encoded in one chunk per photo: the instances of one photo carry one copy of it, not one
-each, and a block that Ray cuts out of a batch carries only the photos of its own rows.
+each, and a block that Ray cuts out of a batch carries only the photos of its own rows. So is ``ann_instances``,
+the photo's annotated instances as one label image (``curation/core/instance_labels.py``), which all its rows share.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ OK = "ok"
 REJECTED = "rejected"
 
 #: Image columns: inputs from the source, then the layers that stage 2 produces.
-INPUT_IMAGES = ("composite", "clean", "ann_mask", "ann_effect")
+INPUT_IMAGES = ("composite", "clean", "ann_mask", "ann_effect", "ann_instances")
 LAYER_IMAGES = ("background", "foreground", "mask", "effect")
 IMAGE_COLUMNS = INPUT_IMAGES + LAYER_IMAGES
 #: the image that all instances of one source image share (stored once per photo between actors)
 PHOTO_COLUMN = "composite"
+#: the columns stored once per photo between actors: the photo, and its annotated instances' label image
+PER_PHOTO_COLUMNS = (PHOTO_COLUMN, "ann_instances")
 #: The image members of a written sample, in the order they are written (a :class:`Triplet`'s fields).
 LAYER_MEMBERS = ("composite", "background", "foreground", "mask", "effect")
 CAPTION_COLUMNS = ("caption_composite", "caption_foreground", "caption_background")
@@ -48,7 +51,7 @@ ROW_SCHEMA = pa.schema(
         ("ann", pa.string()),  # json: what the source annotated (bbox xywh, category, ids, points)
         ("meta", pa.string()),  # json: what the stages measured and which backends they used
         *[
-            (c, pa.dictionary(pa.int32(), pa.large_binary()) if c == PHOTO_COLUMN else pa.large_binary())
+            (c, pa.dictionary(pa.int32(), pa.large_binary()) if c in PER_PHOTO_COLUMNS else pa.large_binary())
             for c in IMAGE_COLUMNS
         ],
         *[(c, pa.string()) for c in CAPTION_COLUMNS],
@@ -220,10 +223,10 @@ def _blobs(arrays: list[np.ndarray | None]) -> pa.LargeBinaryArray:
     )
 
 
-def photo_column(values: list[np.ndarray | None]) -> pa.ChunkedArray:
-    """The photo column: one dictionary-encoded chunk per run of consecutive rows that show the same photo
-    (the instances of a unit come one after another), so each photo is packed once and travels with its rows.
-    ``None`` (a rejected row) joins the current run as a null."""
+def photo_column(values: list[np.ndarray | None], name: str = PHOTO_COLUMN) -> pa.ChunkedArray:
+    """A per-photo column (:data:`PER_PHOTO_COLUMNS`): one dictionary-encoded chunk per run of consecutive rows
+    that show the same image (the instances of a unit come one after another), so each photo's image is packed
+    once and travels with its rows. ``None`` (a rejected row) joins the current run as a null."""
     chunks: list[pa.DictionaryArray] = []
     run: list[np.ndarray | None] = []
     photo: np.ndarray | None = None
@@ -242,7 +245,7 @@ def photo_column(values: list[np.ndarray | None]) -> pa.ChunkedArray:
         run.append(value)
         photo = value if value is not None else photo
     close()
-    return pa.chunked_array(chunks, ROW_SCHEMA.field(PHOTO_COLUMN).type)
+    return pa.chunked_array(chunks, ROW_SCHEMA.field(name).type)
 
 
 def image_values(column: pa.ChunkedArray | pa.Array) -> list[np.ndarray | None]:
@@ -274,9 +277,9 @@ def rows_to_table(rows: list[Row]) -> pa.Table:
     """Rows as a :data:`ROW_SCHEMA` table: images packed (each distinct photo once), JSON dumped once."""
     columns = []
     for field in ROW_SCHEMA:
-        values = [row[field.name] for row in rows]
-        if field.name == PHOTO_COLUMN:
-            columns.append(photo_column(values))
+        values = [row.get(field.name) for row in rows]  # a row read from an older table may lack a column
+        if field.name in PER_PHOTO_COLUMNS:
+            columns.append(photo_column(values, field.name))
         elif field.name in IMAGE_COLUMNS:
             columns.append(_blobs(values))
         elif field.name in JSON_COLUMNS:

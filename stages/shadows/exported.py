@@ -18,6 +18,20 @@ from curation.core.morphology import bbox_of, dilate
 from stages.shadows import ShadowDetection
 
 
+def crop_window(obj: np.ndarray, search: float) -> tuple[slice, slice, int] | None:
+    """Where the model looks: the object's box grown by the search radius plus a margin, clipped to the photo
+    (rows, columns, the radius); None for an empty object. Training crops the same way (``shadow_model``)."""
+    box = bbox_of(obj)
+    if box is None:
+        return None
+    x, y, w, h = box
+    radius = max(3, int(search * max(w, h)))
+    pad = radius + 8
+    ys = slice(max(0, y - pad), min(obj.shape[0], y + h + pad))
+    xs = slice(max(0, x - pad), min(obj.shape[1], x + w + pad))
+    return ys, xs, radius
+
+
 class ExportedShadowDetector:
     def __init__(self, checkpoint: str, device: str = "cpu", search: float = 0.8):
         import torch
@@ -37,14 +51,10 @@ class ExportedShadowDetector:
     def detect_scored(self, composite: np.ndarray, obj: np.ndarray) -> ShadowDetection:
         obj = obj.astype(bool)
         out = np.zeros_like(obj)
-        box = bbox_of(obj)
-        if box is None:
+        window = crop_window(obj, self.search)
+        if window is None:
             return ShadowDetection(out, 1.0)
-        x, y, w, h = box
-        radius = max(3, int(self.search * max(w, h)))
-        pad = radius + 8
-        ys = slice(max(0, y - pad), min(obj.shape[0], y + h + pad))
-        xs = slice(max(0, x - pad), min(obj.shape[1], x + w + pad))
+        ys, xs, radius = window
         torch = self.torch
         image = torch.from_numpy(to_float(composite[ys, xs])).permute(2, 0, 1)[None].to(self.device)
         o = obj[ys, xs]

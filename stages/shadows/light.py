@@ -20,6 +20,7 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
+from curation.core.config.masks import LightPriorOptions
 from curation.core.morphology import bbox_of
 from stages.shadows import ShadowDetection, ShadowDetector
 
@@ -46,6 +47,10 @@ class PriorKnobs:
     margin: float | None = 0.25  # keep shadow beyond this far behind the base (object sizes); None: no cut
     stretch: float = 0.0  # search out to this times the others' reach (never less than the detector's own); 0: off
     small: float = 0.0  # a shadow below this share of the expected area loses confidence in proportion; 0: off
+
+    @classmethod
+    def from_options(cls, opts: LightPriorOptions) -> PriorKnobs:
+        return cls(margin=opts.margin, stretch=opts.stretch, small=opts.small)
 
 
 def _base(obj: np.ndarray) -> tuple[np.ndarray, float]:

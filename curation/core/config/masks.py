@@ -34,6 +34,24 @@ class GrabCutOptions(Strict):
     band_px: int = Field(4, ge=1)
 
 
+class LightPriorOptions(Strict):
+    """The photo's light direction as a prior on each object's shadow (``stages/shadows/light.py``): read from the
+    detector's shadows of the photo's other annotated instances (a source that annotates several per photo).
+
+    The knobs are ``python -m stages.shadows.tune``'s choice on all real photos (docs/layers.md).
+    """
+
+    enabled: bool = True
+    #: keep shadow only beyond this far behind the object's base, against the light (object sizes); None: no cut
+    margin: float | None = Field(0.25, ge=0)
+    #: search out to this times the other shadows' reach (never less than the detector's own); 0: off
+    stretch: float = Field(0.0, ge=0)
+    #: a shadow below this share of the others' relative area loses confidence in proportion; 0: off
+    small: float = Field(0.0, ge=0)
+    #: the prior reads the shadows of at most this many other instances (the largest): its cost per row
+    max_others: int = Field(8, ge=1)
+
+
 class DetectorOptions(Strict):
     """The single-image shadow detector (``effects: detector`` or ``auto`` without a source effect).
 
@@ -42,11 +60,12 @@ class DetectorOptions(Strict):
     """
 
     backend: Literal["rule", "sam", "exported"] = "rule"
-    ratio: float = Field(0.84, gt=0, lt=1)
+    #: the rule's parameters: ``python -m stages.shadows.tune``'s choice on every real photo (docs/layers.md)
+    ratio: float = Field(0.88, gt=0, lt=1)
     chroma_tol: float = Field(0.45, gt=0)
-    search: float = Field(0.6, gt=0)
+    search: float = Field(1.2, gt=0)
     base_band: float = Field(0.2, gt=0, le=1)
-    window: float = Field(0.8, gt=0)
+    window: float = Field(1.2, gt=0)
     #: ``sam``: a local SAM ``.pth``; ``exported``: a ``.pt2`` program
     #: ``model(image[1,3,H,W] 0..1, object[1,1,H,W] {0,1}) -> shadow probability[1,1,H,W]``, dynamic H, W
     checkpoint: Path | None = None
@@ -54,6 +73,7 @@ class DetectorOptions(Strict):
     model_type: Literal["vit_b", "vit_l", "vit_h", "auto"] = "vit_b"
     #: ``auto`` = cuda when this actor has a GPU, else cpu
     device: str = "auto"
+    light: LightPriorOptions = LightPriorOptions()
 
     @model_validator(mode="after")
     def _models_have_weights(self) -> DetectorOptions:
@@ -72,9 +92,21 @@ class InpaintOptions(Strict):
     #: the xphoto fills work on the object's window reduced to at most this many pixels on its long side:
     #: lower it to bound stage 2's CPU on large photos, at the cost of the finest texture (docs/layers.md)
     window_px: int = Field(1024, ge=32)
-    #: a ``torch.export`` program (.pt2) ``(image[1,3,H,W] in 0..1, mask[1,1,H,W]) -> image``, e.g. LaMa
+    #: ``exported``: a ``torch.export`` program (.pt2) ``(image[B,3,S,S] in 0..1, mask[B,1,S,S]) -> image``, e.g.
+    #: LaMa; B dynamic (or static: partial batches are padded), S each of ``window_sizes`` (or one static side)
     checkpoint: Path | None = None
+    #: ``exported``: ``auto`` = cuda when the masks actor has a GPU (``masks.resources.num_gpus``), else cpu
     device: str = "auto"
+    #: ``exported``: the fixed window sides (px) the model runs at; each hole goes to the smallest that holds it
+    #: with its context (the largest, reduced, when none does), and the windows of one side in a stage batch
+    #: (``masks.resources.batch_size`` rows) share one forward pass
+    window_sizes: list[int] = Field(default_factory=lambda: [256, 512, 1024], min_length=1)
+
+    @model_validator(mode="after")
+    def _window_sizes(self) -> InpaintOptions:
+        if any(s < 32 for s in self.window_sizes) or len(set(self.window_sizes)) != len(self.window_sizes):
+            raise ValueError(f"window_sizes {self.window_sizes}: distinct sides of at least 32 px")
+        return self
 
 
 class QualityOptions(Strict):
@@ -111,7 +143,7 @@ class QualityOptions(Strict):
     max_effect_foreign: float = Field(0.05, ge=0, le=1)
     #: area (× the object's) of shade left in the background at the object's footprint, ground texture
     #: continuing beneath it: a shadow the effect missed (chosen leave-one-photo-out: docs/layers.md)
-    max_lost_shadow: float | None = Field(0.08, ge=0)
+    max_lost_shadow: float | None = Field(0.05, ge=0)
 
 
 class MasksConfig(Strict):
