@@ -36,7 +36,7 @@ def test_eval_layers_reports_all_metrics_with_a_held_out_headline_and_pinned_mea
         == 0
     )
     printed = capsys.readouterr().out
-    assert "headline: single-image shadow IoU on held-out real photos, DESOBAv2 (held out)" in printed
+    assert "headline: single-image shadow IoU on held-out real photos, DESOBAv2 (held out from the layers" in printed
     assert "in-sample (tuning photos, not a result): shadow IoU on DESOBA" in printed
     report = json.loads(out.read_text())
     assert report["desoba"]["instances"] == 3 and report["desobav2"]["instances"] == 4

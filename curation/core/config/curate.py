@@ -25,4 +25,4 @@ class CurateConfig(Strict):
     allow_fill_mismatch: bool = False
     #: a shadow found by stage 2's detector with a confidence below this is taken as missed: ``lost_shadow``
     #: (0 disables; the default comes from ``python -m stages.shadows.tune``, docs/layers.md)
-    min_shadow_confidence: float = Field(0.584, ge=0, le=1)
+    min_shadow_confidence: float = Field(0.612, ge=0, le=1)
