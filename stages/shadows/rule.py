@@ -106,8 +106,10 @@ class RuleShadowDetector:
         lit = cv2.medianBlur(filled, k).astype(np.float32) + 1.0
         dark = rgb.mean(axis=2) < self.ratio * lit.mean(axis=2)
         chroma = np.abs(rgb / rgb.sum(2, keepdims=True) - lit / lit.sum(2, keepdims=True)).max(axis=2)
-        reach = cv2.dilate(obj.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
-        cand = dark & (chroma < self.chroma_tol) & ~obj & reach.astype(bool)
+        # within radius of the object: a distance transform costs the same at any radius, a disc dilation grows
+        # with its area
+        reach = cv2.distanceTransform((~obj).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= radius
+        cand = dark & (chroma < self.chroma_tol) & ~obj & reach
         cand = cv2.morphologyEx(cand.astype(np.uint8), cv2.MORPH_OPEN, CROSS)
         base = obj.copy()
         base[: y + int((1 - self.base_band) * h)] = False
