@@ -23,10 +23,7 @@ from curator_model.network import CLASSES, DEFAULT_CHECKPOINT, Curator
 from curator_model.splits import PHOTO_SPLITS
 
 VIEWS = 6
-# of the real good triplets, at the shipped threshold: the shipped checkpoint was trained on Telea fills, and
-# it keeps fewer good triplets layered with the default coarse_to_fine fill (docs/curator.md) than it did
-# with fsr_texture's: a retrain on the default fill (issue 21) is due
-GOOD_KEPT = 0.7
+GOOD_KEPT = 0.85  # of the real good triplets, at the shipped threshold
 REJECTED = {"ghost": 0.65, "lost_shadow": 0.7, "took_background": 0.55, "truncated": 0.65, "occluded": 0.2}
 MIN_AUC = 0.85  # P(good) ranks the real good triplets above the real failures
 
