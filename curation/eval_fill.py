@@ -53,6 +53,23 @@ def real_holes(split: str, per_photo: int) -> list[tuple[str, np.ndarray, np.nda
     return [(h.name, h.photo, h.hole) for h in cut_holes(split, per_photo)]
 
 
+def real_size_holes(split: str, rounds: int = 1) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Holes at real size: the photos at their own size (570-1024 px), real object outlines up to a quarter of
+    the photo (``curation.core.realdata.cut_real_size_holes``)."""
+    from curation.core.realdata import cut_real_size_holes
+
+    return [(h.name, h.photo, h.hole) for h in cut_real_size_holes(split, rounds)]
+
+
+def share_bucket(hole: np.ndarray) -> str:
+    """The hole's size bucket by its share of the photo's pixels (``HOLE_SHARES``' bounds)."""
+    from curation.core.realdata import HOLE_SHARES
+
+    share = float(hole.mean())
+    lo, hi = next(((lo, hi) for lo, hi in HOLE_SHARES if share < hi), HOLE_SHARES[-1])
+    return f"{lo:.1%}-{hi:.0%}"
+
+
 def synthetic_holes(count: int, size: int, seed: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """The ground under each synthetic object: the instance's true background with the object region cut."""
     from curation.core.decompose import OBJECT_MARGIN_PX
@@ -67,24 +84,35 @@ def synthetic_holes(count: int, size: int, seed: int) -> list[tuple[str, np.ndar
     return out
 
 
-def benchmark(holes: list[tuple[str, np.ndarray, np.ndarray]], methods: tuple[str, ...] = METHODS) -> dict[str, Any]:
-    """Mean metrics and CPU seconds per hole of each method on the same holes."""
+def benchmark(
+    holes: list[tuple[str, np.ndarray, np.ndarray]], methods: tuple[str, ...] = METHODS, by_size: bool = False
+) -> dict[str, Any]:
+    """Mean metrics and CPU seconds per hole of each method on the same holes; with ``by_size``, also per
+    size bucket (``share_bucket``) under ``"by_size"``."""
     import numpy as np
 
     from curation.core.config.masks import InpaintOptions
     from curation.core.inpaint import INPAINTERS
 
+    buckets = [share_bucket(hole) for _, _, hole in holes]
     out: dict[str, Any] = {"holes": len(holes)}
+    if by_size:
+        out["holes_by_size"] = {b: buckets.count(b) for b in sorted(set(buckets))}
     for method in methods:
         fill = INPAINTERS.get(method).from_options(InpaintOptions.model_validate({"backend": method}))
-        values: dict[str, list[float]] = {}
-        cpu = 0.0
+        rows: list[dict[str, float]] = []
         for _, photo, hole in holes:
             started = time.process_time()
             filled = fill(photo, hole)
-            cpu += time.process_time() - started
-            for k, v in hole_metrics(photo, filled, hole).items():
-                values.setdefault(k, []).append(v)
-        out[method] = {k: round(float(np.mean(v)), 4) for k, v in values.items()}
-        out[method]["cpu_seconds_per_hole"] = round(cpu / max(1, len(holes)), 4)
+            cpu = time.process_time() - started
+            rows.append({**hole_metrics(photo, filled, hole), "cpu_seconds_per_hole": cpu})
+
+        def means(rows: list[dict[str, float]]) -> dict[str, float]:
+            return {k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0]} if rows else {}
+
+        out[method] = means(rows)
+        if by_size:
+            out[method]["by_size"] = {
+                b: means([r for r, rb in zip(rows, buckets, strict=True) if rb == b]) for b in sorted(set(buckets))
+            }
     return out

@@ -11,7 +11,7 @@ from curation.core.config import MasksConfig
 from curation.core.config.masks import InpaintOptions
 from curation.core.inpaint import INPAINTERS, build_inpainter
 from curation.core.realdata import HOLE_PHOTOS, cut_holes
-from curation.eval_fill import benchmark, hole_metrics, real_holes
+from curation.eval_fill import benchmark, hole_metrics, real_holes, real_size_holes
 
 
 def test_holes_lie_on_the_allowed_ground_and_tuning_photos_are_not_reporting_photos():
@@ -132,3 +132,28 @@ def test_coarse_to_fine_keeps_the_texture_and_a_blocky_reduced_fill_fails_the_sm
     blocky = np.where(h.hole[..., None], blocky, h.photo)
     reasons = [r for r, _ in failures(measure(composite, blocky, h.hole, no_effect), QualityOptions())]
     assert Reason.FILL_SMEARED in reasons, reasons
+
+
+def test_real_size_holes_are_object_shaped_up_to_a_quarter_and_desobav2_is_held_out():
+    from curation.core.realdata import REAL_SIZE_PHOTOS, cut_real_size_holes, load_real_size_photo
+
+    tune, report = ({s.origin for s in REAL_SIZE_PHOTOS[k]} for k in ("tune", "report"))
+    assert not tune & report and not any(o.startswith("desobav2") for o in tune)
+    assert {o for o in report if o.startswith("desobav2")} == {f"desobav2:{n}" for n in ("01", "02", "04", "06")}
+    holes = cut_real_size_holes("report")
+    assert {h.name.split("/")[0] for h in holes} == {s.name for s in REAL_SIZE_PHOTOS["report"]}
+    allowed = {s.name: load_real_size_photo(s)[1] for s in REAL_SIZE_PHOTOS["report"]}
+    for h in holes:
+        assert 570 <= max(h.photo.shape[:2]) <= 1024 or h.name.startswith(("rocket", "china", "flower")), h.name
+        assert 0.001 < h.hole.mean() <= 0.25 and allowed[h.name.split("/")[0]][h.hole].all(), h.name
+    assert max(h.hole.mean() for h in holes) > 0.08  # large holes are in the set
+
+
+def test_at_real_size_on_held_out_photos_coarse_to_fine_keeps_the_texture_telea_smears():
+    """The DESOBAv2 photos (570 px, never tuned on), one hole per size bucket each."""
+    holes = [h for h in real_size_holes("report") if h[0].startswith("desobav2")]
+    report = benchmark(holes, ("telea", "coarse_to_fine"), by_size=True)
+    telea, new = report["telea"], report["coarse_to_fine"]
+    assert new["gradient_ratio"] > telea["gradient_ratio"] + 0.2, report
+    assert new["psnr"] > telea["psnr"] - 1.0, report
+    assert set(new["by_size"]) == set(report["holes_by_size"]), report

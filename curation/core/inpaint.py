@@ -119,10 +119,14 @@ class FSRFastInpainter(XPhotoInpainter):
 
 
 class BlockAlignedFSR(FSRFastInpainter):
-    """The fast FSR on a window padded (mirrored, as known ground) to a multiple of ``block_px`` a side.
+    """The fast FSR on the luminance of a window padded (mirrored, as known ground) to a multiple of
+    ``block_px`` a side; the colour (chroma) from Telea's smooth fill.
 
     On a window whose side is not such a multiple, OpenCV's FSR can leave the pixels of the last partial
-    block of a hole unfilled: pure green columns of (0, g, 0) on a grey photo (docs/layers.md).
+    block of a hole unfilled: pure green columns of (0, g, 0) on a grey photo. On a colour window with a
+    large hole it also invents colours none of the ground has: a pastel green and pink patch in a blue sky,
+    and, run on each channel apart, pastel fringes where the channels' reconstructions disagree. Colour
+    varies slowly on real ground, so a smooth fill gives it, and FSR only the luminance (docs/layers.md).
     """
 
     block_px: ClassVar[int] = 16
@@ -131,7 +135,11 @@ class BlockAlignedFSR(FSRFastInpainter):
         h, w = valid.shape
         pad_y, pad_x = -h % self.block_px, -w % self.block_px
         padded = cv2.copyMakeBorder(window, 0, pad_y, 0, pad_x, cv2.BORDER_REFLECT)
-        return super()._fill(padded, np.pad(valid, ((0, pad_y), (0, pad_x)), mode="reflect"))[:h, :w]
+        known = np.pad(valid, ((0, pad_y), (0, pad_x)), mode="reflect")
+        ycc = cv2.cvtColor(padded, cv2.COLOR_RGB2YCrCb)
+        out = cv2.inpaint(ycc, (~known).astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+        out[..., 0] = super()._fill(np.ascontiguousarray(ycc[..., 0]), known)
+        return cv2.cvtColor(out, cv2.COLOR_YCrCb2RGB)[:h, :w]
 
 
 class FSRBestInpainter(XPhotoInpainter):
@@ -223,6 +231,8 @@ class CoarseToFineInpainter:
     block_px: ClassVar[int] = 16
     candidates: ClassVar[int] = 48
     continuity: ClassVar[float] = 1.0
+    #: the detail band's Gaussian, in pixels of the reduced structure
+    band: ClassVar[float] = 1.0
 
     structure_hole_px: ClassVar[int] = 2500
 
@@ -241,8 +251,9 @@ class CoarseToFineInpainter:
         structure, scale = self._structure(image, region, box)
         ys, xs = window_around(image.shape, box, max(2 * self.block_px, max(box[2:]) // 2))
         hole = region[ys, xs]
-        # the detail band starts where the reduced structure's resolution ends
-        sigma = max(self.detail_sigma, 0.5 / scale)
+        # the detail band starts where the reduced structure's resolution ends: a Gaussian as wide as one of
+        # its pixels (a narrower one left the band between the two out: a smooth patch in a large hole)
+        sigma = max(self.detail_sigma, self.band / scale)
         detail = self._texture(image[ys, xs].astype(np.float32), structure[ys, xs], hole, sigma)
         filled = structure.copy()
         filled[ys, xs] += detail

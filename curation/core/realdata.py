@@ -291,15 +291,17 @@ def cut_holes(split: str, per_photo: int = 4, seed: int = 0, root: Path = DESOBA
         photo, allowed = load_photo(spec, root)
         for k in range(per_photo):
             label, shape = shapes[int(rng.integers(len(shapes)))]
-            hole = _place(rng, shape, allowed)
+            hole = _place(rng, shape, allowed, float(rng.uniform(48, 96)))
             if hole is not None:
                 holes.append(Hole(f"{spec.name}/{k}:{label}", photo, hole))
     return holes
 
 
-def _place(rng: np.random.Generator, shape: np.ndarray, allowed: np.ndarray, tries: int = 200) -> np.ndarray | None:
-    """``shape`` scaled and put where it lies inside ``allowed``; None when it never fits."""
-    side = float(rng.uniform(48, 96))
+def _place(
+    rng: np.random.Generator, shape: np.ndarray, allowed: np.ndarray, side: float, tries: int = 200
+) -> np.ndarray | None:
+    """``shape`` scaled to ``side`` px on its long side (less after failed tries) and put where it lies inside
+    ``allowed``; None when it never fits."""
     for attempt in range(tries):
         scale = side * (0.97**attempt) / max(shape.shape)
         h, w = max(8, int(shape.shape[0] * scale)), max(8, int(shape.shape[1] * scale))
@@ -311,4 +313,123 @@ def _place(rng: np.random.Generator, shape: np.ndarray, allowed: np.ndarray, tri
             out = np.zeros_like(allowed)
             out[y : y + h, x : x + w] = small
             return out
+    return None
+
+
+# --- the hole benchmark at real size: the photos at their own size (570-1024 px), holes up to a quarter -----
+
+
+#: a photo of the real-size hole benchmark: ``ground`` boxes are fractions (x0, y0, x1, y1) of its width and
+#: height; annotated objects and shadows of a DESOBA-style sample are kept out of the holes too
+@dataclass(frozen=True)
+class RealSizeSpec:
+    name: str
+    origin: str  # a photo name (photo_path) or "desobav2:<NN>" (its shadow-free photo)
+    ground: tuple[tuple[float, float, float, float], ...] = ((0.0, 0.0, 1.0, 1.0),)
+
+
+#: photos of at least 570 px (longest side), chosen by looking; the split follows HOLE_PHOTOS (tune, report),
+#: and DESOBAv2, on which nothing was ever chosen, is held out
+REAL_SIZE_PHOTOS: dict[str, tuple[RealSizeSpec, ...]] = {
+    "tune": (
+        RealSizeSpec("sam_dog-floor", "bundled:sam_dog.jpg", ((0.4, 0.6, 1.0, 1.0),)),
+        RealSizeSpec("sam_groceries-bumper", "bundled:sam_groceries.jpg", ((0.05, 0.6, 0.95, 1.0),)),
+        RealSizeSpec("coffee-wood", "skimage:coffee", ((0.0, 0.0, 0.3, 1.0), (0.72, 0.0, 1.0, 1.0))),
+    ),
+    "report": (
+        RealSizeSpec("rocket-sky", "skimage:rocket", ((0.1, 0.0, 0.42, 0.75), (0.55, 0.0, 0.85, 0.75))),
+        RealSizeSpec("china-trees", "sklearn:china.jpg", ((0.55, 0.55, 1.0, 1.0), (0.0, 0.0, 0.3, 0.35))),
+        RealSizeSpec("flower-bokeh", "sklearn:flower.jpg", ((0.0, 0.0, 0.25, 1.0), (0.75, 0.0, 1.0, 1.0))),
+        RealSizeSpec("sam_truck-road", "bundled:sam_truck.jpg", ((0.0, 0.65, 1.0, 1.0),)),
+        RealSizeSpec("soba-plaza", "bundled:soba_web-shadow0573.jpg", ((0.0, 0.6, 1.0, 1.0),)),
+        RealSizeSpec("desobav2-01", "desobav2:01"),
+        RealSizeSpec("desobav2-02", "desobav2:02"),
+        RealSizeSpec("desobav2-04", "desobav2:04"),
+        RealSizeSpec("desobav2-06", "desobav2:06"),
+    ),
+}
+#: the longest side a real-size photo is reduced to (stage 1's default ``ingest.max_side``)
+REAL_SIZE_MAX_PX = 1024
+#: the hole's share of the photo's pixels: one hole per bucket and round, drawn log-uniform within it
+HOLE_SHARES: tuple[tuple[float, float], ...] = ((0.005, 0.02), (0.02, 0.08), (0.08, 0.25))
+
+
+def load_real_size_photo(spec: RealSizeSpec, root: Path = DESOBAV2) -> tuple[np.ndarray, np.ndarray]:
+    """The photo at its own size (at most ``REAL_SIZE_MAX_PX``) and where holes may go: the spec's boxes, less
+    any annotated object or shadow (grown by 4 px)."""
+    kind, _, ref = spec.origin.partition(":")
+    busy = None
+    if kind == "desobav2":
+        folder = Path(root) / ref
+        image = read_image(folder / "shadowfree.png", MAX_PIXELS)
+        busy = np.zeros(image.shape[:2], bool)
+        for name in ("object_mask", "other_objects_mask", "other_shadows_mask"):
+            busy |= read_mask(folder / f"{name}.png", MAX_PIXELS)
+    else:
+        image = read_photo(spec.origin)
+        annotated = [i for i in annotated_instances() if i.photo == spec.origin]
+        if annotated:
+            busy = np.zeros(image.shape[:2], bool)
+            for inst in annotated:
+                busy |= inst.mask | inst.shadow
+    h, w = image.shape[:2]
+    allowed = np.zeros((h, w), bool)
+    for x0, y0, x1, y1 in spec.ground:
+        allowed[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)] = True
+    if busy is not None:
+        allowed &= ~dilate(busy, 4)
+    scale = min(1.0, REAL_SIZE_MAX_PX / max(h, w))
+    if scale < 1.0:
+        size = (round(w * scale), round(h * scale))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        allowed = cv2.resize(allowed.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    return image, allowed
+
+
+def cut_real_size_holes(split: str, rounds: int = 1, seed: int = 0, root: Path = DESOBAV2) -> list[Hole]:
+    """In each photo of ``split``, ``rounds`` holes per share bucket (``HOLE_SHARES``): a real object's outline
+    (every bundled annotated instance's mask) scaled to that share of the photo's pixels, placed at random
+    where it lies wholly on the allowed ground, shrunk where it never fits. Deterministic from ``seed``."""
+    rng = np.random.default_rng([seed, sorted(REAL_SIZE_PHOTOS).index(split), 1])
+    shapes = []
+    for inst in every_real_instance():
+        x, y, w, h = cv2.boundingRect(inst.mask.astype(np.uint8))
+        shapes.append((inst.name, inst.mask[y : y + h, x : x + w]))
+    holes = []
+    for spec in REAL_SIZE_PHOTOS[split]:
+        photo, allowed = load_real_size_photo(spec, root)
+        for k in range(rounds):
+            for lo, hi in HOLE_SHARES:
+                label, shape = shapes[int(rng.integers(len(shapes)))]
+                share = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+                side = max(shape.shape) * float(np.sqrt(share * allowed.size / shape.sum()))
+                hole = _place_fitting(rng, shape, allowed, side)
+                if hole is not None:
+                    holes.append(Hole(f"{spec.name}/{k}:{label}", photo, hole))
+    return holes
+
+
+def _place_fitting(
+    rng: np.random.Generator, shape: np.ndarray, allowed: np.ndarray, side: float, shrink: float = 0.9
+) -> np.ndarray | None:
+    """``shape`` scaled to ``side`` px on its long side and put at a random position among all those where it
+    lies wholly inside ``allowed``, shrunk by ``shrink`` until one exists; None when none does at 16 px.
+
+    Every position is tested at once (the count of forbidden pixels under the shape, by correlation), so a
+    large hole finds the one place it fits where random tries would miss it.
+    """
+    forbidden = (~allowed).astype(np.float32)
+    while side >= 16:
+        scale = side / max(shape.shape)
+        h, w = max(8, int(shape.shape[0] * scale)), max(8, int(shape.shape[1] * scale))
+        if h < allowed.shape[0] and w < allowed.shape[1]:
+            small = cv2.resize(shape.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+            under = cv2.matchTemplate(forbidden, small.astype(np.float32), cv2.TM_CCORR)
+            ys, xs = np.nonzero(under < 0.5)
+            if ys.size:
+                i = int(rng.integers(ys.size))
+                out = np.zeros_like(allowed)
+                out[ys[i] : ys[i] + h, xs[i] : xs[i] + w] = small.astype(bool)
+                return out
+        side *= shrink
     return None
